@@ -1,0 +1,38 @@
+//! OpenID Connect Discovery 1.0 §3 and the JWK Set. The metadata lists only what this provider
+//! implements, so that a client never negotiates a feature that is not there.
+
+use std::sync::Arc;
+
+use axum::{extract::State, Json};
+use serde_json::{json, Value};
+
+use crate::{claims::SUPPORTED_SCOPES, ProviderState};
+
+pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Value> {
+    let config = &state.config;
+    Json(json!({
+        "issuer": config.issuer_str(),
+        "authorization_endpoint": config.endpoint("/authorize"),
+        "token_endpoint": config.endpoint("/token"),
+        "userinfo_endpoint": config.endpoint("/userinfo"),
+        "jwks_uri": config.endpoint("/jwks"),
+        "scopes_supported": SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp",
+            "name", "preferred_username", "email", "email_verified"
+        ],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+pub async fn jwks(State(state): State<Arc<ProviderState>>) -> Json<Value> {
+    Json(state.key.jwks())
+}

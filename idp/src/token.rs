@@ -1,0 +1,159 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3): client authentication and the
+//! `authorization_code` grant with PKCE (RFC 7636 §4.6).
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap},
+    response::{IntoResponse, Response},
+    Json,
+};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use url::form_urlencoded;
+
+use crate::{
+    config::ClientConfig,
+    error::{no_store, TokenError},
+    store::{random_token, Redemption},
+    ProviderState,
+};
+
+pub async fn token(State(state): State<Arc<ProviderState>>, headers: HeaderMap, body: String) -> Response {
+    match grant(&state, &headers, &body) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn grant(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<Response, TokenError> {
+    let params = parse_form(body)?;
+    let client = authenticate_client(state, headers, &params)?;
+    match params.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => authorization_code_grant(state, client, &params),
+        Some(_) => Err(TokenError::UnsupportedGrantType),
+        None => Err(TokenError::InvalidRequest("grant_type is required")),
+    }
+}
+
+/// RFC 6749 §3.2: form-encoded; a parameter must not appear twice, and one sent without a value
+/// counts as absent.
+fn parse_form(body: &str) -> Result<HashMap<String, String>, TokenError> {
+    let mut params = HashMap::new();
+    for (name, value) in form_urlencoded::parse(body.as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        if params.insert(name.into_owned(), value.into_owned()).is_some() {
+            return Err(TokenError::InvalidRequest("a parameter was repeated"));
+        }
+    }
+    Ok(params)
+}
+
+/// RFC 6749 §2.3.1: `client_secret_basic` or `client_secret_post` for a confidential client,
+/// `none` (just `client_id`) for a public one; never two methods at once.
+fn authenticate_client<'a>(
+    state: &'a ProviderState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<&'a ClientConfig, TokenError> {
+    let basic = basic_credentials(headers)?;
+    let used_basic = basic.is_some();
+    let invalid = |reason| TokenError::InvalidClient { reason, used_basic };
+    let (client_id, secret) = match (basic, params.get("client_secret")) {
+        (Some(_), Some(_)) => return Err(TokenError::InvalidRequest("more than one client authentication method")),
+        (Some((id, secret)), None) => {
+            if params.get("client_id").is_some_and(|body_id| *body_id != id) {
+                return Err(TokenError::InvalidRequest("client_id differs from the authenticated client"));
+            }
+            (id, Some(secret))
+        }
+        (None, secret) => {
+            let id = params.get("client_id").ok_or(invalid("no client authentication"))?;
+            (id.clone(), secret.cloned())
+        }
+    };
+    let client = state.config.client(&client_id).ok_or(invalid("unknown client"))?;
+    match (&client.client_secret, secret) {
+        (None, None) => Ok(client),
+        (None, Some(_)) => Err(invalid("a public client sent a secret")),
+        (Some(_), None) => Err(invalid("a confidential client sent no secret")),
+        (Some(expected), Some(given)) if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) => Ok(client),
+        (Some(_), Some(_)) => Err(invalid("wrong client secret")),
+    }
+}
+
+/// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, TokenError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = TokenError::InvalidClient { reason: "malformed Basic credentials", used_basic: true };
+    let encoded = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")))
+        .ok_or(TokenError::InvalidClient { reason: "unsupported Authorization scheme", used_basic: true })?;
+    let decoded = STANDARD.decode(encoded.trim()).ok().and_then(|d| String::from_utf8(d).ok());
+    let (id, secret) = decoded.as_deref().and_then(|d| d.split_once(':')).ok_or(malformed)?;
+    let unescape = |s: &str| form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Ok(unescape(id).zip(unescape(secret)))
+}
+
+fn authorization_code_grant(
+    state: &ProviderState,
+    client: &ClientConfig,
+    params: &HashMap<String, String>,
+) -> Result<Response, TokenError> {
+    let code = params.get("code").ok_or(TokenError::InvalidRequest("code is required"))?;
+    let now = state.now();
+    let jti = random_token();
+    let access_token_expires_at = now + state.config.lifetimes.access_token_secs;
+    let grant = match state.store.redeem_code(code, now, state.config.code_lifetime().as_secs(), &jti, access_token_expires_at) {
+        Redemption::Redeemed(grant) => grant,
+        Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
+        Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),
+        Redemption::Replayed { revoked_tokens } => {
+            tracing::warn!(client_id = %client.client_id, revoked_tokens, "authorization code replayed; its tokens are revoked");
+            return Err(TokenError::InvalidGrant("the authorization code was already used"));
+        }
+    };
+    let request = &grant.request;
+    if request.client_id != client.client_id {
+        return Err(TokenError::InvalidGrant("the authorization code was issued to another client"));
+    }
+    if params.get("redirect_uri") != Some(&request.redirect_uri) {
+        return Err(TokenError::InvalidGrant("redirect_uri differs from the authorization request"));
+    }
+    let verifier = params.get("code_verifier").ok_or(TokenError::InvalidGrant("code_verifier is required"))?;
+    if !verifier_matches(verifier, &request.code_challenge) {
+        return Err(TokenError::InvalidGrant("code_verifier does not match the code_challenge"));
+    }
+
+    let tokens = state.mint_tokens(&grant, jti, now);
+    tracing::info!(client_id = %client.client_id, sub = %grant.sub, "tokens issued for an authorization code");
+    let body = json!({
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "expires_in": state.config.lifetimes.access_token_secs,
+        "id_token": tokens.id_token,
+        "scope": request.scopes.join(" "),
+    });
+    Ok((no_store(), Json(body)).into_response())
+}
+
+/// RFC 7636 §4.1 and §4.6: a verifier is 43 to 128 unreserved characters, and its SHA-256,
+/// base64url-encoded, must equal the challenge. Compared in constant time.
+fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    well_formed && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}

@@ -1,0 +1,508 @@
+//! The authorization code flow against a live provider over HTTP: the happy path, then one test
+//! per refusal the specs require.
+
+use std::collections::HashMap;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use idp::testing::{interaction_id, TestProvider};
+use jsonwebtoken::{DecodingKey, Validation};
+use reqwest::{header::LOCATION, redirect::Policy, StatusCode};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const CLIENT_ID: &str = "demo-app";
+const CLIENT_SECRET: &str = "demo-app-secret";
+const REDIRECT_URI: &str = "http://localhost:3000/auth/callback";
+const PUBLIC_CLIENT_ID: &str = "demo-spa";
+const PUBLIC_REDIRECT_URI: &str = "http://localhost:3000/spa/callback";
+
+/// A browser (cookie jar, no automatic redirects) talking to a fresh provider.
+struct Browser {
+    http: reqwest::Client,
+    provider: TestProvider,
+}
+
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+fn pkce() -> Pkce {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    Pkce { verifier, challenge }
+}
+
+fn query(location: &str) -> HashMap<String, String> {
+    url::Url::parse(location).expect("absolute redirect").query_pairs().into_owned().collect()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers().get(LOCATION).expect("a redirect").to_str().unwrap().to_owned()
+}
+
+impl Browser {
+    async fn new() -> Self {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap();
+        Self { http, provider: TestProvider::start(|_| {}).await }
+    }
+
+    /// The standard request of the confidential client, with `changes` applied: `Some` sets a
+    /// parameter, `None` removes it.
+    fn authorize_url(&self, challenge: &str, changes: &[(&str, Option<&str>)]) -> String {
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", "openid profile email"),
+            ("state", "state-123"),
+            ("nonce", "nonce-456"),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        for (name, value) in changes {
+            params.retain(|(n, _)| n != name);
+            if let Some(value) = value {
+                params.push((name, value));
+            }
+        }
+        format!("{}?{}", self.provider.url("/authorize"), serde_urlencoded::to_string(params).unwrap())
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    /// Opens `authorize_url`, signs in as alice, and returns the redirect back to the client.
+    async fn sign_in(&self, authorize_url: &str) -> reqwest::Response {
+        let page = self.get(authorize_url).await;
+        assert_eq!(page.status(), StatusCode::OK, "the sign-in form is shown");
+        let interaction = interaction_id(&page.text().await.unwrap()).expect("an interaction id");
+        self.http
+            .post(self.provider.url("/login"))
+            .form(&[("interaction", interaction.as_str()), ("username", "alice"), ("password", "wonderland")])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs the front channel and returns the code and the PKCE verifier that goes with it.
+    async fn code(&self) -> (String, Pkce) {
+        let pkce = pkce();
+        let back = self.sign_in(&self.authorize_url(&pkce.challenge, &[])).await;
+        assert_eq!(back.status(), StatusCode::SEE_OTHER);
+        let params = query(&location(&back));
+        assert_eq!(params["state"], "state-123");
+        assert_eq!(params["iss"], self.provider.issuer);
+        (params["code"].clone(), pkce)
+    }
+
+    async fn exchange(&self, code: &str, verifier: &str) -> reqwest::Response {
+        self.http
+            .post(self.provider.url("/token"))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http.get(self.provider.url("/userinfo")).bearer_auth(access_token).send().await.unwrap()
+    }
+
+    async fn decoding_key(&self) -> (String, DecodingKey) {
+        let jwks: Value = self.get(&self.provider.url("/jwks")).await.json().await.unwrap();
+        let key = &jwks["keys"][0];
+        let decoding = DecodingKey::from_ec_components(key["x"].as_str().unwrap(), key["y"].as_str().unwrap()).unwrap();
+        (key["kid"].as_str().unwrap().to_owned(), decoding)
+    }
+}
+
+async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn discovery_lists_only_what_is_implemented() {
+    let browser = Browser::new().await;
+    let metadata: Value = browser.get(&browser.provider.url("/.well-known/openid-configuration")).await.json().await.unwrap();
+    assert_eq!(metadata["issuer"], browser.provider.issuer);
+    assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code"]));
+    assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+}
+
+#[tokio::test]
+async fn code_flow_issues_valid_id_and_access_tokens() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser.exchange(&code, &pkce.verifier).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid profile email");
+
+    let (kid, key) = browser.decoding_key().await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[CLIENT_ID]);
+    validation.set_issuer(&[&browser.provider.issuer]);
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation).unwrap().claims;
+    assert_eq!(claims["sub"], "248289761001");
+    assert_eq!(claims["nonce"], "nonce-456");
+    assert_eq!(claims["azp"], CLIENT_ID);
+    assert_eq!(claims["name"], "Alice Liddell");
+    for claim in ["iat", "exp", "auth_time", "sid"] {
+        assert!(claims.get(claim).is_some(), "ID token has {claim}");
+    }
+
+    let access_token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(jsonwebtoken::decode_header(access_token).unwrap().typ.as_deref(), Some("at+jwt"));
+    validation.set_audience(&["demo-api"]);
+    let access = jsonwebtoken::decode::<Value>(access_token, &key, &validation).unwrap().claims;
+    assert_eq!(access["client_id"], CLIENT_ID);
+    assert_eq!(access["scope"], "openid profile email");
+    assert!(access["jti"].is_string());
+
+    let userinfo = browser.userinfo(access_token).await;
+    assert_eq!(userinfo.status(), StatusCode::OK);
+    let userinfo: Value = userinfo.json().await.unwrap();
+    assert_eq!(userinfo["sub"], "248289761001");
+    assert_eq!(userinfo["email"], "alice@example.org");
+}
+
+#[tokio::test]
+async fn wrong_pkce_verifier_is_refused() {
+    let browser = Browser::new().await;
+    let (code, _) = browser.code().await;
+    let other = pkce();
+    let (status, error) = error_of(browser.exchange(&code, &other.verifier).await).await;
+    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"));
+}
+
+#[tokio::test]
+async fn missing_code_verifier_is_refused() {
+    let browser = Browser::new().await;
+    let (code, _) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+}
+
+async fn assert_redirected_error(browser: &Browser, url: &str, error: &str) {
+    let response = browser.get(url).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "errors go back to the redirect URI");
+    let target = location(&response);
+    assert!(target.starts_with(REDIRECT_URI), "{target}");
+    let params = query(&target);
+    assert_eq!(params["error"], error);
+    assert_eq!(params["state"], "state-123");
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn missing_code_challenge_is_refused() {
+    let browser = Browser::new().await;
+    let url = browser.authorize_url("", &[("code_challenge", None), ("code_challenge_method", None)]);
+    assert_redirected_error(&browser, &url, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn plain_code_challenge_method_is_refused() {
+    let browser = Browser::new().await;
+    let verifier = pkce().verifier;
+    let url = browser.authorize_url(&verifier, &[("code_challenge_method", Some("plain"))]);
+    assert_redirected_error(&browser, &url, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn response_type_other_than_code_is_refused() {
+    let browser = Browser::new().await;
+    let url = browser.authorize_url(&pkce().challenge, &[("response_type", Some("token id_token"))]);
+    assert_redirected_error(&browser, &url, "unsupported_response_type").await;
+}
+
+#[tokio::test]
+async fn replayed_code_is_refused_and_its_tokens_revoked() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let first: Value = browser.exchange(&code, &pkce.verifier).await.json().await.unwrap();
+    let access_token = first["access_token"].as_str().unwrap();
+    assert_eq!(browser.userinfo(access_token).await.status(), StatusCode::OK);
+
+    let replay = browser.exchange(&code, &pkce.verifier).await;
+    assert_eq!(error_of(replay).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+    let after = browser.userinfo(access_token).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "the first exchange's token is revoked");
+    assert!(after.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn unregistered_redirect_uri_gets_an_error_page_not_a_redirect() {
+    let browser = Browser::new().await;
+    for uri in ["https://evil.example/callback", "http://localhost:3000/auth/callback/extra", "http://localhost:3000/auth/"] {
+        let url = browser.authorize_url(&pkce().challenge, &[("redirect_uri", Some(uri))]);
+        let response = browser.get(&url).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{uri}");
+        assert!(response.headers().get(LOCATION).is_none());
+        assert!(response.text().await.unwrap().contains("redirect_uri"));
+    }
+}
+
+#[tokio::test]
+async fn redirect_uri_differing_at_the_token_endpoint_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://localhost:3000/other"),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+}
+
+#[tokio::test]
+async fn unknown_client_gets_an_error_page_not_a_redirect() {
+    let browser = Browser::new().await;
+    let url = browser.authorize_url(&pkce().challenge, &[("client_id", Some("intruder"))]);
+    let response = browser.get(&url).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(LOCATION).is_none());
+    assert!(response.text().await.unwrap().contains("unknown client"));
+}
+
+#[tokio::test]
+async fn bad_client_secret_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .basic_auth(CLIENT_ID, Some("not-the-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert_eq!(error_of(response).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+}
+
+#[tokio::test]
+async fn confidential_client_without_a_secret_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
+}
+
+#[tokio::test]
+async fn client_secret_post_is_accepted() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn public_client_authenticates_with_pkce_alone() {
+    let browser = Browser::new().await;
+    let pkce = pkce();
+    let url = browser.authorize_url(
+        &pkce.challenge,
+        &[("client_id", Some(PUBLIC_CLIENT_ID)), ("redirect_uri", Some(PUBLIC_REDIRECT_URI))],
+    );
+    let code = query(&location(&browser.sign_in(&url).await))["code"].clone();
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("code", &code),
+            ("redirect_uri", PUBLIC_REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn code_presented_by_another_client_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let response = browser
+        .http
+        .post(browser.provider.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", PUBLIC_CLIENT_ID),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+}
+
+#[tokio::test]
+async fn expired_code_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    browser.provider.clock.advance(61);
+    let (status, error) = error_of(browser.exchange(&code, &pkce.verifier).await).await;
+    assert_eq!((status, error.as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"));
+}
+
+#[tokio::test]
+async fn code_just_inside_its_lifetime_is_accepted() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    browser.provider.clock.advance(59);
+    assert_eq!(browser.exchange(&code, &pkce.verifier).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_access_token_is_refused_at_userinfo() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let tokens: Value = browser.exchange(&code, &pkce.verifier).await.json().await.unwrap();
+    browser.provider.clock.advance(61);
+    let response = browser.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn id_token_is_not_accepted_as_an_access_token() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let tokens: Value = browser.exchange(&code, &pkce.verifier).await.json().await.unwrap();
+    let response = browser.userinfo(tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn provider_session_is_reused_unless_prompt_is_login() {
+    let browser = Browser::new().await;
+    browser.code().await;
+    // Signed in at the provider: a second request gets a code straight away.
+    let again = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert!(query(&location(&again)).contains_key("code"));
+    // prompt=login asks for the password again.
+    let forced = browser.get(&browser.authorize_url(&pkce().challenge, &[("prompt", Some("login"))])).await;
+    assert_eq!(forced.status(), StatusCode::OK);
+    assert!(interaction_id(&forced.text().await.unwrap()).is_some());
+}
+
+#[tokio::test]
+async fn prompt_none_without_a_provider_session_answers_login_required() {
+    let browser = Browser::new().await;
+    let url = browser.authorize_url(&pkce().challenge, &[("prompt", Some("none"))]);
+    assert_redirected_error(&browser, &url, "login_required").await;
+}
+
+#[tokio::test]
+async fn cancelled_sign_in_answers_access_denied() {
+    let browser = Browser::new().await;
+    let page = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await.text().await.unwrap();
+    let response = browser
+        .http
+        .post(browser.provider.url("/login"))
+        .form(&[("interaction", interaction_id(&page).unwrap().as_str()), ("action", "cancel")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query(&location(&response))["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn wrong_password_shows_the_form_again_without_a_code() {
+    let browser = Browser::new().await;
+    let page = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await.text().await.unwrap();
+    let response = browser
+        .http
+        .post(browser.provider.url("/login"))
+        .form(&[("interaction", interaction_id(&page).unwrap().as_str()), ("username", "alice"), ("password", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("Wrong username or password"));
+}
+
+#[tokio::test]
+async fn sign_in_posted_from_another_browser_is_refused() {
+    let browser = Browser::new().await;
+    let page = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await.text().await.unwrap();
+    // A cross-site form post carries no SameSite=Lax cookie: the interaction is not this browser's.
+    let stranger = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let response = stranger
+        .post(browser.provider.url("/login"))
+        .form(&[("interaction", interaction_id(&page).unwrap().as_str()), ("username", "alice"), ("password", "wonderland")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(LOCATION).is_none());
+}

@@ -1,1 +1,7 @@
+//! The wasm entry point: hydrates the HTML the server rendered.
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

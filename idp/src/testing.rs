@@ -6,8 +6,10 @@ use std::sync::Arc;
 use crate::{ManualClock, Provider, ProviderConfig};
 
 pub struct TestProvider {
-    /// `http://127.0.0.1:<port>`, the issuer and base URL.
+    /// The issuer: `http://127.0.0.1:<port>` unless `adjust` set another (a proxy in front).
     pub issuer: String,
+    /// Where the provider itself listens.
+    pub addr: std::net::SocketAddr,
     pub clock: Arc<ManualClock>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -16,16 +18,22 @@ impl TestProvider {
     /// Starts the default configuration, with `adjust` applied first (register a redirect URI…).
     pub async fn start(adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
-        let issuer = format!("http://{}", listener.local_addr().expect("bound"));
+        Self::start_on(listener, adjust).await
+    }
+
+    /// Like [`TestProvider::start`], on a listener the caller bound (to know the port first).
+    pub async fn start_on(listener: tokio::net::TcpListener, adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
+        let addr = listener.local_addr().expect("bound");
         let mut config = ProviderConfig::default();
-        config.issuer = issuer.parse().expect("valid URL");
+        config.issuer = format!("http://{addr}").parse().expect("valid URL");
         adjust(&mut config);
+        let issuer = config.issuer_str();
         let clock = Arc::new(ManualClock::default());
         let provider = Provider::with_clock(config, clock.clone()).expect("valid test configuration");
         let task = tokio::spawn(async move {
             provider.serve(listener).await.expect("provider serves");
         });
-        Self { issuer, clock, task }
+        Self { issuer, addr, clock, task }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,1 +1,88 @@
+//! The axum server: renders the Leptos app, answers its server functions, and runs the
+//! backend-for-frontend auth routes. Tokens live here and nowhere else.
+//!
+//! Module map:
+//! - [`config`]: the one typed configuration, from the environment.
+//! - [`auth`]: `/auth/login`, `/auth/callback`, `/auth/session`, `/auth/logout`, and the
+//!   `openidconnect` client behind them.
+//! - [`session_store`]: where sessions live, and their cookie (the seam for a persistent store).
+//! - [`security`]: CSP, baseline headers, the same-origin check on writes.
+//! - [`embedded_provider`]: the development OpenID Provider, started when no issuer is set.
+//! - [`error`]: what a browser sees when sign-in fails.
 
+pub mod auth;
+pub mod config;
+pub mod embedded_provider;
+pub mod error;
+pub mod security;
+pub mod session_store;
+
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use app::{shell, App};
+use axum::{extract::FromRef, middleware, Router};
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    auth::oidc_client::{DiscoveryError, OidcClient},
+    config::{Config, ConfigError},
+    security::PageCsp,
+};
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub config: Arc<Config>,
+    pub oidc: Arc<OidcClient>,
+}
+
+/// Why the server could not start; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error("embedded provider: {0}")]
+    EmbeddedProvider(String),
+    #[error("Leptos site configuration: {0}")]
+    Site(String),
+    #[error("LEPTOS_SITE_ADDR {0}")]
+    Listen(String),
+}
+
+/// Discovers the provider and builds the whole application.
+pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, StartError> {
+    let oidc = OidcClient::discover(&config).await?;
+    tracing::info!(issuer = %config.issuer.as_str(), client_id = %config.client_id.as_str(), "provider discovered");
+    let state = AppState { leptos_options: leptos_options.clone(), config: Arc::new(config), oidc: Arc::new(oidc) };
+    Ok(router(state))
+}
+
+fn router(state: AppState) -> Router {
+    let csp = PageCsp::new(state.config.app_url.host_str().unwrap_or("localhost"), &state.leptos_options);
+    let options = state.leptos_options.clone();
+    let leptos = Router::new()
+        .leptos_routes_with_context(&state, generate_route_list(App), move || csp.apply(), move || shell(options.clone()))
+        .layer(middleware::from_fn(auth::session::attach_session_view));
+
+    Router::new()
+        .merge(auth::routes())
+        .merge(leptos)
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
+        .layer(session_store::layer(&state.config))
+        .layer(middleware::from_fn(security::baseline_headers))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}

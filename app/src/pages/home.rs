@@ -1,0 +1,62 @@
+//! The home page: the session as the server sees it, and the way in or out.
+
+use leptos::{either::Either, prelude::*};
+
+use crate::auth::{login_url, AuthContext, SessionInfo};
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let session = expect_context::<AuthContext>().session;
+    view! {
+        <h1>"OpenID Connect session demo"</h1>
+        <p>
+            "Sign in with the authorization code flow and PKCE. The server keeps the tokens; \
+             this page only ever learns what is below."
+        </p>
+        <Suspense fallback=|| view! { <p class="muted">"Loading session…"</p> }>
+            {move || Suspend::new(async move {
+                match session.await {
+                    Ok(info) if info.authenticated => Either::Left(view! { <SignedIn info/> }),
+                    _ => Either::Right(view! { <SignedOut/> }),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn SignedIn(info: SessionInfo) -> impl IntoView {
+    let expires = info.access_token_expires_at.map(utc_time).unwrap_or_else(|| "unknown".into());
+    view! {
+        <section class="card" data-testid="session-status" data-authenticated="true">
+            <h2>"Signed in as " {info.display_name.clone()}</h2>
+            <dl>
+                <dt>"Subject"</dt>
+                <dd data-testid="subject">{info.subject.clone()}</dd>
+                <dt>"Access token expires"</dt>
+                <dd data-testid="access-token-expiry">{expires}</dd>
+                <dt>"Provider session (sid)"</dt>
+                <dd>{info.sid.clone()}</dd>
+            </dl>
+            <form method="post" action="/auth/logout">
+                <button type="submit">"Sign out"</button>
+            </form>
+        </section>
+    }
+}
+
+#[component]
+fn SignedOut() -> impl IntoView {
+    view! {
+        <section class="card" data-testid="session-status" data-authenticated="false">
+            <h2>"You are signed out"</h2>
+            <a class="button" href=login_url("/") rel="external">"Sign in"</a>
+        </section>
+    }
+}
+
+/// `HH:MM:SS UTC`: the same text on the server and in the browser, whatever their time zones.
+fn utc_time(epoch_secs: u64) -> String {
+    let secs = epoch_secs % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}

@@ -1,0 +1,44 @@
+//! `GET /auth/callback`, the redirect URI: matches `state` to a sign-in this browser started,
+//! exchanges the code with the PKCE verifier, validates the ID token, and only then signs in.
+
+use axum::{
+    extract::{Query, State},
+    response::Redirect,
+};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::record;
+use crate::{error::AuthError, unix_now, AppState};
+
+/// The authorization response (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`).
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Redirect, AuthError> {
+    let now = unix_now();
+    let client_state = query.state.ok_or(AuthError::UnknownState)?;
+    // The state is consumed whatever happens next: a callback URL works once.
+    let pending = record::take_pending(&session, &client_state, now).await?.ok_or(AuthError::UnknownState)?;
+    if query.iss.as_deref().is_some_and(|iss| iss != state.oidc.issuer()) {
+        return Err(AuthError::IssuerMismatch);
+    }
+    if let Some(error) = query.error {
+        return Err(AuthError::ProviderRefused { error });
+    }
+    let code = query.code.ok_or(AuthError::MissingCode)?;
+
+    let authenticated = state.oidc.exchange_code(code, pending.pkce_verifier, &pending.nonce, now).await?;
+    record::sign_in(&session, &authenticated).await?;
+    tracing::info!(sub = %authenticated.subject, sid = ?authenticated.sid, "signed in");
+    Ok(Redirect::to(pending.return_to.as_str()))
+}

@@ -1,0 +1,31 @@
+//! The backend-for-frontend: the server runs the code flow and keeps the tokens; the browser
+//! holds only an HttpOnly session cookie.
+//!
+//! The routes are the public contract (register `/auth/callback` at the provider):
+//! - `GET /auth/login?return_to=/path` ([`login`]): starts the code flow.
+//! - `GET /auth/callback` ([`callback`]): the redirect URI; exchanges the code.
+//! - `GET /auth/session` ([`session`]): the session as JSON, never a token.
+//! - `POST /auth/logout` ([`logout`]): ends the session here.
+
+pub mod callback;
+pub mod login;
+pub mod logout;
+pub mod oidc_client;
+pub mod record;
+pub mod return_to;
+pub mod session;
+
+use axum::{
+    routing::{get, post},
+    Router,
+};
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login::login))
+        .route("/auth/callback", get(callback::callback))
+        .route("/auth/session", get(session::session))
+        .route("/auth/logout", post(logout::logout))
+}

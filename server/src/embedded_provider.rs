@@ -1,0 +1,27 @@
+//! Starts the development OpenID Provider in this process when no external issuer is set, on
+//! its own port: another origin than the app, the same site.
+
+use std::net::SocketAddr;
+
+use idp::{Provider, ProviderConfig};
+
+use crate::{config::Config, StartError};
+
+/// Binds `addr` and serves the provider until the process ends. The provider's only client is
+/// this app, with the callback of `config` registered.
+pub async fn start(config: &Config, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let mut provider_config = ProviderConfig::default();
+    provider_config.issuer =
+        config.issuer.as_str().parse().map_err(|e| StartError::EmbeddedProvider(format!("issuer: {e}")))?;
+    provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
+    let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::EmbeddedProvider(format!("EMBEDDED_IDP_ADDR {addr}: {e}")))?;
+    tracing::info!(%addr, issuer = %config.issuer.as_str(), "embedded OpenID Provider listening");
+    Ok(tokio::spawn(async move {
+        if let Err(error) = provider.serve(listener).await {
+            tracing::error!(%error, "embedded OpenID Provider stopped");
+        }
+    }))
+}

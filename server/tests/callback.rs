@@ -1,0 +1,170 @@
+//! The backend-for-frontend sign-in over real HTTP: the app and the provider on ephemeral ports,
+//! a cookie-keeping client as the browser.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{location, query, spawn_tampering_proxy, with_param, TestApp};
+
+fn cookie_named<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_the_requested_page_and_keeps_the_tokens_on_the_server() {
+    let app = TestApp::start().await;
+    let authorize = app.begin_login("/profile?tab=claims").await;
+    let params = query(&authorize);
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert!(params.contains_key("state") && params.contains_key("nonce"));
+
+    let callback = app.sign_in_at_provider(&authorize).await;
+    let response = app.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/profile?tab=claims");
+    let cookie = cookie_named(&response, "session").expect("the session id is cycled at sign-in");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+
+    let session = app.session().await;
+    assert_eq!(session["authenticated"], true);
+    assert_eq!(session["subject"], "248289761001");
+    assert_eq!(session["display_name"], "Alice Liddell");
+    assert!(session["sid"].is_string());
+    assert!(session["access_token_expires_at"].as_u64().unwrap() > server::unix_now());
+    let text = session.to_string();
+    assert!(!text.contains("eyJ"), "no JWT in the session JSON: {text}");
+}
+
+#[tokio::test]
+async fn session_is_signed_out_before_sign_in() {
+    let app = TestApp::start().await;
+    assert_eq!(app.session().await, serde_json::json!({ "authenticated": false }));
+}
+
+#[tokio::test]
+async fn callback_with_a_forged_state_is_refused_and_the_real_one_still_works() {
+    let app = TestApp::start().await;
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    let refused = app.get(&with_param(&callback, "state", "forged-state")).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("does not belong to a sign-in started in this browser"));
+    assert_eq!(app.session().await["authenticated"], false);
+
+    let accepted = app.get(&callback).await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
+#[tokio::test]
+async fn callback_without_a_sign_in_in_progress_is_refused() {
+    let app = TestApp::start().await;
+    let response = app.get(&app.url("/auth/callback?code=abc&state=xyz")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn callback_from_another_browser_is_refused() {
+    let app = TestApp::start().await;
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    // The attacker's browser has no session holding this state (login CSRF, code injection).
+    let other = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = other.get(&callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn replayed_callback_is_refused_and_the_session_survives() {
+    let app = TestApp::start().await;
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    let replay = app.get(&callback).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.session().await["authenticated"], true, "a bad callback never ends a good session");
+}
+
+#[tokio::test]
+async fn tampered_id_token_is_refused() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app = TestApp::start_with_issuer(move |upstream| Some(spawn_tampering_proxy(proxy, upstream))).await;
+    let response = app.sign_in("/profile").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(response.text().await.unwrap().contains("could not be verified"));
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn return_to_pointing_off_site_is_refused() {
+    let app = TestApp::start().await;
+    for target in ["https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example"] {
+        let mut url = reqwest::Url::parse(&app.url("/auth/login")).unwrap();
+        url.query_pairs_mut().append_pair("return_to", target);
+        let response = app.get(url.as_str()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target:?}");
+        assert!(response.headers().get(reqwest::header::LOCATION).is_none(), "{target:?}");
+    }
+}
+
+#[tokio::test]
+async fn provider_error_is_shown_and_does_not_sign_in() {
+    let app = TestApp::start().await;
+    let authorize = app.begin_login("/").await;
+    let page = app.get(&authorize).await.text().await.unwrap();
+    let interaction = idp::testing::interaction_id(&page).unwrap();
+    let cancelled = app
+        .browser
+        .post(format!("{}/login", app.provider.issuer))
+        .form(&[("interaction", interaction.as_str()), ("action", "cancel")])
+        .send()
+        .await
+        .unwrap();
+    let response = app.get(&location(&cancelled)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("Sign-in was cancelled"));
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn callback_naming_another_issuer_is_refused() {
+    let app = TestApp::start().await;
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    let response = app.get(&with_param(&callback, "iss", "https://evil.example")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn sign_out_needs_a_same_origin_request() {
+    let app = TestApp::start().await;
+    app.sign_in("/").await;
+    let cross_site =
+        app.browser.post(app.url("/auth/logout")).header("Origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.session().await["authenticated"], true);
+
+    let same_origin = app.browser.post(app.url("/auth/logout")).header("Origin", &app.url).send().await.unwrap();
+    assert_eq!(same_origin.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn protected_page_sends_a_signed_out_browser_to_sign_in_and_back() {
+    let app = TestApp::start().await;
+    let response = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(location(&response), "/auth/login?return_to=%2Fprofile");
+
+    app.sign_in("/profile").await;
+    let page = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Alice Liddell"));
+    assert!(!html.contains("eyJ"), "no JWT in the page");
+}

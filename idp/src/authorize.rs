@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Query, State},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
     claims::SUPPORTED_SCOPES,
-    error::{redirect_with, AuthorizePageError, AuthorizeRedirectError},
+    error::{redirect_with, AuthorizeError, AuthorizePageError, AuthorizeRedirectError},
     login,
     store::{AuthorizationCode, AuthorizationRequest, ProviderSession},
     ProviderState,
@@ -49,32 +49,28 @@ pub async fn authorize(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
     Query(params): Query<AuthorizeParams>,
-) -> Result<Response, Response> {
+) -> Result<Response, AuthorizeError> {
     let (request, prompt) = validate(&state, params)?;
     let now = state.now();
     let session = login::current_session(&state, &jar, now);
 
     match (prompt, session) {
         (Prompt::None | Prompt::Default, Some(session)) => Ok(issue_code(&state, request, &session, now)),
-        (Prompt::None, None) => Err(redirect_error(&state, &request, "login_required", "no active session at the provider")),
+        (Prompt::None, None) => {
+            Err(redirect_error(&state, &request, "login_required", "no active session at the provider").into())
+        }
         (Prompt::Login | Prompt::Default, _) => Ok(login::show_form(&state, jar, request, now)),
     }
 }
 
-fn validate(
-    state: &ProviderState,
-    params: AuthorizeParams,
-) -> Result<(AuthorizationRequest, Prompt), Response> {
-    let client = params
-        .client_id
-        .as_deref()
-        .and_then(|id| state.config.client(id))
-        .ok_or_else(|| AuthorizePageError::UnknownClient.into_response())?;
+fn validate(state: &ProviderState, params: AuthorizeParams) -> Result<(AuthorizationRequest, Prompt), AuthorizeError> {
+    let client =
+        params.client_id.as_deref().and_then(|id| state.config.client(id)).ok_or(AuthorizePageError::UnknownClient)?;
     // Exact string comparison, no prefix or pattern matching (RFC 9700 §4.1.3).
     let redirect_uri = params
         .redirect_uri
         .filter(|uri| client.redirect_uris.iter().any(|registered| registered == uri))
-        .ok_or_else(|| AuthorizePageError::UnregisteredRedirectUri.into_response())?;
+        .ok_or(AuthorizePageError::UnregisteredRedirectUri)?;
 
     let mut request = AuthorizationRequest {
         client_id: client.client_id.clone(),
@@ -84,7 +80,9 @@ fn validate(
         nonce: params.nonce,
         code_challenge: String::new(),
     };
-    let refuse = |request: &AuthorizationRequest, error, description| redirect_error(state, request, error, description);
+    let refuse = |request: &AuthorizationRequest, error, description| {
+        AuthorizeError::from(redirect_error(state, request, error, description))
+    };
 
     if params.response_type.as_deref() != Some("code") {
         return Err(refuse(&request, "unsupported_response_type", "only response_type=code is supported"));
@@ -94,11 +92,7 @@ fn validate(
         return Err(refuse(&request, "invalid_scope", "the openid scope is required"));
     }
     // Unknown scopes are dropped, not refused (RFC 6749 §3.3); the token response says what was granted.
-    request.scopes = SUPPORTED_SCOPES
-        .iter()
-        .filter(|s| requested.contains(s))
-        .map(|s| s.to_string())
-        .collect();
+    request.scopes = SUPPORTED_SCOPES.iter().filter(|s| requested.contains(s)).map(|s| s.to_string()).collect();
 
     // PKCE is required of every client (RFC 9700 §2.1.1), and only with S256.
     let Some(challenge) = params.code_challenge else {
@@ -160,7 +154,7 @@ pub(crate) fn redirect_error(
     request: &AuthorizationRequest,
     error: &'static str,
     description: &'static str,
-) -> Response {
+) -> AuthorizeRedirectError {
     AuthorizeRedirectError {
         redirect_uri: request.redirect_uri.clone(),
         state: request.state.clone(),
@@ -168,5 +162,4 @@ pub(crate) fn redirect_error(
         error,
         description,
     }
-    .into_response()
 }

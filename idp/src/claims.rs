@@ -66,11 +66,7 @@ impl ProviderState {
     pub fn mint_tokens(&self, grant: &AuthorizationCode, jti: String, now: u64) -> IssuedTokens {
         let lifetimes = &self.config.lifetimes;
         let request = &grant.request;
-        let user = self
-            .config
-            .user_by_sub(&grant.sub)
-            .map(|u| user_claims(u, &request.scopes))
-            .unwrap_or_default();
+        let user = self.config.user_by_sub(&grant.sub).map(|u| user_claims(u, &request.scopes)).unwrap_or_default();
         let id_token = IdTokenClaims {
             iss: self.config.issuer_str(),
             sub: &grant.sub,

@@ -71,10 +71,7 @@ pub struct UserConfig {
 
 impl std::fmt::Debug for UserConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserConfig")
-            .field("sub", &self.sub)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
+        f.debug_struct("UserConfig").field("sub", &self.sub).field("username", &self.username).finish_non_exhaustive()
     }
 }
 
@@ -92,8 +89,8 @@ impl ProviderConfig {
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?;
         Self::from_toml(&text)
     }
 

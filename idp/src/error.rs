@@ -63,9 +63,7 @@ impl IntoResponse for TokenError {
         let body = json!({ "error": self.code(), "error_description": description });
         let mut response = (status, no_store(), Json(body)).into_response();
         if let Self::InvalidClient { used_basic: true, .. } = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="token""#));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="token""#));
         }
         response
     }
@@ -103,6 +101,34 @@ impl IntoResponse for AuthorizePageError {
         tracing::warn!(error = %self, "authorization request shown an error page");
         let body = format!("<h1>Sign-in cannot continue</h1><p>{}</p>", html::escape(&self.to_string()));
         (StatusCode::BAD_REQUEST, html::page("Error", &body, None)).into_response()
+    }
+}
+
+/// Either way an authorization request can be refused.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    Page(AuthorizePageError),
+    Redirect(AuthorizeRedirectError),
+}
+
+impl From<AuthorizePageError> for AuthorizeError {
+    fn from(error: AuthorizePageError) -> Self {
+        Self::Page(error)
+    }
+}
+
+impl From<AuthorizeRedirectError> for AuthorizeError {
+    fn from(error: AuthorizeRedirectError) -> Self {
+        Self::Redirect(error)
+    }
+}
+
+impl IntoResponse for AuthorizeError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Page(error) => error.into_response(),
+            Self::Redirect(error) => error.into_response(),
+        }
     }
 }
 

@@ -36,8 +36,8 @@ impl SigningKey {
     }
 
     pub fn from_pem_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let pem = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?;
+        let pem =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?;
         let secret = SecretKey::from_pkcs8_pem(&pem).map_err(|e| {
             ConfigError::Invalid(format!("signing_key_file {}: not a PKCS#8 P-256 key: {e}", path.display()))
         })?;

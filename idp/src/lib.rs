@@ -25,8 +25,8 @@ mod html;
 mod keys;
 mod login;
 mod store;
-mod token;
 pub mod testing;
+mod token;
 mod userinfo;
 
 use std::sync::Arc;

@@ -74,7 +74,7 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
 
     if form.action == "cancel" {
         state.store.finish_interaction(&form.interaction);
-        return redirect_error(&state, &request, "access_denied", "the user cancelled the sign-in");
+        return redirect_error(&state, &request, "access_denied", "the user cancelled the sign-in").into_response();
     }
     let Some(user) = check_password(&state.config.users, &form.username, &form.password) else {
         tracing::warn!(client_id = %request.client_id, "sign-in refused: wrong username or password");

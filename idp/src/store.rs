@@ -83,7 +83,9 @@ pub enum Redemption {
     Unknown,
     Expired,
     /// Presented before: the tokens first issued for it have now been revoked (RFC 6749 §4.1.2).
-    Replayed { revoked_tokens: usize },
+    Replayed {
+        revoked_tokens: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -116,11 +118,7 @@ impl Store {
     /// place so that a mistyped password can be tried again.
     pub fn interaction(&self, id: &str, browser: &str, now: u64) -> Option<Interaction> {
         let inner = self.lock();
-        inner
-            .interactions
-            .get(id)
-            .filter(|i| i.browser == browser && now < i.created_at + INTERACTION_SECS)
-            .cloned()
+        inner.interactions.get(id).filter(|i| i.browser == browser && now < i.created_at + INTERACTION_SECS).cloned()
     }
 
     pub fn finish_interaction(&self, id: &str) {

@@ -24,8 +24,8 @@ impl TestProvider {
     /// Like [`TestProvider::start`], on a listener the caller bound (to know the port first).
     pub async fn start_on(listener: tokio::net::TcpListener, adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
         let addr = listener.local_addr().expect("bound");
-        let mut config = ProviderConfig::default();
-        config.issuer = format!("http://{addr}").parse().expect("valid URL");
+        let mut config =
+            ProviderConfig { issuer: format!("http://{addr}").parse().expect("valid URL"), ..Default::default() };
         adjust(&mut config);
         let issuer = config.issuer_str();
         let clock = Arc::new(ManualClock::default());

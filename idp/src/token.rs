@@ -116,7 +116,13 @@ fn authorization_code_grant(
     let now = state.now();
     let jti = random_token();
     let access_token_expires_at = now + state.config.lifetimes.access_token_secs;
-    let grant = match state.store.redeem_code(code, now, state.config.code_lifetime().as_secs(), &jti, access_token_expires_at) {
+    let grant = match state.store.redeem_code(
+        code,
+        now,
+        state.config.code_lifetime().as_secs(),
+        &jti,
+        access_token_expires_at,
+    ) {
         Redemption::Redeemed(grant) => grant,
         Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
         Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),

@@ -133,7 +133,8 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
 #[tokio::test]
 async fn discovery_lists_only_what_is_implemented() {
     let browser = Browser::new().await;
-    let metadata: Value = browser.get(&browser.provider.url("/.well-known/openid-configuration")).await.json().await.unwrap();
+    let metadata: Value =
+        browser.get(&browser.provider.url("/.well-known/openid-configuration")).await.json().await.unwrap();
     assert_eq!(metadata["issuer"], browser.provider.issuer);
     assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
@@ -259,7 +260,9 @@ async fn replayed_code_is_refused_and_its_tokens_revoked() {
 #[tokio::test]
 async fn unregistered_redirect_uri_gets_an_error_page_not_a_redirect() {
     let browser = Browser::new().await;
-    for uri in ["https://evil.example/callback", "http://localhost:3000/auth/callback/extra", "http://localhost:3000/auth/"] {
+    for uri in
+        ["https://evil.example/callback", "http://localhost:3000/auth/callback/extra", "http://localhost:3000/auth/"]
+    {
         let url = browser.authorize_url(&pkce().challenge, &[("redirect_uri", Some(uri))]);
         let response = browser.get(&url).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{uri}");
@@ -499,7 +502,11 @@ async fn sign_in_posted_from_another_browser_is_refused() {
     let stranger = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
     let response = stranger
         .post(browser.provider.url("/login"))
-        .form(&[("interaction", interaction_id(&page).unwrap().as_str()), ("username", "alice"), ("password", "wonderland")])
+        .form(&[
+            ("interaction", interaction_id(&page).unwrap().as_str()),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ])
         .send()
         .await
         .unwrap();

@@ -10,9 +10,8 @@ use crate::{config::Config, StartError};
 /// Binds `addr` and serves the provider until the process ends. The provider's only client is
 /// this app, with the callback of `config` registered.
 pub async fn start(config: &Config, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let mut provider_config = ProviderConfig::default();
-    provider_config.issuer =
-        config.issuer.as_str().parse().map_err(|e| StartError::EmbeddedProvider(format!("issuer: {e}")))?;
+    let issuer = config.issuer.as_str().parse().map_err(|e| StartError::EmbeddedProvider(format!("issuer: {e}")))?;
+    let mut provider_config = ProviderConfig { issuer, ..Default::default() };
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
     let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)

@@ -43,9 +43,13 @@ pub enum AuthError {
 impl AuthError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidReturnTo | Self::UnknownState | Self::IssuerMismatch | Self::MissingCode => StatusCode::BAD_REQUEST,
+            Self::InvalidReturnTo | Self::UnknownState | Self::IssuerMismatch | Self::MissingCode => {
+                StatusCode::BAD_REQUEST
+            }
             Self::ProviderRefused { .. } => StatusCode::FORBIDDEN,
-            Self::TokenRefused { .. } | Self::ProviderUnavailable(_) | Self::InvalidIdToken(_) => StatusCode::BAD_GATEWAY,
+            Self::TokenRefused { .. } | Self::ProviderUnavailable(_) | Self::InvalidIdToken(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Session(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,7 +59,8 @@ impl AuthError {
         match self {
             Self::InvalidReturnTo => "The page to return to after sign-in is not on this site.".into(),
             Self::UnknownState => {
-                "This sign-in response does not belong to a sign-in started in this browser, or it was already used.".into()
+                "This sign-in response does not belong to a sign-in started in this browser, or it was already used."
+                    .into()
             }
             Self::IssuerMismatch | Self::MissingCode => "The sign-in response is malformed.".into(),
             Self::ProviderRefused { error } if error == "access_denied" => "Sign-in was cancelled.".into(),
@@ -94,7 +99,5 @@ impl IntoResponse for AuthError {
 /// OAuth error codes are `[\x20-\x21\x23-\x5B\x5D-\x7E]+`; showing only letters, digits and `_`
 /// keeps any markup out.
 fn sanitize_error_code(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect()
+    text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
 }

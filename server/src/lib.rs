@@ -68,7 +68,12 @@ fn router(state: AppState) -> Router {
     let csp = PageCsp::new(state.config.app_url.host_str().unwrap_or("localhost"), &state.leptos_options);
     let options = state.leptos_options.clone();
     let leptos = Router::new()
-        .leptos_routes_with_context(&state, generate_route_list(App), move || csp.apply(), move || shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(App),
+            move || csp.apply(),
+            move || shell(options.clone()),
+        )
         .layer(middleware::from_fn(auth::session::attach_session_view));
 
     Router::new()

@@ -27,9 +27,8 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), StartError> {
     let config = Config::from_env()?;
-    let leptos_options = leptos::config::get_configuration(None)
-        .map_err(|e| StartError::Site(e.to_string()))?
-        .leptos_options;
+    let leptos_options =
+        leptos::config::get_configuration(None).map_err(|e| StartError::Site(e.to_string()))?.leptos_options;
     let addr = leptos_options.site_addr;
 
     let _provider = match config.provider {

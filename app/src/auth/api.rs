@@ -4,9 +4,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::session::{IdTokenClaims, SessionInfo};
 #[cfg(feature = "ssr")]
 use super::session::SessionView;
+use super::session::{IdTokenClaims, SessionInfo};
 
 #[cfg(feature = "ssr")]
 fn session_view() -> Option<SessionView> {
@@ -32,7 +32,12 @@ pub struct FormReceipt {
 /// Accepts the long form from a signed-in user. The text is only counted: keeping drafts safe
 /// across renewals and sign-ins is the client's job, and storing reports is not this demo's.
 #[server]
-pub async fn submit_form(title: String, summary: String, details: String, notes: String) -> Result<FormReceipt, ServerFnError> {
+pub async fn submit_form(
+    title: String,
+    summary: String,
+    details: String,
+    notes: String,
+) -> Result<FormReceipt, ServerFnError> {
     let Some(view) = session_view() else {
         return Err(ServerFnError::new("your session has ended; sign in again to submit"));
     };

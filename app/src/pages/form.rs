@@ -3,10 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::{
-    auth::SubmitForm,
-    components::RequireSignIn,
-};
+use crate::{auth::SubmitForm, components::RequireSignIn};
 
 #[component]
 pub fn FormPage() -> impl IntoView {

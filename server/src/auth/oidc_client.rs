@@ -10,9 +10,9 @@ use openidconnect::{
         CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
         CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
     },
-    reqwest, AdditionalClaims, AuthorizationCode, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IdTokenFields, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    reqwest, AdditionalClaims, AuthorizationCode, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenFields, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -29,8 +29,13 @@ pub struct SessionClaims {
 }
 impl AdditionalClaims for SessionClaims {}
 
-type TokenFields =
-    IdTokenFields<SessionClaims, EmptyExtraTokenFields, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type TokenFields = IdTokenFields<
+    SessionClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type CodeTokenResponse = StandardTokenResponse<TokenFields, CoreTokenType>;
 /// The client after discovery; its token endpoint is made required (`EndpointSet`) once checked.
 type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
@@ -97,20 +102,20 @@ impl OidcClient {
             .ok_or_else(|| DiscoveryError(format!("{issuer} has no token endpoint")))?;
         // Asymmetric algorithms only: `none` never, and HMAC would make the client secret a
         // signing key the provider shares with every holder of it.
-        let allowed_algs: Vec<CoreJwsSigningAlgorithm> = metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|alg| is_asymmetric(alg))
-            .cloned()
-            .collect();
+        let allowed_algs: Vec<CoreJwsSigningAlgorithm> =
+            metadata.id_token_signing_alg_values_supported().iter().filter(|alg| is_asymmetric(alg)).cloned().collect();
         if allowed_algs.is_empty() {
             return Err(DiscoveryError(format!("{issuer} offers no asymmetric ID token signing algorithm")));
         }
         let redirect_url = RedirectUrl::new(config.callback_url())
             .map_err(|e| DiscoveryError(format!("callback URL {}: {e}", config.callback_url())))?;
-        let client = Client::<EndpointMaybeSet>::from_provider_metadata(metadata, config.client_id.clone(), config.client_secret.clone())
-            .set_redirect_uri(redirect_url)
-            .set_token_uri(token_url);
+        let client = Client::<EndpointMaybeSet>::from_provider_metadata(
+            metadata,
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        )
+        .set_redirect_uri(redirect_url)
+        .set_token_uri(token_url);
         let scopes = config.scopes.iter().filter(|s| *s != "openid").cloned().map(Scope::new).collect();
         Ok(Self { client, issuer: issuer.to_owned(), http, scopes, allowed_algs })
     }
@@ -153,7 +158,8 @@ impl OidcClient {
                 other => AuthError::ProviderUnavailable(error_chain(&other)),
             })?;
 
-        let id_token = response.id_token().ok_or(AuthError::InvalidIdToken("the token response has no ID token".into()))?;
+        let id_token =
+            response.id_token().ok_or(AuthError::InvalidIdToken("the token response has no ID token".into()))?;
         let verifier = self
             .client
             .id_token_verifier()

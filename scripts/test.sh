@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Command two: sets up what is missing, then runs every check and test:
+# rustfmt, clippy (server build and wasm build, warnings denied), the Rust unit and integration
+# tests, and the Playwright suite in Debian's Chromium against the real app and provider.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+
+step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+
+# The flags and variables cargo-leptos uses for its dev builds, so that `cargo test` and
+# `cargo leptos build` share one set of compiled dependencies instead of building two.
+export LEPTOS_OUTPUT_NAME=oidc-session
+DEV_RUSTFLAGS="--cfg erase_components"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy: server build (ssr)"
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo clippy -p idp -p app -p server --all-targets -- -D warnings
+
+step "clippy: wasm build (hydrate)"
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+step "cargo test"
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p idp -p app -p server
+
+step "cargo leptos build"
+cargo leptos build
+
+step "Playwright"
+scripts/e2e.sh

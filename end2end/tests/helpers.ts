@@ -18,13 +18,15 @@ export async function waitForHydration(page: Page): Promise<void> {
   await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
 }
 
-/** Collects Content-Security-Policy violations reported on the console. */
-export function recordCspViolations(page: Page): string[] {
-  const violations: string[] = [];
+/**
+ * Collects what the page reports as errors: CSP violations, hydration mismatches, panics of the
+ * wasm, failed loads. A journey that ends with an empty list ran clean.
+ */
+export function recordConsoleErrors(page: Page): string[] {
+  const errors: string[] = [];
   page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
-      violations.push(message.text());
-    }
+    if (message.type() === 'error') errors.push(message.text());
   });
-  return violations;
+  page.on('pageerror', (error) => errors.push(error.message));
+  return errors;
 }

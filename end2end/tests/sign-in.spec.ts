@@ -1,9 +1,9 @@
 import { expect, test } from '@playwright/test';
-import { JWT_PATTERN, PROVIDER, recordCspViolations, signInAtProvider, waitForHydration } from './helpers';
+import { JWT_PATTERN, PROVIDER, recordConsoleErrors, signInAtProvider, waitForHydration } from './helpers';
 
 test.describe('sign-in through the server (backend-for-frontend)', () => {
   test('a signed-out visit to a protected page goes to sign-in and lands back on it', async ({ page }) => {
-    const violations = recordCspViolations(page);
+    const errors = recordConsoleErrors(page);
     await page.goto('/profile');
     await signInAtProvider(page);
 
@@ -15,7 +15,7 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     await expect(claims.getByRole('row', { name: /^aud/ })).toContainText('demo-app');
     await expect(page.getByTestId('session-badge')).toHaveText('Signed in as Alice Liddell');
     await waitForHydration(page);
-    expect(violations).toEqual([]);
+    expect(errors).toEqual([]);
   });
 
   test('a reload keeps the session', async ({ page }) => {
@@ -103,7 +103,7 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
 
 test.describe('the long form', () => {
   test('a signed-in user submits it through a server function', async ({ page }) => {
-    const violations = recordCspViolations(page);
+    const errors = recordConsoleErrors(page);
     await page.goto('/form');
     await signInAtProvider(page, 'bob', 'builder');
     await expect(page).toHaveURL('/form');
@@ -114,6 +114,6 @@ test.describe('the long form', () => {
     await page.getByLabel('What happened, in detail').fill('x'.repeat(5000));
     await page.getByRole('button', { name: 'Submit' }).click();
     await expect(page.getByTestId('form-result')).toHaveText('Received 5023 characters.');
-    expect(violations).toEqual([]);
+    expect(errors).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::{
     extract::{Query, State},
     response::Response,
+    Form,
 };
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
@@ -32,6 +33,8 @@ pub struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     prompt: Option<String>,
+    /// Seconds since the user last entered a password beyond which they must do so again.
+    max_age: Option<u64>,
 }
 
 /// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`).
@@ -45,21 +48,38 @@ enum Prompt {
     None,
 }
 
+/// `GET /authorize`.
 pub async fn authorize(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
     Query(params): Query<AuthorizeParams>,
 ) -> Result<Response, AuthorizeError> {
-    let (request, prompt) = validate(&state, params)?;
+    answer(&state, jar, params)
+}
+
+/// `POST /authorize`, form-encoded: OIDC Core §3.1.2.1 requires both methods.
+pub async fn authorize_form(
+    State(state): State<Arc<ProviderState>>,
+    jar: CookieJar,
+    Form(params): Form<AuthorizeParams>,
+) -> Result<Response, AuthorizeError> {
+    answer(&state, jar, params)
+}
+
+fn answer(state: &ProviderState, jar: CookieJar, params: AuthorizeParams) -> Result<Response, AuthorizeError> {
+    let max_age = params.max_age;
+    let (request, prompt) = validate(state, params)?;
     let now = state.now();
-    let session = login::current_session(&state, &jar, now);
+    // A session older than `max_age` counts as none (OIDC Core §3.1.2.1).
+    let session = login::current_session(state, &jar, now)
+        .filter(|session| max_age.is_none_or(|max_age| now.saturating_sub(session.auth_time) <= max_age));
 
     match (prompt, session) {
-        (Prompt::None | Prompt::Default, Some(session)) => Ok(issue_code(&state, request, &session, now)),
+        (Prompt::None | Prompt::Default, Some(session)) => Ok(issue_code(state, request, &session, now)),
         (Prompt::None, None) => {
-            Err(redirect_error(&state, &request, "login_required", "no active session at the provider").into())
+            Err(redirect_error(state, &request, "login_required", "no active session at the provider").into())
         }
-        (Prompt::Login | Prompt::Default, _) => Ok(login::show_form(&state, jar, request, now)),
+        (Prompt::Login | Prompt::Default, _) => Ok(login::show_form(state, jar, request, now)),
     }
 }
 

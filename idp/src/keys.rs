@@ -85,3 +85,39 @@ impl SigningKey {
         }]})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+    use super::*;
+
+    #[test]
+    fn a_key_loaded_from_a_file_keeps_its_kid_across_starts() {
+        let secret = SecretKey::random(&mut rand::rngs::OsRng);
+        let path = std::env::temp_dir().join(format!("idp-key-{}.pem", std::process::id()));
+        std::fs::write(&path, secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let first = SigningKey::from_pem_file(&path).unwrap();
+        let second = SigningKey::from_pem_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(first.kid(), second.kid());
+        assert_eq!(first.jwks()["keys"][0]["kid"], first.kid());
+
+        // A token signed by one start verifies with the key of the next.
+        let token = first.sign("JWT", &serde_json::json!({ "sub": "x" }));
+        let mut validation = jsonwebtoken::Validation::new(ALGORITHM);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<Value>(&token, second.decoding_key(), &validation).unwrap();
+    }
+
+    #[test]
+    fn generated_keys_differ_and_a_bad_file_is_a_clear_error() {
+        assert_ne!(SigningKey::generate().kid(), SigningKey::generate().kid());
+        let path = std::env::temp_dir().join(format!("idp-bad-key-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a key").unwrap();
+        let error = SigningKey::from_pem_file(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(error.contains("signing_key_file"), "{error}");
+    }
+}

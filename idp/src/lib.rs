@@ -97,10 +97,12 @@ impl Provider {
         Router::new()
             .route("/.well-known/openid-configuration", get(discovery::configuration))
             .route("/jwks", get(discovery::jwks))
-            .route("/authorize", get(authorize::authorize))
+            .route("/authorize", get(authorize::authorize).post(authorize::authorize_form))
             .route("/login", post(login::submit))
             .route("/token", post(token::token))
             .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+            // Browsers ask every origin for one; an empty answer keeps their consoles clean.
+            .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
             .with_state(self.state.clone())
     }
 

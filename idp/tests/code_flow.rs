@@ -97,19 +97,37 @@ impl Browser {
         (params["code"].clone(), pkce)
     }
 
+    /// The confidential client's code exchange, authenticated with `client_secret_basic`.
     async fn exchange(&self, code: &str, verifier: &str) -> reqwest::Response {
-        self.http
-            .post(self.provider.url("/token"))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", verifier),
-            ])
-            .send()
-            .await
-            .unwrap()
+        self.token(Some((CLIENT_ID, CLIENT_SECRET)), code, verifier, &[]).await
+    }
+
+    /// A token request for `code`: the standard `authorization_code` form with `changes`
+    /// applied (`Some` sets a parameter, `None` removes it), and Basic credentials if given.
+    async fn token(
+        &self,
+        basic: Option<(&str, &str)>,
+        code: &str,
+        verifier: &str,
+        changes: &[(&str, Option<&str>)],
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier),
+        ];
+        for (name, value) in changes {
+            form.retain(|(n, _)| n != name);
+            if let Some(value) = value {
+                form.push((name, value));
+            }
+        }
+        let mut request = self.http.post(self.provider.url("/token")).form(&form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.unwrap()
     }
 
     async fn userinfo(&self, access_token: &str) -> reqwest::Response {
@@ -197,15 +215,9 @@ async fn wrong_pkce_verifier_is_refused() {
 #[tokio::test]
 async fn missing_code_verifier_is_refused() {
     let browser = Browser::new().await;
-    let (code, _) = browser.code().await;
-    let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT_URI)])
-        .send()
-        .await
-        .unwrap();
+    let (code, pkce) = browser.code().await;
+    let basic = Some((CLIENT_ID, CLIENT_SECRET));
+    let response = browser.token(basic, &code, &pkce.verifier, &[("code_verifier", None)]).await;
     assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
 }
 
@@ -276,18 +288,13 @@ async fn redirect_uri_differing_at_the_token_endpoint_is_refused() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
     let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://localhost:3000/other"),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .token(
+            Some((CLIENT_ID, CLIENT_SECRET)),
+            &code,
+            &pkce.verifier,
+            &[("redirect_uri", Some("http://localhost:3000/other"))],
+        )
+        .await;
     assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
 }
 
@@ -305,19 +312,7 @@ async fn unknown_client_gets_an_error_page_not_a_redirect() {
 async fn bad_client_secret_is_refused() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
-    let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .basic_auth(CLIENT_ID, Some("not-the-secret"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = browser.token(Some((CLIENT_ID, "not-the-secret")), &code, &pkce.verifier, &[]).await;
     assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
     assert_eq!(error_of(response).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
 }
@@ -326,19 +321,7 @@ async fn bad_client_secret_is_refused() {
 async fn confidential_client_without_a_secret_is_refused() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
-    let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = browser.token(None, &code, &pkce.verifier, &[("client_id", Some(CLIENT_ID))]).await;
     assert_eq!(error_of(response).await, (StatusCode::UNAUTHORIZED, "invalid_client".into()));
 }
 
@@ -347,19 +330,8 @@ async fn client_secret_post_is_accepted() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
     let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .token(None, &code, &pkce.verifier, &[("client_id", Some(CLIENT_ID)), ("client_secret", Some(CLIENT_SECRET))])
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -372,19 +344,8 @@ async fn public_client_authenticates_with_pkce_alone() {
         &[("client_id", Some(PUBLIC_CLIENT_ID)), ("redirect_uri", Some(PUBLIC_REDIRECT_URI))],
     );
     let code = query(&location(&browser.sign_in(&url).await))["code"].clone();
-    let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", PUBLIC_CLIENT_ID),
-            ("code", &code),
-            ("redirect_uri", PUBLIC_REDIRECT_URI),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let changes = [("client_id", Some(PUBLIC_CLIENT_ID)), ("redirect_uri", Some(PUBLIC_REDIRECT_URI))];
+    let response = browser.token(None, &code, &pkce.verifier, &changes).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -392,19 +353,7 @@ async fn public_client_authenticates_with_pkce_alone() {
 async fn code_presented_by_another_client_is_refused() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
-    let response = browser
-        .http
-        .post(browser.provider.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", PUBLIC_CLIENT_ID),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &pkce.verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = browser.token(None, &code, &pkce.verifier, &[("client_id", Some(PUBLIC_CLIENT_ID))]).await;
     assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
 }
 
@@ -512,4 +461,35 @@ async fn sign_in_posted_from_another_browser_is_refused() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get(LOCATION).is_none());
+}
+
+#[tokio::test]
+async fn authorization_request_may_be_posted() {
+    let browser = Browser::new().await;
+    let pkce = pkce();
+    let url = browser.authorize_url(&pkce.challenge, &[]);
+    let (endpoint, query) = url.split_once('?').unwrap();
+    let response = browser
+        .http
+        .post(endpoint)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(query.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(interaction_id(&response.text().await.unwrap()).is_some(), "the sign-in form is shown");
+}
+
+#[tokio::test]
+async fn max_age_older_than_the_provider_session_asks_for_the_password_again() {
+    let browser = Browser::new().await;
+    browser.code().await;
+    browser.provider.clock.advance(120);
+    let fresh_enough = browser.get(&browser.authorize_url(&pkce().challenge, &[("max_age", Some("300"))])).await;
+    assert_eq!(fresh_enough.status(), StatusCode::SEE_OTHER, "a 2-minute-old sign-in satisfies max_age=300");
+    let too_old = browser.get(&browser.authorize_url(&pkce().challenge, &[("max_age", Some("60"))])).await;
+    assert_eq!(too_old.status(), StatusCode::OK, "the sign-in form again");
+    let silent = browser.authorize_url(&pkce().challenge, &[("max_age", Some("60")), ("prompt", Some("none"))]);
+    assert_redirected_error(&browser, &silent, "login_required").await;
 }

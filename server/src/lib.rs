@@ -83,7 +83,10 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(session_store::layer(&state.config))
         .layer(middleware::from_fn(security::baseline_headers))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: a query can hold an authorization code or a state.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::info_span!("request", method = %request.method(), path = request.uri().path())
+        }))
         .with_state(state)
 }
 

@@ -18,18 +18,22 @@ fn cookie_named<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a s
 #[tokio::test]
 async fn sign_in_returns_to_the_requested_page_and_keeps_the_tokens_on_the_server() {
     let app = TestApp::start().await;
-    let authorize = app.begin_login("/profile?tab=claims").await;
+    let login = app.get(&app.url("/auth/login?return_to=%2Fprofile%3Ftab%3Dclaims")).await;
+    let cookie_before = cookie_named(&login, "session").expect("the sign-in in flight lives in a session").to_owned();
+    let authorize = location(&login);
     let params = query(&authorize);
     assert_eq!(params["response_type"], "code");
     assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["redirect_uri"], app.url("/auth/callback"));
     assert!(params.contains_key("state") && params.contains_key("nonce"));
 
     let callback = app.sign_in_at_provider(&authorize).await;
     let response = app.get(&callback).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/profile?tab=claims");
-    let cookie = cookie_named(&response, "session").expect("the session id is cycled at sign-in");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let cookie_after = cookie_named(&response, "session").expect("a new session cookie at sign-in");
+    assert!(cookie_after.contains("HttpOnly") && cookie_after.contains("SameSite=Lax"), "{cookie_after}");
+    assert_ne!(session_id(&cookie_before), session_id(cookie_after), "the session id is cycled at sign-in");
 
     let session = app.session().await;
     assert_eq!(session["authenticated"], true);
@@ -39,6 +43,10 @@ async fn sign_in_returns_to_the_requested_page_and_keeps_the_tokens_on_the_serve
     assert!(session["access_token_expires_at"].as_u64().unwrap() > server::unix_now());
     let text = session.to_string();
     assert!(!text.contains("eyJ"), "no JWT in the session JSON: {text}");
+}
+
+fn session_id(set_cookie: &str) -> &str {
+    set_cookie.split(';').next().unwrap()
 }
 
 #[tokio::test]

@@ -235,7 +235,7 @@ async fn assert_redirected_error(browser: &Browser, url: &str, error: &str) {
 #[tokio::test]
 async fn missing_code_challenge_is_refused() {
     let browser = Browser::new().await;
-    let url = browser.authorize_url("", &[("code_challenge", None), ("code_challenge_method", None)]);
+    let url = browser.authorize_url("", &[("code_challenge", None)]);
     assert_redirected_error(&browser, &url, "invalid_request").await;
 }
 

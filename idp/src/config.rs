@@ -1,7 +1,7 @@
 //! The provider's configuration: one TOML document with the issuer, clients, demo users and
 //! lifetimes. `provider.toml` beside this crate is the built-in default.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use url::Url;
@@ -119,10 +119,6 @@ impl ProviderConfig {
 
     pub(crate) fn user_by_sub(&self, sub: &str) -> Option<&UserConfig> {
         self.users.iter().find(|u| u.sub == sub)
-    }
-
-    pub(crate) fn code_lifetime(&self) -> Duration {
-        Duration::from_secs(self.lifetimes.authorization_code_secs)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

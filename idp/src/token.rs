@@ -119,7 +119,7 @@ fn authorization_code_grant(
     let grant = match state.store.redeem_code(
         code,
         now,
-        state.config.code_lifetime().as_secs(),
+        state.config.lifetimes.authorization_code_secs,
         &jti,
         access_token_expires_at,
     ) {

@@ -5,6 +5,6 @@ mod api;
 mod context;
 mod session;
 
-pub use api::{get_id_token_claims, get_session, submit_form, FormReceipt, GetIdTokenClaims, GetSession, SubmitForm};
+pub use api::{get_id_token_claims, get_session, submit_form, FormReceipt, SubmitForm};
 pub use context::{provide_auth_context, AuthContext};
 pub use session::{login_url, IdTokenClaims, SessionInfo, SessionView};

@@ -1,8 +1,6 @@
 //! A live app and provider on ephemeral ports, and a cookie-keeping client that plays the
 //! browser without following redirects, so each hop can be checked.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 
 use idp::testing::{interaction_id, TestProvider};
@@ -73,7 +71,7 @@ impl TestApp {
 
     /// `GET /auth/login?return_to=…`; returns the provider's authorization URL it redirects to.
     pub async fn begin_login(&self, return_to: &str) -> String {
-        let query = serde_urlencoded_pair("return_to", return_to);
+        let query = encode_pair("return_to", return_to);
         let response = self.get(&self.url(&format!("/auth/login?{query}"))).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         location(&response)
@@ -126,7 +124,7 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
     url.into()
 }
 
-fn serde_urlencoded_pair(name: &str, value: &str) -> String {
+fn encode_pair(name: &str, value: &str) -> String {
     let mut url = reqwest::Url::parse("http://x/").unwrap();
     url.query_pairs_mut().append_pair(name, value);
     url.query().unwrap().to_owned()

@@ -163,9 +163,9 @@ async fn sign_out_needs_a_same_origin_request() {
 #[tokio::test]
 async fn protected_page_sends_a_signed_out_browser_to_sign_in_and_back() {
     let app = TestApp::start().await;
-    let response = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();
+    let response = app.browser.get(app.url("/profile?tab=claims")).header("Accept", "text/html").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FOUND);
-    assert_eq!(location(&response), "/auth/login?return_to=%2Fprofile");
+    assert_eq!(location(&response), "/auth/login?return_to=%2Fprofile%3Ftab%3Dclaims");
 
     app.sign_in("/profile").await;
     let page = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();

@@ -17,7 +17,8 @@ pub fn RequireSignIn(children: ChildrenFn) -> impl IntoView {
                 match session.await {
                     Ok(info) if info.authenticated => Either::Left(children.read_value()()),
                     _ => {
-                        let here = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+                        let (path, query) = (location.pathname.get_untracked(), location.search.get_untracked());
+                        let here = if query.is_empty() { path } else { format!("{path}?{query}") };
                         send_to_sign_in(&login_url(&here));
                         Either::Right(view! { <p class="muted">"Signing you in…"</p> })
                     }

@@ -141,9 +141,3 @@ impl ProviderConfig {
         Ok(())
     }
 }
-
-impl ClientConfig {
-    pub fn is_public(&self) -> bool {
-        self.client_secret.is_none()
-    }
-}

@@ -18,7 +18,7 @@ fn cookie_named<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a s
 #[tokio::test]
 async fn sign_in_returns_to_the_requested_page_and_keeps_the_tokens_on_the_server() {
     let app = TestApp::start().await;
-    let login = app.get(&app.url("/auth/login?return_to=%2Fprofile%3Ftab%3Dclaims")).await;
+    let login = app.get(&app.login_url("/profile?tab=claims")).await;
     let cookie_before = cookie_named(&login, "session").expect("the sign-in in flight lives in a session").to_owned();
     let authorize = location(&login);
     let params = query(&authorize);
@@ -110,9 +110,7 @@ async fn tampered_id_token_is_refused() {
 async fn return_to_pointing_off_site_is_refused() {
     let app = TestApp::start().await;
     for target in ["https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example"] {
-        let mut url = reqwest::Url::parse(&app.url("/auth/login")).unwrap();
-        url.query_pairs_mut().append_pair("return_to", target);
-        let response = app.get(url.as_str()).await;
+        let response = app.get(&app.login_url(target)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target:?}");
         assert!(response.headers().get(reqwest::header::LOCATION).is_none(), "{target:?}");
     }
@@ -121,17 +119,8 @@ async fn return_to_pointing_off_site_is_refused() {
 #[tokio::test]
 async fn provider_error_is_shown_and_does_not_sign_in() {
     let app = TestApp::start().await;
-    let authorize = app.begin_login("/").await;
-    let page = app.get(&authorize).await.text().await.unwrap();
-    let interaction = idp::testing::interaction_id(&page).unwrap();
-    let cancelled = app
-        .browser
-        .post(format!("{}/login", app.provider.issuer))
-        .form(&[("interaction", interaction.as_str()), ("action", "cancel")])
-        .send()
-        .await
-        .unwrap();
-    let response = app.get(&location(&cancelled)).await;
+    let cancelled = app.submit_provider_form(&app.begin_login("/").await, &[("action", "cancel")]).await;
+    let response = app.get(&cancelled).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(response.text().await.unwrap().contains("Sign-in was cancelled"));
     assert_eq!(app.session().await["authenticated"], false);

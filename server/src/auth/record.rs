@@ -24,10 +24,6 @@ impl IdTokenJwt {
     pub fn new(jwt: String) -> Self {
         Self(jwt)
     }
-
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
 }
 
 impl std::fmt::Debug for IdTokenJwt {

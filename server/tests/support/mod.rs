@@ -69,28 +69,36 @@ impl TestApp {
         self.browser.get(url).send().await.unwrap()
     }
 
+    /// `/auth/login` with `return_to`, as an absolute URL.
+    pub fn login_url(&self, return_to: &str) -> String {
+        let mut url = reqwest::Url::parse(&self.url("/auth/login")).unwrap();
+        url.query_pairs_mut().append_pair("return_to", return_to);
+        url.into()
+    }
+
     /// `GET /auth/login?return_to=…`; returns the provider's authorization URL it redirects to.
     pub async fn begin_login(&self, return_to: &str) -> String {
-        let query = encode_pair("return_to", return_to);
-        let response = self.get(&self.url(&format!("/auth/login?{query}"))).await;
+        let response = self.get(&self.login_url(return_to)).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        location(&response)
+    }
+
+    /// Opens the provider's sign-in form at `authorize_url` and submits it with `fields`;
+    /// returns where the provider sends the browser back to.
+    pub async fn submit_provider_form(&self, authorize_url: &str, fields: &[(&str, &str)]) -> String {
+        let page = self.get(authorize_url).await;
+        assert_eq!(page.status(), StatusCode::OK, "the provider shows its sign-in form");
+        let interaction = interaction_id(&page.text().await.unwrap()).unwrap();
+        let mut form = vec![("interaction", interaction.as_str())];
+        form.extend_from_slice(fields);
+        let response = self.browser.post(format!("{}/login", self.provider.issuer)).form(&form).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         location(&response)
     }
 
     /// Signs in as alice at the provider; returns the callback URL the provider redirects to.
     pub async fn sign_in_at_provider(&self, authorize_url: &str) -> String {
-        let page = self.get(authorize_url).await;
-        assert_eq!(page.status(), StatusCode::OK, "the provider shows its sign-in form");
-        let interaction = interaction_id(&page.text().await.unwrap()).unwrap();
-        let response = self
-            .browser
-            .post(format!("{}/login", self.provider.issuer))
-            .form(&[("interaction", interaction.as_str()), ("username", "alice"), ("password", "wonderland")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        location(&response)
+        self.submit_provider_form(authorize_url, &[("username", "alice"), ("password", "wonderland")]).await
     }
 
     /// The whole flow; returns the app's answer to the callback.
@@ -122,12 +130,6 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
     pairs.push((name.to_owned(), value.to_owned()));
     url.query_pairs_mut().clear().extend_pairs(pairs);
     url.into()
-}
-
-fn encode_pair(name: &str, value: &str) -> String {
-    let mut url = reqwest::Url::parse("http://x/").unwrap();
-    url.query_pairs_mut().append_pair(name, value);
-    url.query().unwrap().to_owned()
 }
 
 /// Serves on `listener` a transparent proxy to the provider at `upstream` that alters the ID

@@ -15,7 +15,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
-    claims::SUPPORTED_SCOPES,
+    claims::{OFFLINE_ACCESS, SUPPORTED_SCOPES},
     error::{redirect_with, AuthorizeError, AuthorizePageError, AuthorizeRedirectError},
     login,
     store::{AuthorizationCode, AuthorizationRequest, ProviderSession},
@@ -111,8 +111,16 @@ fn validate(state: &ProviderState, params: AuthorizeParams) -> Result<(Authoriza
     if !requested.contains(&"openid") {
         return Err(refuse(&request, "invalid_scope", "the openid scope is required"));
     }
-    // Unknown scopes are dropped, not refused (RFC 6749 §3.3); the token response says what was granted.
-    request.scopes = SUPPORTED_SCOPES.iter().filter(|s| requested.contains(s)).map(|s| s.to_string()).collect();
+    // Unknown scopes are dropped, not refused (RFC 6749 §3.3); the token response says what was
+    // granted. So is `offline_access` for a client not registered for it. For one that is, the
+    // registration stands in for the `prompt=consent` of OIDC Core §11: this provider has no
+    // consent screen, and its clients are the operator's own.
+    request.scopes = SUPPORTED_SCOPES
+        .iter()
+        .filter(|s| requested.contains(s))
+        .filter(|s| **s != OFFLINE_ACCESS || client.offline_access)
+        .map(|s| s.to_string())
+        .collect();
 
     // PKCE is required of every client (RFC 9700 §2.1.1), and only with S256.
     let Some(challenge) = params.code_challenge else {

@@ -4,9 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{config::UserConfig, store::AuthorizationCode, ProviderState};
+use crate::{config::UserConfig, ProviderState};
 
-pub const SUPPORTED_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+/// `offline_access` (OIDC Core §11) asks for a refresh token; it is granted only to clients
+/// registered for it.
+pub const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
@@ -55,45 +59,59 @@ pub fn user_claims(user: &UserConfig, scopes: &[String]) -> Map<String, Value> {
     claims
 }
 
+/// What the tokens of one token response are issued for: from a redeemed code, or from a
+/// refresh token family.
+pub struct TokenGrant<'a> {
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub sid: &'a str,
+    pub auth_time: u64,
+    pub scopes: &'a [String],
+    /// Only in the ID token of the code exchange; a refreshed ID token has none (OIDC Core §12.2).
+    pub nonce: Option<&'a str>,
+}
+
 /// The signed tokens of one successful token request.
 pub struct IssuedTokens {
     pub access_token: String,
-    pub id_token: String,
+    /// Present when the grant's scope includes `openid`.
+    pub id_token: Option<String>,
 }
 
 impl ProviderState {
-    /// Mints the ID token and access token for a redeemed code; `jti` was recorded with it.
-    pub fn mint_tokens(&self, grant: &AuthorizationCode, jti: String, now: u64) -> IssuedTokens {
+    /// Mints the access token, and the ID token if the scope has `openid`, for `grant`; `jti`
+    /// was recorded in the store with it. Both are signed with the current key.
+    pub fn mint_tokens(&self, grant: &TokenGrant<'_>, jti: String, now: u64) -> IssuedTokens {
         let lifetimes = &self.config.lifetimes;
-        let request = &grant.request;
-        let user = self.config.user_by_sub(&grant.sub).map(|u| user_claims(u, &request.scopes)).unwrap_or_default();
-        let id_token = IdTokenClaims {
-            iss: self.config.issuer_str(),
-            sub: &grant.sub,
-            aud: &request.client_id,
-            exp: now + lifetimes.id_token_secs,
-            iat: now,
-            auth_time: grant.auth_time,
-            nonce: request.nonce.as_deref(),
-            sid: &grant.sid,
-            azp: &request.client_id,
-            user,
-        };
+        let key = self.keys.current();
+        let id_token = grant.scopes.iter().any(|s| s == "openid").then(|| {
+            let user = self.config.user_by_sub(grant.sub).map(|u| user_claims(u, grant.scopes)).unwrap_or_default();
+            let claims = IdTokenClaims {
+                iss: self.issuer.clone(),
+                sub: grant.sub,
+                aud: grant.client_id,
+                exp: now + lifetimes.id_token_secs,
+                iat: now,
+                auth_time: grant.auth_time,
+                nonce: grant.nonce,
+                sid: grant.sid,
+                azp: grant.client_id,
+                user,
+            };
+            key.sign("JWT", &claims)
+        });
         let access_token = AccessTokenClaims {
-            iss: self.config.issuer_str(),
-            sub: grant.sub.clone(),
+            iss: self.issuer.clone(),
+            sub: grant.sub.to_owned(),
             aud: self.config.access_token.audience.clone(),
             exp: now + lifetimes.access_token_secs,
             iat: now,
             jti,
-            client_id: request.client_id.clone(),
-            scope: request.scopes.join(" "),
+            client_id: grant.client_id.to_owned(),
+            scope: grant.scopes.join(" "),
             auth_time: grant.auth_time,
-            sid: grant.sid.clone(),
+            sid: grant.sid.to_owned(),
         };
-        IssuedTokens {
-            access_token: self.key.sign(ACCESS_TOKEN_TYP, &access_token),
-            id_token: self.key.sign("JWT", &id_token),
-        }
+        IssuedTokens { access_token: key.sign(ACCESS_TOKEN_TYP, &access_token), id_token }
     }
 }

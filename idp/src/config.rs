@@ -1,5 +1,7 @@
 //! The provider's configuration: one TOML document with the issuer, clients, demo users and
 //! lifetimes. `provider.toml` beside this crate is the built-in default.
+//!
+//! Every field added after the first release has a serde default, so that older files still load.
 
 use std::path::PathBuf;
 
@@ -18,6 +20,10 @@ pub struct ProviderConfig {
     /// PKCS#8 PEM file with the ES256 signing key; generated at start when absent.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// Mounts the JSON admin API under `/admin/` (metrics, refresh token families, key
+    /// rotation). It has no authentication of its own: for development and tests only.
+    #[serde(default)]
+    pub admin_api: bool,
     pub lifetimes: Lifetimes,
     pub access_token: AccessTokenConfig,
     pub clients: Vec<ClientConfig>,
@@ -31,6 +37,22 @@ pub struct Lifetimes {
     pub access_token_secs: u64,
     pub id_token_secs: u64,
     pub provider_session_secs: u64,
+    /// A refresh token unused for this long has expired (RFC 9700 §4.14.2 recommends
+    /// expiring idle tokens). With rotation, each token's idle time starts when it is issued.
+    #[serde(default = "default_refresh_token_idle_secs")]
+    pub refresh_token_idle_secs: u64,
+    /// Nothing in a refresh token family works after `created_at` plus this; rotation never
+    /// extends it, so a stolen family dies at the latest here.
+    #[serde(default = "default_refresh_token_absolute_secs")]
+    pub refresh_token_absolute_secs: u64,
+}
+
+fn default_refresh_token_idle_secs() -> u64 {
+    8 * 3600
+}
+
+fn default_refresh_token_absolute_secs() -> u64 {
+    24 * 3600
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +69,28 @@ pub struct ClientConfig {
     #[serde(default)]
     pub client_secret: Option<String>,
     pub redirect_uris: Vec<String>,
+    /// Whether the client may be granted the `offline_access` scope, and so refresh tokens
+    /// (OIDC Core §11). Without it the scope is dropped silently (RFC 6749 §3.3).
+    #[serde(default)]
+    pub offline_access: bool,
+    /// Each refresh returns a new refresh token and retires the presented one (RFC 9700
+    /// §4.14.2). Off, the same refresh token is used until it expires; a public client must
+    /// rotate, since this provider does not sender-constrain its tokens.
+    #[serde(default = "default_true")]
+    pub rotate_refresh_tokens: bool,
+    /// Seconds during which the most recently retired refresh token may come back from this
+    /// client and get the same successor again, instead of being treated as reuse.
+    ///
+    /// The trade-off: a grace window tolerates a lost response (the client never received the
+    /// successor and retries with the old token), at the cost of letting a thief who replays the
+    /// old token within the window receive the same successor as the legitimate client, with no
+    /// alarm. 0 is strict: any retired token coming back revokes its family.
+    #[serde(default)]
+    pub refresh_reuse_grace_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -55,6 +99,9 @@ impl std::fmt::Debug for ClientConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
             .field("redirect_uris", &self.redirect_uris)
+            .field("offline_access", &self.offline_access)
+            .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
+            .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
             .finish()
     }
 }
@@ -126,6 +173,14 @@ impl ProviderConfig {
             return Err(ConfigError::Invalid("issuer must be an http(s) URL without a query".into()));
         }
         for client in &self.clients {
+            // RFC 9700 §4.14.2: a public client's refresh tokens must be sender-constrained or
+            // rotated; this provider has no sender constraint, so rotation is the only option.
+            if client.client_secret.is_none() && client.offline_access && !client.rotate_refresh_tokens {
+                return Err(ConfigError::Invalid(format!(
+                    "client {}: a public client with offline_access must rotate_refresh_tokens (RFC 9700 §4.14.2)",
+                    client.client_id
+                )));
+            }
             for uri in &client.redirect_uris {
                 let parsed = Url::parse(uri).map_err(|e| {
                     ConfigError::Invalid(format!("client {}: redirect URI {uri}: {e}", client.client_id))
@@ -139,5 +194,62 @@ impl ProviderConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        issuer = "http://localhost:4000"
+        users = []
+        [lifetimes]
+        authorization_code_secs = 60
+        access_token_secs = 60
+        id_token_secs = 300
+        provider_session_secs = 28800
+        [access_token]
+        audience = "api"
+        [[clients]]
+        client_id = "c"
+        client_secret = "s"
+        redirect_uris = ["http://localhost/cb"]
+    "#;
+
+    #[test]
+    fn a_file_without_the_refresh_settings_loads_with_their_defaults() {
+        let config = ProviderConfig::from_toml(MINIMAL).unwrap();
+        assert!(!config.admin_api);
+        assert_eq!(config.lifetimes.refresh_token_idle_secs, 28800);
+        assert_eq!(config.lifetimes.refresh_token_absolute_secs, 86400);
+        let client = &config.clients[0];
+        assert!(!client.offline_access);
+        assert!(client.rotate_refresh_tokens);
+        assert_eq!(client.refresh_reuse_grace_secs, 0);
+    }
+
+    #[test]
+    fn the_development_default_enables_refresh_tokens_and_the_admin_api() {
+        let config = ProviderConfig::default();
+        assert!(config.admin_api);
+        for id in ["demo-app", "demo-spa"] {
+            let client = config.client(id).unwrap();
+            assert!(client.offline_access && client.rotate_refresh_tokens, "{id}");
+            assert_eq!(client.refresh_reuse_grace_secs, 0, "{id} is strict");
+        }
+    }
+
+    #[test]
+    fn a_public_client_with_refresh_tokens_must_rotate_them() {
+        let text = MINIMAL.replace(r#"client_secret = "s""#, "offline_access = true\nrotate_refresh_tokens = false");
+        let error = ProviderConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains("rotate_refresh_tokens"), "{error}");
+    }
+
+    #[test]
+    fn unknown_fields_are_still_refused() {
+        let text = MINIMAL.replace("[access_token]", "refresh_everything = true\n[access_token]");
+        assert!(ProviderConfig::from_toml(&text).is_err());
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use axum::{extract::State, Json};
 use serde_json::{json, Value};
 
-use crate::{claims::SUPPORTED_SCOPES, ProviderState};
+use crate::{claims::SUPPORTED_SCOPES, metrics::Metrics, ProviderState};
+
+/// Client authentication at `/token` and `/revoke` alike (RFC 6749 §2.3.1).
+const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Value> {
     let config = &state.config;
@@ -19,10 +22,13 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        // RFC 8414 §2 (also used by OpenID providers): RFC 7009 revocation.
+        "revocation_endpoint": config.endpoint("/revoke"),
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login"],
         "claims_supported": [
@@ -33,6 +39,8 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
     }))
 }
 
+/// The current key and every rotated-out key still needed to verify a token in circulation.
 pub async fn jwks(State(state): State<Arc<ProviderState>>) -> Json<Value> {
-    Json(state.key.jwks())
+    Metrics::increment(&state.metrics.jwks_requests);
+    Json(state.keys.jwks(state.now()))
 }

@@ -22,7 +22,8 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// An error at the token endpoint, sent as RFC 6749 §5.2 JSON.
+/// An error at the token endpoint, sent as RFC 6749 §5.2 JSON; the revocation endpoint answers
+/// its errors the same way (RFC 7009 §2.2.1).
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// 400: a parameter is missing, repeated or malformed.
@@ -32,22 +33,45 @@ pub enum TokenError {
     /// nothing about which, so that it cannot be used to probe for client ids.
     #[error("invalid_client: {reason}")]
     InvalidClient { reason: &'static str, used_basic: bool },
-    /// 400: the code (or later the refresh token) is unknown, expired, used, issued to another
-    /// client or another redirect URI, or the PKCE verifier does not match.
+    /// 400: the code or refresh token is unknown, expired, used, revoked, issued to another
+    /// client or another redirect URI, or the PKCE verifier does not match. For a refresh token
+    /// the description names the case with one of the words `unknown`, `expired`, `revoked` or
+    /// `reused` (or says "issued to another client"), so that a client can tell a lost race
+    /// from a stolen token in its logs; each case means the same to it: sign in again.
     #[error("invalid_grant: {0}")]
     InvalidGrant(&'static str),
+    /// 400: a refresh request asked for a scope its refresh token was not granted (RFC 6749 §6).
+    #[error("invalid_scope: {0}")]
+    InvalidScope(&'static str),
+    /// 400: the client is not registered for this grant type (a refresh token for a client
+    /// without `offline_access`).
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
     /// 400
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
 }
 
 impl TokenError {
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidClient { .. } => "invalid_client",
             Self::InvalidGrant(_) => "invalid_grant",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+        }
+    }
+}
+
+impl TokenError {
+    /// The `error_description` the client sees.
+    pub(crate) fn description(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(d) | Self::InvalidGrant(d) | Self::InvalidScope(d) | Self::UnauthorizedClient(d) => d,
+            Self::InvalidClient { .. } => "client authentication failed",
+            Self::UnsupportedGrantType => "only authorization_code and refresh_token are supported",
         }
     }
 }
@@ -55,17 +79,41 @@ impl TokenError {
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self, "token request refused");
-        let (status, description) = match &self {
-            Self::InvalidRequest(d) | Self::InvalidGrant(d) => (StatusCode::BAD_REQUEST, *d),
-            Self::InvalidClient { .. } => (StatusCode::UNAUTHORIZED, "client authentication failed"),
-            Self::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "only authorization_code is supported"),
-        };
-        let body = json!({ "error": self.code(), "error_description": description });
+        let status =
+            if matches!(self, Self::InvalidClient { .. }) { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        let body = json!({ "error": self.code(), "error_description": self.description() });
         let mut response = (status, no_store(), Json(body)).into_response();
         if let Self::InvalidClient { used_basic: true, .. } = self {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="token""#));
         }
         response
+    }
+}
+
+/// A refused request to the admin API, as JSON `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// 403: the browser says the request comes from another site (`Sec-Fetch-Site: cross-site`):
+    /// a page elsewhere must not drive this API through a visitor's browser.
+    #[error("cross-site requests are refused")]
+    CrossSite,
+    /// 404: no such user's family, or no such family.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 409: the request does not apply to the thing's current state.
+    #[error("{0}")]
+    Conflict(&'static str),
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+        };
+        tracing::warn!(error = %self, "admin request refused");
+        (status, no_store(), Json(json!({ "error": self.to_string() }))).into_response()
     }
 }
 

@@ -1,8 +1,10 @@
 //! A small OpenID Provider for development and tests: spec-true, in memory, one process.
 //!
 //! It implements what the demo application needs and nothing it would have to fake: the
-//! authorization code flow with PKCE (RFC 6749, RFC 7636, OIDC Core 1.0), ES256-signed ID tokens,
-//! JWT access tokens (RFC 9068) and the userinfo endpoint. Discovery lists exactly that.
+//! authorization code flow with PKCE (RFC 6749, RFC 7636, OIDC Core 1.0), ES256-signed ID tokens
+//! from rotating keys, JWT access tokens (RFC 9068), refresh tokens with rotation and reuse
+//! detection (RFC 6749 §6, RFC 9700 §4.14), token revocation (RFC 7009) and the userinfo
+//! endpoint. Discovery lists exactly that.
 //!
 //! Module map, one endpoint per file:
 //! - [`config`]: the TOML configuration (clients, demo users, lifetimes); `provider.toml` is the default.
@@ -10,11 +12,17 @@
 //! - `authorize`: `/authorize`, the front door of the code flow.
 //! - `login`: the sign-in form and the provider session cookie.
 //! - `token`: `/token`, client authentication and the `authorization_code` grant.
+//! - `refresh`: the `refresh_token` grant at `/token`: rotation, reuse detection, grace window.
+//! - `revoke`: `/revoke`, token revocation.
 //! - `userinfo`: `/userinfo`, a protected resource that checks the access token.
+//! - `admin`: `/admin/…`, a JSON API for development (metrics, families, key rotation), only
+//!   when `admin_api` is set.
 //! - `claims`: the contents of ID tokens and access tokens.
 //! - [`testing`]: a provider on an ephemeral port for integration tests.
-//! - `keys`, `store`, [`clock`], [`error`], `html`: signing key, state, time, errors, pages.
+//! - `keys`, `store` (with `store::families`, the refresh token families), `metrics`,
+//!   [`clock`], [`error`], `html`: signing keys, state, counters, time, errors, pages.
 
+mod admin;
 mod authorize;
 mod claims;
 pub mod clock;
@@ -24,6 +32,9 @@ pub mod error;
 mod html;
 mod keys;
 mod login;
+mod metrics;
+mod refresh;
+mod revoke;
 mod store;
 pub mod testing;
 mod token;
@@ -40,7 +51,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ProviderConfig;
 pub use error::ConfigError;
 
-use keys::SigningKey;
+use keys::{KeySet, SigningKey};
+use metrics::Metrics;
 use store::Store;
 
 /// A configured provider; [`Provider::router`] serves it.
@@ -51,14 +63,23 @@ pub struct Provider {
 
 pub(crate) struct ProviderState {
     pub config: ProviderConfig,
-    pub key: SigningKey,
+    /// `config.issuer_str()`, computed once: every token carries it.
+    pub issuer: String,
+    pub keys: KeySet,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
 }
 
 impl ProviderState {
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// The longest lifetime of a token signed now: how long a rotated-out key stays published.
+    pub fn longest_signed_token_secs(&self) -> u64 {
+        let lifetimes = &self.config.lifetimes;
+        lifetimes.access_token_secs.max(lifetimes.id_token_secs)
     }
 
     /// Cookies get the `__Host-` prefix and `Secure` when the provider is served over https.
@@ -86,7 +107,15 @@ impl Provider {
             None => SigningKey::generate(),
         };
         tracing::info!(issuer = %config.issuer_str(), kid = key.kid(), "OpenID Provider ready");
-        Ok(Self { state: Arc::new(ProviderState { config, key, store: Store::default(), clock }) })
+        let state = ProviderState {
+            issuer: config.issuer_str(),
+            config,
+            keys: KeySet::new(key),
+            store: Store::default(),
+            clock,
+            metrics: Metrics::default(),
+        };
+        Ok(Self { state: Arc::new(state) })
     }
 
     pub fn config(&self) -> &ProviderConfig {
@@ -94,16 +123,21 @@ impl Provider {
     }
 
     pub fn router(&self) -> Router {
-        Router::new()
+        let mut router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery::configuration))
             .route("/jwks", get(discovery::jwks))
             .route("/authorize", get(authorize::authorize).post(authorize::authorize_form))
             .route("/login", post(login::submit))
             .route("/token", post(token::token))
+            .route("/revoke", post(revoke::revoke))
             .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
             // Browsers ask every origin for one; an empty answer keeps their consoles clean.
-            .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
-            .with_state(self.state.clone())
+            .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }));
+        // Off, the admin routes do not exist at all (404), rather than refuse.
+        if self.state.config.admin_api {
+            router = router.nest("/admin", admin::router());
+        }
+        router.with_state(self.state.clone())
     }
 
     /// Serves the provider on `listener` until the future is dropped.

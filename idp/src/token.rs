@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2, §4.1.3): client authentication and the
-//! `authorization_code` grant with PKCE (RFC 7636 §4.6).
+//! `authorization_code` grant with PKCE (RFC 7636 §4.6). The `refresh_token` grant is in
+//! [`crate::refresh`]; client authentication is shared with [`crate::revoke`].
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -19,8 +20,11 @@ use subtle::ConstantTimeEq;
 use url::form_urlencoded;
 
 use crate::{
+    claims::{TokenGrant, OFFLINE_ACCESS},
     config::ClientConfig,
     error::{no_store, TokenError},
+    metrics::Metrics,
+    refresh,
     store::{random_token, Redemption},
     ProviderState,
 };
@@ -34,9 +38,13 @@ pub async fn token(State(state): State<Arc<ProviderState>>, headers: HeaderMap, 
 
 fn grant(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<Response, TokenError> {
     let params = parse_form(body)?;
+    if let Some(grant_type) = params.get("grant_type") {
+        state.metrics.count_token_request(grant_type);
+    }
     let client = authenticate_client(state, headers, &params)?;
     match params.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code_grant(state, client, &params),
+        Some("refresh_token") => refresh::refresh_token_grant(state, client, &params),
         Some(_) => Err(TokenError::UnsupportedGrantType),
         None => Err(TokenError::InvalidRequest("grant_type is required")),
     }
@@ -44,7 +52,7 @@ fn grant(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<Respo
 
 /// RFC 6749 §3.2: form-encoded; a parameter must not appear twice, and one sent without a value
 /// counts as absent.
-fn parse_form(body: &str) -> Result<HashMap<String, String>, TokenError> {
+pub(crate) fn parse_form(body: &str) -> Result<HashMap<String, String>, TokenError> {
     let mut params = HashMap::new();
     for (name, value) in form_urlencoded::parse(body.as_bytes()) {
         if value.is_empty() {
@@ -59,7 +67,7 @@ fn parse_form(body: &str) -> Result<HashMap<String, String>, TokenError> {
 
 /// RFC 6749 §2.3.1: `client_secret_basic` or `client_secret_post` for a confidential client,
 /// `none` (just `client_id`) for a public one; never two methods at once.
-fn authenticate_client<'a>(
+pub(crate) fn authenticate_client<'a>(
     state: &'a ProviderState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
@@ -126,7 +134,11 @@ fn authorization_code_grant(
         Redemption::Redeemed(grant) => grant,
         Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
         Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),
-        Redemption::Replayed { revoked_tokens } => {
+        Redemption::Replayed { revoked_tokens, revoked_family } => {
+            if let Some(family) = revoked_family {
+                Metrics::increment(&state.metrics.families_revoked);
+                tracing::warn!(client_id = %client.client_id, %family, "authorization code replayed; its refresh token family is revoked");
+            }
             tracing::warn!(client_id = %client.client_id, revoked_tokens, "authorization code replayed; its tokens are revoked");
             return Err(TokenError::InvalidGrant("the authorization code was already used"));
         }
@@ -143,15 +155,29 @@ fn authorization_code_grant(
         return Err(TokenError::InvalidGrant("code_verifier does not match the code_challenge"));
     }
 
-    let tokens = state.mint_tokens(&grant, jti, now);
-    tracing::info!(client_id = %client.client_id, sub = %grant.sub, "tokens issued for an authorization code");
-    let body = json!({
+    // offline_access reached the code only if the client may have it (see `authorize`).
+    let offline = client.offline_access && request.scopes.iter().any(|s| s == OFFLINE_ACCESS);
+    let refresh_token = offline.then(|| refresh::start_family(state, client, code, &jti, &grant, now));
+    let token_grant = TokenGrant {
+        client_id: &request.client_id,
+        sub: &grant.sub,
+        sid: &grant.sid,
+        auth_time: grant.auth_time,
+        scopes: &request.scopes,
+        nonce: request.nonce.as_deref(),
+    };
+    let tokens = state.mint_tokens(&token_grant, jti, now);
+    tracing::info!(client_id = %client.client_id, sub = %grant.sub, offline, "tokens issued for an authorization code");
+    let mut body = json!({
         "access_token": tokens.access_token,
         "token_type": "Bearer",
         "expires_in": state.config.lifetimes.access_token_secs,
         "id_token": tokens.id_token,
         "scope": request.scopes.join(" "),
     });
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
     Ok((no_store(), Json(body)).into_response())
 }
 

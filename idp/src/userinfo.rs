@@ -34,25 +34,33 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
 }
 
-fn validate_access_token(state: &ProviderState, token: &str) -> Result<AccessTokenClaims, InvalidToken> {
+/// Checks what RFC 9068 §4 asks of a resource server except expiry: `typ`, the signature with a
+/// published key named by `kid` (the current one or one still retiring), `iss` and `aud`.
+pub(crate) fn verify_access_token(
+    state: &ProviderState,
+    token: &str,
+    now: u64,
+) -> Result<AccessTokenClaims, InvalidToken> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken("malformed token"))?;
     let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
     if typ != ACCESS_TOKEN_TYP && typ != "application/at+jwt" {
         return Err(InvalidToken("not an access token"));
     }
-    if header.kid.as_deref() != Some(state.key.kid()) {
-        return Err(InvalidToken("unknown signing key"));
-    }
+    let key = header.kid.and_then(|kid| state.keys.find(&kid, now)).ok_or(InvalidToken("unknown signing key"))?;
     let mut validation = Validation::new(ALGORITHM);
-    validation.set_issuer(&[state.config.issuer_str()]);
+    validation.set_issuer(&[&state.issuer]);
     validation.set_audience(&[&state.config.access_token.audience]);
     validation.set_required_spec_claims(&["iss", "sub", "aud", "exp", "iat", "jti"]);
-    // Expiry is checked against the provider's clock below, which tests can move.
+    // Expiry is checked against the provider's clock, which tests can move.
     validation.validate_exp = false;
-    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, state.key.decoding_key(), &validation)
-        .map_err(|_| InvalidToken("signature or claims invalid"))?
-        .claims;
+    jsonwebtoken::decode::<AccessTokenClaims>(token, key.decoding_key(), &validation)
+        .map(|data| data.claims)
+        .map_err(|_| InvalidToken("signature or claims invalid"))
+}
+
+fn validate_access_token(state: &ProviderState, token: &str) -> Result<AccessTokenClaims, InvalidToken> {
     let now = state.now();
+    let claims = verify_access_token(state, token, now)?;
     if now >= claims.exp {
         return Err(InvalidToken("the access token has expired"));
     }

@@ -156,7 +156,7 @@ async fn discovery_lists_only_what_is_implemented() {
     assert_eq!(metadata["issuer"], browser.provider.issuer);
     assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
-    assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code"]));
+    assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token"]));
     assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
 }
 

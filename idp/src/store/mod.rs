@@ -1,8 +1,13 @@
 //! The provider's state, in memory: sign-in interactions waiting for a password, provider
-//! (browser) sessions, authorization codes, and the access tokens issued from each code.
+//! (browser) sessions, authorization codes, the access tokens issued, and refresh token
+//! families (in [`families`]).
 //!
 //! One mutex guards it all; it is never held across an `.await`, and every operation that must
-//! be atomic (redeeming a code exactly once) happens under a single lock.
+//! be atomic (redeeming a code exactly once, rotating a refresh token exactly once) happens
+//! under a single lock. Nothing is signed, and little is allocated, while it is held: callers
+//! prepare random values and hashes before, and sign after.
+
+mod families;
 
 use std::{
     collections::HashMap,
@@ -11,18 +16,36 @@ use std::{
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use families::{Family, RefreshTokenRecord};
+pub use families::{
+    FamilyGrant, FamilyId, NewFamily, Refresh, RefreshPolicy, RefreshRequest, Refusal, RevokedReason, Successor,
+};
 
 /// How long a code is remembered after it is issued, so that a late replay is still recognised
 /// as one (and its tokens revoked) rather than as an unknown code.
 const CODE_MEMORY_SECS: u64 = 600;
 /// How long the sign-in form may stay open.
 const INTERACTION_SECS: u64 = 600;
+/// Expired entries are swept at most this often: lookups check expiry themselves, so the sweep
+/// only frees memory, and running it on every request would make the lock's hold time grow
+/// with the number of live tokens.
+const PURGE_INTERVAL_SECS: u64 = 10;
 
 /// 256 bits from the OS generator, base64url: codes, session keys, `sid`, `jti`.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a refresh token: the store keys refresh tokens by it, so that its memory holds no
+/// usable token (except the few kept in plaintext on purpose, see [`families`]).
+pub type TokenHash = [u8; 32];
+
+pub fn token_hash(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// An authorization request that passed every check of `/authorize`.
@@ -68,12 +91,17 @@ struct CodeRecord {
     redeemed: bool,
     /// `jti`s of the access tokens issued for this code: revoked if the code comes back.
     issued_tokens: Vec<String>,
+    /// The refresh token family started from this code, revoked too if the code comes back.
+    family: Option<FamilyId>,
 }
 
 #[derive(Debug)]
 struct AccessTokenRecord {
     expires_at: u64,
     revoked: bool,
+    /// The refresh token family it was issued from: revoking the family revokes it, without
+    /// the family having to list its access tokens (and the hot path having to grow that list).
+    family: Option<FamilyId>,
 }
 
 /// The outcome of presenting a code at the token endpoint.
@@ -85,6 +113,8 @@ pub enum Redemption {
     /// Presented before: the tokens first issued for it have now been revoked (RFC 6749 §4.1.2).
     Replayed {
         revoked_tokens: usize,
+        /// The refresh token family started from the code, if this replay revoked it.
+        revoked_family: Option<FamilyId>,
     },
 }
 
@@ -97,6 +127,11 @@ struct Inner {
     sessions: HashMap<String, ProviderSession>,
     codes: HashMap<String, CodeRecord>,
     access_tokens: HashMap<String, AccessTokenRecord>,
+    families: HashMap<FamilyId, Family>,
+    refresh_tokens: HashMap<TokenHash, RefreshTokenRecord>,
+    /// Orders families by creation, so that "newest first" holds within one clock second.
+    next_family_seq: u64,
+    next_purge: u64,
 }
 
 impl Store {
@@ -109,7 +144,7 @@ impl Store {
     pub fn start_interaction(&self, request: AuthorizationRequest, browser: String, now: u64) -> String {
         let id = random_token();
         let mut inner = self.lock();
-        inner.purge(now);
+        inner.maybe_purge(now);
         inner.interactions.insert(id.clone(), Interaction { request, browser, created_at: now });
         id
     }
@@ -139,8 +174,10 @@ impl Store {
     pub fn issue_code(&self, grant: AuthorizationCode) -> String {
         let code = random_token();
         let mut inner = self.lock();
-        inner.purge(grant.issued_at);
-        inner.codes.insert(code.clone(), CodeRecord { grant, redeemed: false, issued_tokens: Vec::new() });
+        inner.maybe_purge(grant.issued_at);
+        inner
+            .codes
+            .insert(code.clone(), CodeRecord { grant, redeemed: false, issued_tokens: Vec::new(), family: None });
         code
     }
 
@@ -150,7 +187,7 @@ impl Store {
     /// request still finds it to revoke.
     pub fn redeem_code(&self, code: &str, now: u64, lifetime: u64, jti: &str, token_expires_at: u64) -> Redemption {
         let mut inner = self.lock();
-        let Inner { codes, access_tokens, .. } = &mut *inner;
+        let Inner { codes, access_tokens, families, .. } = &mut *inner;
         let Some(record) = codes.get_mut(code) else {
             return Redemption::Unknown;
         };
@@ -162,28 +199,58 @@ impl Store {
                     token.revoked = true;
                 }
             }
-            return Redemption::Replayed { revoked_tokens };
+            let revoked_family = record
+                .family
+                .filter(|id| families.get_mut(id).is_some_and(|family| family.revoke(RevokedReason::Reuse)));
+            return Redemption::Replayed { revoked_tokens, revoked_family };
         }
         record.redeemed = true;
         if now >= record.grant.issued_at + lifetime {
             return Redemption::Expired;
         }
         record.issued_tokens.push(jti.to_owned());
-        access_tokens.insert(jti.to_owned(), AccessTokenRecord { expires_at: token_expires_at, revoked: false });
+        access_tokens
+            .insert(jti.to_owned(), AccessTokenRecord { expires_at: token_expires_at, revoked: false, family: None });
         Redemption::Redeemed(record.grant.clone())
     }
 
-    /// True if this provider issued the token and has not revoked it.
+    /// True if this provider issued the token and has revoked neither it nor its family.
     pub fn access_token_is_active(&self, jti: &str, now: u64) -> bool {
-        self.lock().access_tokens.get(jti).is_some_and(|t| !t.revoked && now < t.expires_at)
+        let inner = self.lock();
+        inner.access_tokens.get(jti).is_some_and(|token| {
+            !token.revoked
+                && now < token.expires_at
+                // A family the store no longer remembers ended long ago: refuse rather than guess.
+                && token.family.is_none_or(|id| inner.families.get(&id).is_some_and(|f| f.revoked.is_none()))
+        })
+    }
+
+    /// Revokes one access token (RFC 7009 §2.1); false if it is unknown, expired and forgotten,
+    /// or already revoked.
+    pub fn revoke_access_token(&self, jti: &str) -> bool {
+        let mut inner = self.lock();
+        inner.access_tokens.get_mut(jti).is_some_and(|token| !std::mem::replace(&mut token.revoked, true))
     }
 }
 
 impl Inner {
+    fn maybe_purge(&mut self, now: u64) {
+        if now >= self.next_purge {
+            self.purge(now);
+            self.next_purge = now + PURGE_INTERVAL_SECS;
+        }
+    }
+
     fn purge(&mut self, now: u64) {
         self.interactions.retain(|_, i| now < i.created_at + INTERACTION_SECS);
         self.sessions.retain(|_, s| now < s.expires_at);
         self.codes.retain(|_, c| now < c.grant.issued_at + CODE_MEMORY_SECS);
         self.access_tokens.retain(|_, t| now < t.expires_at);
+        let families = self.families.len();
+        self.families.retain(|_, family| !family.forgotten_at(now));
+        if self.families.len() < families {
+            let live = &self.families;
+            self.refresh_tokens.retain(|_, token| live.contains_key(&token.family));
+        }
     }
 }

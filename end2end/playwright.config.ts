@@ -2,15 +2,17 @@ import { defineConfig } from '@playwright/test';
 
 /**
  * Real Chromium (Debian's, never a downloaded one) against the real app on :3000 and the
- * embedded OpenID Provider on :4000, both started by `cargo leptos end-to-end`.
+ * embedded OpenID Provider on :4000, both started by scripts/e2e.sh. The journeys run side by
+ * side: most of a renewal journey is waiting for tokens to expire, and each journey that counts
+ * figures at the provider signs in as a user of its own (tests/users.ts).
  */
 export default defineConfig({
   testDir: './tests',
   globalSetup: './global-setup.ts',
-  timeout: 60_000,
+  timeout: 120_000,
   expect: { timeout: 10_000 },
-  fullyParallel: false,
-  workers: 1,
+  fullyParallel: true,
+  workers: Number(process.env.E2E_WORKERS ?? 4),
   retries: 0,
   reporter: [['list']],
   use: {

@@ -7,11 +7,16 @@
 //!   `GET /auth/session`), the server functions that read it, the client auth context, and the
 //!   links into the server's `/auth/*` routes.
 //! - [`pages`]: one file per page: home, profile, the long form.
-//! - [`components`]: reusable view pieces (the sign-in gate, the session panel).
+//! - [`components`]: reusable view pieces (the sign-in gate, the session panel, the event log).
+//! - [`report`]: the incident report the long form fills in; [`draft`]: its draft in the browser.
+//! - [`format`]: times as the pages show them.
 
 pub mod auth;
 pub mod components;
+pub mod draft;
+pub mod format;
 pub mod pages;
+pub mod report;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -1,4 +1,4 @@
-import { expect, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
 
 export const PROVIDER = 'http://localhost:4000';
 
@@ -29,4 +29,50 @@ export function recordConsoleErrors(page: Page): string[] {
   });
   page.on('pageerror', (error) => errors.push(error.message));
   return errors;
+}
+
+/** The provider's admin API (development only), which the journeys read figures from. */
+export async function providerFamilies(request: APIRequestContext, sub: string): Promise<Family[]> {
+  const response = await request.get(`${PROVIDER}/admin/users/${sub}/families`);
+  expect(response.ok()).toBe(true);
+  return (await response.json()).families;
+}
+
+export interface Family {
+  id: string;
+  rotations: number;
+  active: boolean;
+  revoked_reason: string | null;
+}
+
+/** The event log's entries of one kind whose text matches `detail`. */
+export function logEntries(page: Page, event: string, detail?: RegExp): Locator {
+  const entries = page.getByTestId('event-log').locator(`li[data-event="${event}"]`);
+  return detail ? entries.filter({ hasText: detail }) : entries;
+}
+
+/** Renewals this tab made itself (not ones it adopted from another tab). */
+export function ownRenewals(page: Page): Locator {
+  return logEntries(page, 'userLoaded', /renewed; access token expires/);
+}
+
+/** Opens `path`, signs in as `user` at the provider, and waits for the hydrated page. */
+export async function signIn(page: Page, path: string, user: { username: string; password: string }): Promise<void> {
+  await page.goto(path);
+  await signInAtProvider(page, user.username, user.password);
+  await expect(page).toHaveURL(path);
+  await waitForHydration(page);
+}
+
+/**
+ * Makes the page believe it is hidden or visible, as when the user switches tabs: headless
+ * Chromium never hides a page by itself. The page sees `document.visibilityState` change and a
+ * `visibilitychange` event, as in a real switch.
+ */
+export async function setVisibility(page: Page, state: 'hidden' | 'visible'): Promise<void> {
+  await page.evaluate((state) => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => state });
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => state === 'hidden' });
+    document.dispatchEvent(new Event('visibilitychange', { bubbles: true }));
+  }, state);
 }

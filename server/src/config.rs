@@ -9,8 +9,16 @@
 //! | `OIDC_CLIENT_SECRET` | `demo-app-secret` with the embedded one   |
 //! | `OIDC_SCOPES`        | `openid profile email`                    |
 //! | `EMBEDDED_IDP_ADDR`  | `127.0.0.1:4000`                          |
+//! | `EMBEDDED_IDP_CONFIG`| unset: the built-in `idp/provider.toml`   |
+//! | `USE_REFRESH_TOKEN`  | `true`: ask for `offline_access`          |
+//! | `RENEW_BEFORE_EXPIRY_SECS` | `15`                                |
+//! | `RENEW_JITTER_SECS`  | `5`                                       |
+//! | `IGNORE_NONCE_AFTER_REFRESH` | `false`                           |
+//! | `ALLOW_UNSAFE_REUSE_REFRESH_TOKEN` | `false`                     |
+//! | `AUTO_USERINFO`      | `false`                                   |
+//! | `API_AUDIENCE`       | `demo-api`                                |
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use openidconnect::{ClientId, ClientSecret, IssuerUrl};
 use url::Url;
@@ -20,6 +28,9 @@ const DEFAULT_EMBEDDED_ADDR: &str = "127.0.0.1:4000";
 const DEFAULT_SCOPES: &str = "openid profile email";
 const EMBEDDED_CLIENT_ID: &str = "demo-app";
 const EMBEDDED_CLIENT_SECRET: &str = "demo-app-secret";
+const DEFAULT_API_AUDIENCE: &str = "demo-api";
+/// RFC 6749 §6 and OIDC Core §11: the scope that asks for a refresh token.
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -30,7 +41,31 @@ pub struct Config {
     pub client_id: ClientId,
     /// `None` for a public client (PKCE only).
     pub client_secret: Option<ClientSecret>,
+    /// `openid` first; `offline_access` added or removed by `renewal.use_refresh_token`.
     pub scopes: Vec<String>,
+    pub renewal: RenewalConfig,
+    /// Fetch the userinfo endpoint at sign-in and show its claims (oidc-client-ts's
+    /// `loadUserInfo`).
+    pub auto_userinfo: bool,
+    /// The `aud` the protected API requires of access tokens (RFC 9068 §4).
+    pub api_audience: String,
+}
+
+/// How sessions are kept alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalConfig {
+    /// Ask for a refresh token (`offline_access`) and renew with it.
+    pub use_refresh_token: bool,
+    /// The browser renews this long before the access token expires…
+    pub before_expiry_secs: u64,
+    /// …and up to this much earlier still, at random, so that clients spread out.
+    pub jitter_secs: u64,
+    /// Accept a `nonce` in a refreshed ID token even when it differs from the sign-in's (some
+    /// providers put a fresh one there; OIDC Core §12.2 says it must be the original).
+    pub ignore_nonce_after_refresh: bool,
+    /// Keep using a refresh token that the provider did not rotate. Off by default: without
+    /// rotation a stolen refresh token stays good for its whole lifetime (RFC 9700 §4.14.2).
+    pub allow_unsafe_reuse_refresh_token: bool,
 }
 
 /// Where the OpenID Provider comes from.
@@ -38,7 +73,11 @@ pub struct Config {
 pub enum ProviderSource {
     /// Started in this process, listening on `addr`: a different origin from the app (another
     /// port) but the same site, like a provider on a sibling subdomain.
-    Embedded { addr: SocketAddr },
+    Embedded {
+        addr: SocketAddr,
+        /// The provider's TOML (clients, users, lifetimes); `None` for the built-in one.
+        config_file: Option<PathBuf>,
+    },
     /// Any standard provider, found through discovery.
     External,
 }
@@ -63,10 +102,21 @@ impl Config {
     /// Builds the configuration from any source of variables (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let app_url = parse_app_url(&var("APP_URL").unwrap_or_else(|| DEFAULT_APP_URL.into()))?;
-        let scopes: Vec<String> =
+        let renewal = RenewalConfig {
+            use_refresh_token: flag(&var, "USE_REFRESH_TOKEN", true)?,
+            before_expiry_secs: seconds(&var, "RENEW_BEFORE_EXPIRY_SECS", 15)?,
+            jitter_secs: seconds(&var, "RENEW_JITTER_SECS", 5)?,
+            ignore_nonce_after_refresh: flag(&var, "IGNORE_NONCE_AFTER_REFRESH", false)?,
+            allow_unsafe_reuse_refresh_token: flag(&var, "ALLOW_UNSAFE_REUSE_REFRESH_TOKEN", false)?,
+        };
+        let mut scopes: Vec<String> =
             var("OIDC_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.into()).split_whitespace().map(str::to_owned).collect();
         if !scopes.iter().any(|s| s == "openid") {
             return Err(invalid("OIDC_SCOPES", "must include openid"));
+        }
+        scopes.retain(|s| s != OFFLINE_ACCESS);
+        if renewal.use_refresh_token {
+            scopes.push(OFFLINE_ACCESS.to_owned());
         }
 
         let (provider, issuer, client_id, client_secret) = match var("OIDC_ISSUER") {
@@ -85,7 +135,11 @@ impl Config {
                 let issuer = parse_issuer(&format!("http://{host}:{}", addr.port()))?;
                 let client_id = var("OIDC_CLIENT_ID").unwrap_or_else(|| EMBEDDED_CLIENT_ID.into());
                 let secret = var("OIDC_CLIENT_SECRET").unwrap_or_else(|| EMBEDDED_CLIENT_SECRET.into());
-                (ProviderSource::Embedded { addr }, issuer, client_id, Some(secret))
+                let config_file = var("EMBEDDED_IDP_CONFIG").map(PathBuf::from);
+                if let Some(path) = config_file.as_ref().filter(|path| !path.is_file()) {
+                    return Err(invalid("EMBEDDED_IDP_CONFIG", format!("{}: no such file", path.display())));
+                }
+                (ProviderSource::Embedded { addr, config_file }, issuer, client_id, Some(secret))
             }
         };
         Ok(Self {
@@ -95,12 +149,23 @@ impl Config {
             client_id: ClientId::new(client_id),
             client_secret: client_secret.map(ClientSecret::new),
             scopes,
+            renewal,
+            auto_userinfo: flag(&var, "AUTO_USERINFO", false)?,
+            api_audience: var("API_AUDIENCE").unwrap_or_else(|| DEFAULT_API_AUDIENCE.into()),
         })
     }
 
     /// The redirect URI to register at the provider.
     pub fn callback_url(&self) -> String {
         format!("{}/auth/callback", self.origin())
+    }
+
+    /// What the browser is told about when to renew.
+    pub fn renewal_policy(&self) -> app::auth::RenewalPolicy {
+        app::auth::RenewalPolicy {
+            before_expiry_secs: self.renewal.before_expiry_secs,
+            jitter_secs: self.renewal.jitter_secs,
+        }
     }
 
     /// `scheme://host[:port]`, as the browser sends it in `Origin`.
@@ -111,6 +176,23 @@ impl Config {
     /// Cookies get `Secure` and the `__Host-` prefix when the app is served over https.
     pub fn secure_cookies(&self) -> bool {
         self.app_url.scheme() == "https"
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+fn flag(var: &impl Fn(&str) -> Option<String>, setting: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match var(setting).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+        Some(v) => Err(invalid(setting, format!("{v}: must be true or false"))),
+    }
+}
+
+fn seconds(var: &impl Fn(&str) -> Option<String>, setting: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match var(setting) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| invalid(setting, format!("{v}: must be a whole number of seconds"))),
     }
 }
 
@@ -155,7 +237,12 @@ mod tests {
     #[test]
     fn defaults_use_the_embedded_provider_on_the_same_site() {
         let config = load(&[]).unwrap();
-        assert_eq!(config.provider, ProviderSource::Embedded { addr: "127.0.0.1:4000".parse().unwrap() });
+        assert_eq!(
+            config.provider,
+            ProviderSource::Embedded { addr: "127.0.0.1:4000".parse().unwrap(), config_file: None }
+        );
+        assert_eq!(config.scopes, ["openid", "profile", "email", "offline_access"]);
+        assert!(config.renewal.use_refresh_token && !config.renewal.allow_unsafe_reuse_refresh_token);
         assert_eq!(config.issuer.as_str(), "http://localhost:4000");
         assert_eq!(config.callback_url(), "http://localhost:3000/auth/callback");
         assert!(!config.secure_cookies());
@@ -171,6 +258,11 @@ mod tests {
             (&[("OIDC_ISSUER", "::"), ("OIDC_CLIENT_ID", "x")], "OIDC_ISSUER"),
             (&[("OIDC_SCOPES", "profile email")], "OIDC_SCOPES"),
             (&[("EMBEDDED_IDP_ADDR", "4000")], "EMBEDDED_IDP_ADDR"),
+            (&[("EMBEDDED_IDP_CONFIG", "/no/such/provider.toml")], "EMBEDDED_IDP_CONFIG"),
+            (&[("USE_REFRESH_TOKEN", "maybe")], "USE_REFRESH_TOKEN"),
+            (&[("RENEW_BEFORE_EXPIRY_SECS", "-1")], "RENEW_BEFORE_EXPIRY_SECS"),
+            (&[("RENEW_JITTER_SECS", "1.5")], "RENEW_JITTER_SECS"),
+            (&[("ALLOW_UNSAFE_REUSE_REFRESH_TOKEN", "sure")], "ALLOW_UNSAFE_REUSE_REFRESH_TOKEN"),
         ];
         for (vars, setting) in cases {
             let error = load(vars).unwrap_err();
@@ -184,5 +276,13 @@ mod tests {
         assert_eq!(config.provider, ProviderSource::External);
         assert_eq!(config.issuer.as_str(), "https://idp.example/");
         assert!(config.client_secret.is_none());
+    }
+
+    #[test]
+    fn without_refresh_tokens_offline_access_is_never_asked_for() {
+        let config = load(&[("USE_REFRESH_TOKEN", "false"), ("OIDC_SCOPES", "openid offline_access email")]).unwrap();
+        assert_eq!(config.scopes, ["openid", "email"]);
+        let config = load(&[("OIDC_SCOPES", "openid offline_access")]).unwrap();
+        assert_eq!(config.scopes, ["openid", "offline_access"], "asked for once");
     }
 }

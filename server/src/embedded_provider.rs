@@ -1,17 +1,26 @@
 //! Starts the development OpenID Provider in this process when no external issuer is set, on
 //! its own port: another origin than the app, the same site.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::Path};
 
 use idp::{Provider, ProviderConfig};
 
 use crate::{config::Config, StartError};
 
-/// Binds `addr` and serves the provider until the process ends. The provider's only client is
-/// this app, with the callback of `config` registered.
-pub async fn start(config: &Config, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, StartError> {
+/// Binds `addr` and serves the provider until the process ends, configured from `config_file`
+/// (`EMBEDDED_IDP_CONFIG`) or the built-in default, with this app's issuer and callback.
+pub async fn start(
+    config: &Config,
+    addr: SocketAddr,
+    config_file: Option<&Path>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
     let issuer = config.issuer.as_str().parse().map_err(|e| StartError::EmbeddedProvider(format!("issuer: {e}")))?;
-    let mut provider_config = ProviderConfig { issuer, ..Default::default() };
+    let base = match config_file {
+        Some(path) => ProviderConfig::from_file(path)
+            .map_err(|e| StartError::EmbeddedProvider(format!("EMBEDDED_IDP_CONFIG {}: {e}", path.display())))?,
+        None => ProviderConfig::default(),
+    };
+    let mut provider_config = ProviderConfig { issuer, ..base };
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
     let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)

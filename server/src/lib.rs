@@ -3,13 +3,15 @@
 //!
 //! Module map:
 //! - [`config`]: the one typed configuration, from the environment.
-//! - [`auth`]: `/auth/login`, `/auth/callback`, `/auth/session`, `/auth/logout`, and the
-//!   `openidconnect` client behind them.
+//! - [`auth`]: `/auth/login`, `/auth/callback`, `/auth/session`, `/auth/refresh`,
+//!   `/auth/logout`; the `openidconnect` client, the token store and single-flight renewal.
+//! - [`api`]: the protected API (`/api/reports`), a resource server that checks access tokens.
 //! - [`session_store`]: where sessions live, and their cookie (the seam for a persistent store).
 //! - [`security`]: CSP, baseline headers, the same-origin check on writes.
 //! - [`embedded_provider`]: the development OpenID Provider, started when no issuer is set.
 //! - [`error`]: what a browser sees when sign-in fails.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod embedded_provider;
@@ -22,14 +24,20 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::{shell, App};
+use app::{auth::SharedBackend, shell, App};
 use axum::{extract::FromRef, middleware, Router};
-use leptos::config::LeptosOptions;
+use leptos::{config::LeptosOptions, context::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::trace::TraceLayer;
 
 use crate::{
-    auth::oidc_client::{DiscoveryError, OidcClient},
+    api::AccessTokenValidator,
+    auth::{
+        backend::Backend,
+        oidc_client::{DiscoveryError, OidcClient},
+        refresh::Renewer,
+        token_store::TokenStore,
+    },
     config::{Config, ConfigError},
     security::PageCsp,
 };
@@ -39,6 +47,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub config: Arc<Config>,
     pub oidc: Arc<OidcClient>,
+    pub tokens: Arc<TokenStore>,
+    pub renewer: Arc<Renewer>,
 }
 
 /// Why the server could not start; each names the setting to fix.
@@ -58,36 +68,47 @@ pub enum StartError {
 
 /// Discovers the provider and builds the whole application.
 pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, StartError> {
-    let oidc = OidcClient::discover(&config).await?;
+    let oidc = Arc::new(OidcClient::discover(&config).await?);
     tracing::info!(issuer = %config.issuer.as_str(), client_id = %config.client_id.as_str(), "provider discovered");
-    let state = AppState { leptos_options: leptos_options.clone(), config: Arc::new(config), oidc: Arc::new(oidc) };
-    Ok(router(state))
+    let tokens = Arc::new(TokenStore::default());
+    let renewer = Arc::new(Renewer::new(oidc.clone(), tokens.clone(), config.renewal.clone()));
+    let api = api::router(Arc::new(AccessTokenValidator::new(oidc.clone(), config.api_audience.clone())));
+    let backend: SharedBackend = Arc::new(Backend::new(renewer.clone(), api.clone()));
+    let state = AppState { leptos_options, config: Arc::new(config), oidc, tokens, renewer };
+    Ok(router(state, backend, api))
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, backend: SharedBackend, api: Router) -> Router {
     let csp = PageCsp::new(state.config.app_url.host_str().unwrap_or("localhost"), &state.leptos_options);
     let options = state.leptos_options.clone();
     let leptos = Router::new()
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),
-            move || csp.apply(),
+            move || {
+                provide_context(backend.clone());
+                csp.apply();
+            },
             move || shell(options.clone()),
         )
-        .layer(middleware::from_fn(auth::session::attach_session_view));
+        .layer(middleware::from_fn_with_state(state.clone(), auth::session::attach_session_view));
 
-    Router::new()
+    let browser_facing = Router::new()
         .merge(auth::routes())
         .merge(leptos)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(session_store::layer(&state.config))
+        .with_state(state);
+
+    Router::new()
+        .merge(browser_facing)
+        .merge(api)
         .layer(middleware::from_fn(security::baseline_headers))
         // Spans name the path only: a query can hold an authorization code or a state.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::info_span!("request", method = %request.method(), path = request.uri().path())
         }))
-        .with_state(state)
 }
 
 /// Seconds since the Unix epoch.

@@ -32,7 +32,9 @@ async fn run() -> Result<(), StartError> {
     let addr = leptos_options.site_addr;
 
     let _provider = match config.provider {
-        ProviderSource::Embedded { addr } => Some(embedded_provider::start(&config, addr).await?),
+        ProviderSource::Embedded { addr, ref config_file } => {
+            Some(embedded_provider::start(&config, addr, config_file.as_deref()).await?)
+        }
         ProviderSource::External => None,
     };
     let app_url = config.app_url.clone();

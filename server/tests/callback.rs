@@ -4,7 +4,7 @@
 mod support;
 
 use reqwest::StatusCode;
-use support::{location, query, spawn_tampering_proxy, with_param, TestApp};
+use support::{location, query, with_param, ProxyMode, Setup, TestApp};
 
 fn cookie_named<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response
@@ -98,8 +98,7 @@ async fn replayed_callback_is_refused_and_the_session_survives() {
 
 #[tokio::test]
 async fn tampered_id_token_is_refused() {
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = TestApp::start_with_issuer(move |upstream| Some(spawn_tampering_proxy(proxy, upstream))).await;
+    let app = TestApp::start_with(Setup::default().proxy(ProxyMode::TamperIdToken)).await;
     let response = app.sign_in("/profile").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(response.text().await.unwrap().contains("could not be verified"));

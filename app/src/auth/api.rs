@@ -1,12 +1,16 @@
 //! Server functions over the session. They read the [`SessionView`] that the server attached
 //! to the request; on the client they are plain HTTP calls.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, server_fn::codec::Json};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
 use super::session::SessionView;
-use super::session::{IdTokenClaims, SessionInfo};
+use super::{
+    refresh::ReauthReason,
+    session::{Claims, IdTokenClaims, SessionInfo},
+};
+pub use crate::report::Report;
 
 #[cfg(feature = "ssr")]
 fn session_view() -> Option<SessionView> {
@@ -24,24 +28,31 @@ pub async fn get_id_token_claims() -> Result<Option<IdTokenClaims>, ServerFnErro
     Ok(session_view().map(|view| view.id_token_claims))
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FormReceipt {
-    pub characters: usize,
+/// The userinfo endpoint's answer at sign-in; `None` when signed out or `auto_userinfo` is off.
+#[server]
+pub async fn get_userinfo_claims() -> Result<Option<Claims>, ServerFnError> {
+    Ok(session_view().and_then(|view| view.userinfo_claims))
 }
 
-/// Accepts the long form from a signed-in user. The text is only counted: keeping drafts safe
-/// across renewals and sign-ins is the client's job, and storing reports is not this demo's.
-#[server]
-pub async fn submit_form(
-    title: String,
-    summary: String,
-    details: String,
-    notes: String,
-) -> Result<FormReceipt, ServerFnError> {
-    let Some(view) = session_view() else {
-        return Err(ServerFnError::new("your session has ended; sign in again to submit"));
-    };
-    let characters = [&title, &summary, &details, &notes].iter().map(|s| s.chars().count()).sum();
-    tracing::info!(sub = view.info.subject.as_deref().unwrap_or_default(), characters, "form submitted");
-    Ok(FormReceipt { characters })
+/// How saving a report went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SubmitOutcome {
+    /// The protected API stored it.
+    Saved { characters: usize },
+    /// The session has ended (or cannot be renewed): sign in again, the draft is kept.
+    SessionEnded { reason: ReauthReason },
+    /// The provider or the API could not be reached; nothing was lost, try again.
+    Unavailable { detail: String },
+    /// The API refused the report itself.
+    Rejected { detail: String },
+}
+
+/// Saves the long form through the protected API, as the signed-in user. The server renews the
+/// access token first if it is about to expire, and once more if the API answers 401.
+#[server(endpoint = "submit_form", input = Json)]
+pub async fn submit_form(report: Report) -> Result<SubmitOutcome, ServerFnError> {
+    let backend = super::backend::use_backend()?;
+    let parts = use_context::<http::request::Parts>().ok_or_else(|| ServerFnError::new("no request"))?;
+    Ok(backend.submit_report(&parts, report).await)
 }

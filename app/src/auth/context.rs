@@ -1,17 +1,196 @@
-//! The client auth context: one session resource shared by every page. Renewal scheduling
-//! will hang off it.
+//! The client auth context, provided once at the root: the session as the page loaded it, and
+//! signals that follow its renewal (status, expiry, renewal count, last outcome and error, and an
+//! event log named like oidc-client-ts's events). In the browser, [`super::renewal`] drives them;
+//! on the server they stay at their initial values, so hydration matches.
+//!
+//! Renewal only ever writes these signals. It never refetches [`AuthContext::session`], which
+//! protected pages wait on: a renewal must not re-render, reset or re-mount what a user is typing.
 
 use leptos::prelude::*;
 
-use super::{api::get_session, session::SessionInfo};
+use super::{
+    api::get_session,
+    refresh::{ReauthReason, RefreshOutcome},
+    session::SessionInfo,
+};
 
+/// The most events the log keeps; older ones drop off the top.
+const MAX_EVENTS: usize = 200;
+
+/// Where the session stands, as the browser knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthStatus {
+    /// Not known yet (before hydration, or while the session loads).
+    Unknown,
+    SignedOut,
+    SignedIn,
+    /// A renewal is in flight.
+    Renewing,
+    /// The session cannot be renewed: the user must sign in again.
+    ReauthRequired(ReauthReason),
+}
+
+impl AuthStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::SignedOut => "signed out",
+            Self::SignedIn => "signed in",
+            Self::Renewing => "renewing",
+            Self::ReauthRequired(_) => "sign-in required",
+        }
+    }
+}
+
+/// The events, named as oidc-client-ts names its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthEventKind {
+    /// Tokens were (re)loaded: a renewal here, or one adopted from another tab.
+    UserLoaded,
+    /// The access token is about to expire: renewal starts.
+    AccessTokenExpiring,
+    /// The access token expired before a renewal succeeded.
+    AccessTokenExpired,
+    /// A renewal failed (transiently, or for good).
+    SilentRenewError,
+    /// The session ended: sign-in is required.
+    UserSignedOut,
+}
+
+impl AuthEventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UserLoaded => "userLoaded",
+            Self::AccessTokenExpiring => "accessTokenExpiring",
+            Self::AccessTokenExpired => "accessTokenExpired",
+            Self::SilentRenewError => "silentRenewError",
+            Self::UserSignedOut => "userSignedOut",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthEvent {
+    /// Milliseconds since the Unix epoch, by the browser's clock.
+    pub at_ms: f64,
+    pub kind: AuthEventKind,
+    pub detail: String,
+}
+
+/// What pages and components read. Every field is `Copy`, so is the context.
 #[derive(Clone, Copy)]
 pub struct AuthContext {
-    /// The session as the server last described it.
+    /// The session as the server described it when the page loaded. Never refetched.
     pub session: Resource<Result<SessionInfo, ServerFnError>>,
+    pub status: ReadSignal<AuthStatus>,
+    /// When the access token the server holds expires (Unix seconds, the server's clock).
+    pub expires_at: ReadSignal<Option<u64>>,
+    /// Renewals of this session seen by this tab, its own and other tabs'.
+    pub renewals: ReadSignal<u32>,
+    pub last_outcome: ReadSignal<Option<RefreshOutcome>>,
+    pub last_error: ReadSignal<Option<String>>,
+    pub events: ReadSignal<Vec<AuthEvent>>,
+    writers: AuthWriters,
+}
+
+/// The write halves, for the renewal driver and for pages that learn of an ended session.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) struct AuthWriters {
+    pub status: WriteSignal<AuthStatus>,
+    pub expires_at: WriteSignal<Option<u64>>,
+    pub renewals: WriteSignal<u32>,
+    pub last_outcome: WriteSignal<Option<RefreshOutcome>>,
+    pub last_error: WriteSignal<Option<String>>,
+    pub events: WriteSignal<Vec<AuthEvent>>,
+}
+
+impl AuthContext {
+    /// The signed-in subject, once the session has loaded.
+    pub fn subject(&self) -> Option<String> {
+        self.session.get_untracked().and_then(Result::ok).filter(|info| info.authenticated).and_then(|i| i.subject)
+    }
+
+    /// Whether the user must sign in again before anything can be sent.
+    pub fn reauth_required(&self) -> bool {
+        matches!(self.status.get(), AuthStatus::ReauthRequired(_))
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub(crate) fn writers(&self) -> AuthWriters {
+        self.writers
+    }
+
+    /// Records an event, with the browser's time, at the end of the log.
+    pub(crate) fn log(&self, kind: AuthEventKind, detail: impl Into<String>) {
+        let event = AuthEvent { at_ms: now_ms(), kind, detail: detail.into() };
+        self.writers.events.update(|events| {
+            events.push(event);
+            if events.len() > MAX_EVENTS {
+                events.remove(0);
+            }
+        });
+    }
+
+    /// The user chose to sign out: from now on nothing of theirs is saved on this page.
+    pub(crate) fn signing_out(&self) {
+        self.writers.status.set(AuthStatus::SignedOut);
+    }
+
+    /// Whether the page still acts for a signed-in user (who may need to sign in again).
+    pub fn acting_for_user(&self) -> bool {
+        self.status.get_untracked() != AuthStatus::SignedOut
+    }
+
+    /// The session has ended for good (a refused renewal here or in another tab, or a server
+    /// function that found no session): every page learns it from `status`.
+    pub(crate) fn end_session(&self, reason: ReauthReason) {
+        if self.reauth_required() {
+            return;
+        }
+        self.writers.status.set(AuthStatus::ReauthRequired(reason));
+        self.log(AuthEventKind::UserSignedOut, format!("sign-in required ({})", reason.as_str()));
+    }
 }
 
 pub fn provide_auth_context() {
     let session = Resource::new(|| (), |_| get_session());
-    provide_context(AuthContext { session });
+    let (status, set_status) = signal(AuthStatus::Unknown);
+    let (expires_at, set_expires_at) = signal(None);
+    let (renewals, set_renewals) = signal(0);
+    let (last_outcome, set_last_outcome) = signal(None);
+    let (last_error, set_last_error) = signal(None);
+    let (events, set_events) = signal(Vec::new());
+    let context = AuthContext {
+        session,
+        status,
+        expires_at,
+        renewals,
+        last_outcome,
+        last_error,
+        events,
+        writers: AuthWriters {
+            status: set_status,
+            expires_at: set_expires_at,
+            renewals: set_renewals,
+            last_outcome: set_last_outcome,
+            last_error: set_last_error,
+            events: set_events,
+        },
+    };
+    provide_context(context);
+    #[cfg(feature = "hydrate")]
+    super::renewal::start(context);
+}
+
+/// The browser's clock in milliseconds (zero on the server, where nothing is scheduled).
+pub(crate) fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
 }

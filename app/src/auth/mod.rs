@@ -1,10 +1,32 @@
 //! The session as both sides see it. Tokens never appear here: the server holds them and
 //! attaches a [`SessionView`] to each request it renders.
+//!
+//! - `session`: [`SessionInfo`] (the JSON of `GET /auth/session`) and [`SessionView`].
+//! - `refresh`: `POST /auth/refresh` and its typed [`RefreshOutcome`].
+//! - `api`: the other server functions (session, claims, saving the form).
+//! - `backend` (ssr): the [`AuthBackend`] the server provides to the server functions.
+//! - `context`: the client auth context and its signals and events.
+//! - `renewal`, `tabs` (hydrate): the renewal driver, and how tabs share one renewal.
+//! - `schedule`: when to renew and how to back off, testable apart from the browser.
 
 mod api;
+#[cfg(feature = "ssr")]
+mod backend;
 mod context;
+mod refresh;
+#[cfg(feature = "hydrate")]
+mod renewal;
+pub mod schedule;
 mod session;
+#[cfg(feature = "hydrate")]
+mod tabs;
 
-pub use api::{get_id_token_claims, get_session, submit_form, FormReceipt, SubmitForm};
-pub use context::{provide_auth_context, AuthContext};
-pub use session::{login_url, IdTokenClaims, SessionInfo, SessionView};
+pub use api::{
+    get_id_token_claims, get_session, get_userinfo_claims, submit_form, GetSession, SubmitForm, SubmitOutcome,
+};
+#[cfg(feature = "ssr")]
+pub use backend::{AuthBackend, BoxFuture, SharedBackend};
+pub(crate) use context::now_ms;
+pub use context::{provide_auth_context, AuthContext, AuthEvent, AuthEventKind, AuthStatus};
+pub use refresh::{refresh, ReauthReason, Refresh, RefreshOutcome};
+pub use session::{login_url, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};

@@ -17,19 +17,40 @@ pub struct SessionInfo {
     /// When the access token the server holds expires, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_expires_at: Option<u64>,
+    /// Seconds the access token had left when this answer was made. The browser schedules
+    /// renewal from this and its own clock, so a browser clock that is off does not matter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_in: Option<u64>,
     /// The provider's session id (`sid`), which back-channel logout names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// How the browser should keep this session alive; set by the server's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<RenewalPolicy>,
 }
 
-/// The verified claims of the ID token: facts about the user, not a credential.
-pub type IdTokenClaims = BTreeMap<String, serde_json::Value>;
+/// When the client auth context renews: `before_expiry_secs` ahead of expiry, minus a random
+/// part of `jitter_secs`, so that many clients signed in at once do not renew in lockstep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalPolicy {
+    pub before_expiry_secs: u64,
+    pub jitter_secs: u64,
+}
+
+/// Verified claims about the user (from the ID token or the userinfo endpoint): facts, not a
+/// credential.
+pub type Claims = BTreeMap<String, serde_json::Value>;
+
+/// The ID token's verified claims.
+pub type IdTokenClaims = Claims;
 
 /// What the server attaches to a request from a signed-in browser (ssr only reads it).
 #[derive(Clone, Debug)]
 pub struct SessionView {
     pub info: SessionInfo,
     pub id_token_claims: IdTokenClaims,
+    /// The userinfo endpoint's answer at sign-in, when `auto_userinfo` is on.
+    pub userinfo_claims: Option<Claims>,
 }
 
 /// `/auth/login`, which starts the code flow and comes back to `return_to` (a same-origin path).

@@ -1,7 +1,8 @@
-//! Who is signed in, in the header of every page.
+//! Who is signed in, and the way out, in the header of every page.
 
-use leptos::prelude::*;
+use leptos::{either::Either, prelude::*};
 
+use super::SignOutButton;
 use crate::auth::AuthContext;
 
 #[component]
@@ -9,17 +10,22 @@ pub fn SessionBadge() -> impl IntoView {
     let session = expect_context::<AuthContext>().session;
     view! {
         <Transition fallback=|| ()>
-            <span class="badge" data-testid="session-badge">
-                {move || Suspend::new(async move {
-                    match session.await {
-                        Ok(info) if info.authenticated => {
-                            format!("Signed in as {}", info.display_name.unwrap_or_default())
-                        }
-                        Ok(_) => "Signed out".to_owned(),
-                        Err(_) => "Session unknown".to_owned(),
+            {move || Suspend::new(async move {
+                match session.await {
+                    Ok(info) if info.authenticated => {
+                        let name = info.display_name.unwrap_or_default();
+                        let subject = info.subject.unwrap_or_default();
+                        Either::Left(view! {
+                            <div class="session-menu">
+                                <span class="badge" data-testid="session-badge">"Signed in as " {name}</span>
+                                <SignOutButton subject/>
+                            </div>
+                        })
                     }
-                })}
-            </span>
+                    Ok(_) => Either::Right(view! { <span class="badge" data-testid="session-badge">"Signed out"</span> }),
+                    Err(_) => Either::Right(view! { <span class="badge" data-testid="session-badge">"Session unknown"</span> }),
+                }
+            })}
         </Transition>
     }
 }

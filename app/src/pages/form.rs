@@ -1,9 +1,26 @@
-//! The long form: several large text fields, the kind of page where losing a session must not
-//! lose the work.
+//! The long form: an incident report of many fields, the kind of page where losing a session
+//! must not lose the work.
+//!
+//! The fields are plain, uncontrolled inputs: nothing reactive writes to them, so a renewal
+//! (which only touches the auth context's signals) cannot re-render, reset or re-mount them, and
+//! value, focus, caret and scroll stay where the user left them. The draft is saved to this
+//! browser's storage shortly after each keystroke, when the tab is hidden or left, and when the
+//! session ends; it comes back on load, after a reload or a sign-in, for the same user only.
 
-use leptos::prelude::*;
+use leptos::{ev, html, prelude::*};
 
-use crate::{auth::SubmitForm, components::RequireSignIn};
+use crate::{
+    auth::{now_ms, AuthContext, SubmitForm, SubmitOutcome},
+    components::{EventLog, RequireSignIn, SessionEndedNotice, SessionPanel},
+    draft,
+    format::utc_time_ms,
+    report::{FieldKind, FIELDS},
+};
+
+/// How long typing must pause before the draft is written…
+const AUTOSAVE_DEBOUNCE_MS: u64 = 400;
+/// …and how often it is written anyway while the typing goes on without a pause.
+const AUTOSAVE_MAX_WAIT_MS: f64 = 2_000.0;
 
 #[component]
 pub fn FormPage() -> impl IntoView {
@@ -17,25 +34,176 @@ pub fn FormPage() -> impl IntoView {
 
 #[component]
 fn ReportForm() -> impl IntoView {
+    let auth = expect_context::<AuthContext>();
+    let subject = StoredValue::new(auth.subject().unwrap_or_default());
+    let form = NodeRef::<html::Form>::new();
     let submit = ServerAction::<SubmitForm>::new();
+    let (draft_note, set_draft_note) = signal(String::new());
+    let pending_save = StoredValue::new(None::<TimeoutHandle>);
+    let last_saved_ms = StoredValue::new(0.0_f64);
+
+    let save_draft = move || {
+        if let Some(handle) = pending_save.get_value() {
+            handle.clear();
+            pending_save.set_value(None);
+        }
+        if let Some(form) = form.get_untracked().filter(|_| auth.acting_for_user()) {
+            subject.with_value(|subject| draft::save(subject, &fields::read(&form)));
+            last_saved_ms.set_value(now_ms());
+            set_draft_note.set(format!("Draft saved on this device at {}.", utc_time_ms(now_ms())));
+        }
+    };
+    let save_draft_soon = move || {
+        if now_ms() - last_saved_ms.get_value() >= AUTOSAVE_MAX_WAIT_MS {
+            return save_draft();
+        }
+        if let Some(handle) = pending_save.get_value() {
+            handle.clear();
+        }
+        let handle = set_timeout_with_handle(save_draft, std::time::Duration::from_millis(AUTOSAVE_DEBOUNCE_MS));
+        pending_save.set_value(handle.ok());
+    };
+
+    // Restore the draft once the form is in the page (in the browser: the server has none).
+    Effect::new(move |_| {
+        if let Some(form) = form.get() {
+            if let Some(saved) = subject.with_value(|subject| draft::load(subject)) {
+                fields::write(&form, &saved);
+                set_draft_note.set("Your draft was restored.".into());
+            }
+        }
+    });
+    // Hidden or left: save now, whatever the debounce was waiting for.
+    let on_hidden = window_event_listener(ev::visibilitychange, move |_| {
+        if document().hidden() {
+            save_draft();
+        }
+    });
+    let on_pagehide = window_event_listener(ev::pagehide, move |_| save_draft());
+    on_cleanup(move || {
+        on_hidden.remove();
+        on_pagehide.remove();
+    });
+    // The session ended: make sure the very last keystrokes are in the draft too.
+    Effect::new(move |_| {
+        if auth.reauth_required() {
+            save_draft();
+        }
+    });
+    // After a save: drop the draft; after a refusal for want of a session: say so everywhere.
+    Effect::new(move |_| match submit.value().get() {
+        Some(Ok(SubmitOutcome::Saved { .. })) => {
+            subject.with_value(|subject| draft::clear(subject));
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+            }
+            set_draft_note.set(String::new());
+        }
+        Some(Ok(SubmitOutcome::SessionEnded { reason })) => auth.end_session(reason),
+        _ => {}
+    });
+
     let result = move || {
         submit.value().get().map(|outcome| match outcome {
-            Ok(receipt) => format!("Received {} characters.", receipt.characters),
-            Err(error) => format!("Not sent: {error}"),
+            Ok(SubmitOutcome::Saved { characters }) => format!("Received {characters} characters."),
+            Ok(SubmitOutcome::SessionEnded { .. }) => {
+                "Not sent: your session has ended. Your draft is kept on this device.".into()
+            }
+            Ok(SubmitOutcome::Unavailable { detail }) => format!("Not sent: {detail}. Your draft is kept; try again."),
+            Ok(SubmitOutcome::Rejected { detail }) => format!("Not sent: {detail}."),
+            Err(error) => format!("Not sent: {error}. Your draft is kept; try again."),
         })
     };
+
     view! {
-        <ActionForm action=submit attr:class="long-form">
-            <label for="title">"Title"</label>
-            <input id="title" name="title" type="text"/>
-            <label for="summary">"Summary"</label>
-            <textarea id="summary" name="summary" rows="6"></textarea>
-            <label for="details">"What happened, in detail"</label>
-            <textarea id="details" name="details" rows="16"></textarea>
-            <label for="notes">"Notes"</label>
-            <textarea id="notes" name="notes" rows="8"></textarea>
-            <button type="submit">"Submit"</button>
-        </ActionForm>
+        <SessionEndedNotice kept="Your draft is saved on this device."/>
+        <div class="form-layout">
+            <form
+                class="long-form"
+                node_ref=form
+                on:input=move |_| save_draft_soon()
+                on:submit=move |ev| {
+                    ev.prevent_default();
+                    save_draft();
+                    if let Some(form) = form.get_untracked() {
+                        submit.dispatch(SubmitForm { report: fields::read(&form) });
+                    }
+                }
+            >
+                {FIELDS
+                    .iter()
+                    .map(|field| {
+                        let input = match field.kind {
+                            FieldKind::Line => {
+                                view! { <input id=field.name name=field.name type="text" autocomplete="off"/> }
+                                    .into_any()
+                            }
+                            FieldKind::Text { rows } => {
+                                view! { <textarea id=field.name name=field.name rows=rows></textarea> }.into_any()
+                            }
+                        };
+                        view! {
+                            <label for=field.name>{field.label}</label>
+                            {input}
+                        }
+                    })
+                    .collect_view()}
+                <button type="submit" disabled=move || submit.pending().get()>"Submit"</button>
+            </form>
+            <aside class="form-aside">
+                <SessionPanel/>
+                <EventLog/>
+            </aside>
+        </div>
+        <p class="muted" data-testid="draft-status">{draft_note}</p>
         <p role="status" data-testid="form-result">{result}</p>
     }
+}
+
+/// Reading and writing the form's fields in the page. On the server there is no page.
+mod fields {
+    use leptos::web_sys::HtmlFormElement;
+
+    use crate::report::Report;
+
+    #[cfg(feature = "hydrate")]
+    pub fn read(form: &HtmlFormElement) -> Report {
+        use wasm_bindgen::JsCast;
+        use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+
+        let mut report = Report::default();
+        for field in crate::report::FIELDS {
+            let Some(element) = form.elements().named_item(field.name) else { continue };
+            let value = match (element.dyn_ref::<HtmlInputElement>(), element.dyn_ref::<HtmlTextAreaElement>()) {
+                (Some(input), _) => input.value(),
+                (_, Some(area)) => area.value(),
+                _ => continue,
+            };
+            report.fields.insert(field.name.to_owned(), value);
+        }
+        report
+    }
+
+    #[cfg(feature = "hydrate")]
+    pub fn write(form: &HtmlFormElement, report: &Report) {
+        use wasm_bindgen::JsCast;
+        use web_sys::{HtmlInputElement, HtmlTextAreaElement};
+
+        for (name, value) in &report.fields {
+            let Some(element) = form.elements().named_item(name) else { continue };
+            if let Some(input) = element.dyn_ref::<HtmlInputElement>() {
+                input.set_value(value);
+            } else if let Some(area) = element.dyn_ref::<HtmlTextAreaElement>() {
+                area.set_value(value);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn read(_form: &HtmlFormElement) -> Report {
+        Report::default()
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn write(_form: &HtmlFormElement, _report: &Report) {}
 }

@@ -1,8 +1,12 @@
-//! The home page: the session as the server sees it, and the way in or out.
+//! The home page: the session as the server sees it, how it is being kept alive, and the way in.
 
 use leptos::{either::Either, prelude::*};
 
-use crate::auth::{login_url, AuthContext, SessionInfo};
+use crate::{
+    auth::{login_url, AuthContext, SessionInfo},
+    components::{EventLog, SessionEndedNotice, SessionPanel},
+    format::utc_time,
+};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
@@ -28,6 +32,7 @@ pub fn HomePage() -> impl IntoView {
 fn SignedIn(info: SessionInfo) -> impl IntoView {
     let expires = info.access_token_expires_at.map(utc_time).unwrap_or_else(|| "unknown".into());
     view! {
+        <SessionEndedNotice kept="Nothing on this page is lost."/>
         <section class="card" data-testid="session-status" data-authenticated="true">
             <h2>"Signed in as " {info.display_name.clone()}</h2>
             <dl>
@@ -38,10 +43,12 @@ fn SignedIn(info: SessionInfo) -> impl IntoView {
                 <dt>"Provider session (sid)"</dt>
                 <dd>{info.sid.clone()}</dd>
             </dl>
-            <form method="post" action="/auth/logout">
-                <button type="submit">"Sign out"</button>
-            </form>
         </section>
+        <section class="card">
+            <h2>"Keeping the session alive"</h2>
+            <SessionPanel/>
+        </section>
+        <EventLog/>
     }
 }
 
@@ -53,10 +60,4 @@ fn SignedOut() -> impl IntoView {
             <a class="button" href=login_url("/") rel="external">"Sign in"</a>
         </section>
     }
-}
-
-/// `HH:MM:SS UTC`: the same text on the server and in the browser, whatever their time zones.
-fn utc_time(epoch_secs: u64) -> String {
-    let secs = epoch_secs % 86_400;
-    format!("{:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
 }

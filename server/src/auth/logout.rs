@@ -1,16 +1,15 @@
 //! `POST /auth/logout`: ends the session at this app. (Ending it at the provider too, and
 //! revoking the refresh token, is RP-initiated logout, which comes later.)
 
-use axum::response::Redirect;
+use axum::{extract::State, response::Redirect};
 use tower_sessions::Session;
 
 use super::record;
-use crate::error::AuthError;
+use crate::{error::AuthError, AppState};
 
-pub async fn logout(session: Session) -> Result<Redirect, AuthError> {
-    if let Some(authenticated) = record::authenticated(&session).await? {
-        tracing::info!(sub = %authenticated.subject, "signed out");
+pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Redirect, AuthError> {
+    if let Some(ended) = record::sign_out(&session, &state.tokens).await? {
+        tracing::info!(sub = %ended.subject, "signed out");
     }
-    record::sign_out(&session).await?;
     Ok(Redirect::to("/"))
 }

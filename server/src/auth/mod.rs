@@ -1,19 +1,28 @@
-//! The backend-for-frontend: the server runs the code flow and keeps the tokens; the browser
-//! holds only an HttpOnly session cookie.
+//! The backend-for-frontend: the server runs the code flow, keeps the tokens and renews them;
+//! the browser holds only an HttpOnly session cookie.
 //!
 //! The routes are the public contract (register `/auth/callback` at the provider):
 //! - `GET /auth/login?return_to=/path` ([`login`]): starts the code flow.
 //! - `GET /auth/callback` ([`callback`]): the redirect URI; exchanges the code.
 //! - `GET /auth/session` ([`session`]): the session as JSON, never a token.
+//! - `POST /auth/refresh` ([`refresh`], a server function of the app): renews, single-flight.
 //! - `POST /auth/logout` ([`logout`]): ends the session here.
+//!
+//! Behind them: [`oidc_client`] (the provider, through `openidconnect`), [`jwks`] (its keys,
+//! fetched again when they rotate), [`record`] and [`token_store`] (what is kept, and where),
+//! [`backend`] (what the app's server functions ask of the server).
 
+pub mod backend;
 pub mod callback;
+pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod oidc_client;
 pub mod record;
+pub mod refresh;
 pub mod return_to;
 pub mod session;
+pub mod token_store;
 
 use axum::{
     routing::{get, post},

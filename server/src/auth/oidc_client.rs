@@ -1,6 +1,7 @@
 //! The relying party's view of the provider, through the `openidconnect` crate: discovery, the
-//! authorization request (code flow, PKCE S256, state, nonce), and the code exchange with full ID
-//! token validation (OIDC Core §3.1.3.7).
+//! authorization request (code flow, PKCE S256, state, nonce), the code exchange and the refresh
+//! (RFC 6749 §6), each with full ID token validation (OIDC Core §3.1.3.7, §12.2) against a JWKS
+//! that is fetched again when the provider rotates its keys.
 
 use std::time::Duration;
 
@@ -10,14 +11,19 @@ use openidconnect::{
         CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
         CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
     },
-    reqwest, AdditionalClaims, AuthorizationCode, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IdTokenFields, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    reqwest, AccessToken, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, CsrfToken,
+    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IdTokenFields,
+    IdTokenVerifier, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::record::{AuthenticatedSession, IdTokenJwt, TokenSet};
+use super::{
+    jwks::{JwksCache, Keys},
+    record::{AuthenticatedSession, IdTokenJwt, TokenSet},
+};
 use crate::{config::Config, error::AuthError};
 
 /// Claims beyond OIDC Core's standard set that this app reads: the provider session id, which
@@ -36,7 +42,9 @@ type TokenFields = IdTokenFields<
     CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm,
 >;
-type CodeTokenResponse = StandardTokenResponse<TokenFields, CoreTokenType>;
+type OidcTokenResponse = StandardTokenResponse<TokenFields, CoreTokenType>;
+type OidcIdToken = IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type OidcIdTokenClaims = IdTokenClaims<SessionClaims, CoreGenderClaim>;
 /// The client after discovery; its token endpoint is made required (`EndpointSet`) once checked.
 type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
     SessionClaims,
@@ -46,7 +54,7 @@ type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
     CoreJsonWebKey,
     CoreAuthPrompt,
     StandardErrorResponse<CoreErrorResponseType>,
-    CodeTokenResponse,
+    OidcTokenResponse,
     CoreTokenIntrospectionResponse,
     CoreRevocableToken,
     CoreRevocationErrorResponse,
@@ -60,6 +68,8 @@ type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
 
 /// How far an ID token's `iat` may be from now (clock skew either way, plus transit).
 const IAT_TOLERANCE_SECS: i64 = 300;
+/// Assumed when a token response leaves out `expires_in` (RFC 6749 §5.1 only recommends it).
+const DEFAULT_ACCESS_TOKEN_SECS: u64 = 300;
 
 /// A discovered provider and this app's registration at it.
 pub struct OidcClient {
@@ -68,6 +78,8 @@ pub struct OidcClient {
     http: reqwest::Client,
     scopes: Vec<Scope>,
     allowed_algs: Vec<CoreJwsSigningAlgorithm>,
+    jwks: JwksCache,
+    auto_userinfo: bool,
 }
 
 /// What `/auth/login` keeps to finish the flow at `/auth/callback`.
@@ -82,6 +94,50 @@ pub struct AuthorizationStart {
 #[derive(Debug, thiserror::Error)]
 #[error("OIDC_ISSUER: {0}")]
 pub struct DiscoveryError(String);
+
+/// What a refresh brought back, validated.
+pub struct Refreshed {
+    pub access_token: AccessToken,
+    pub expires_in: u64,
+    /// The provider's new refresh token; `None` if it sent none (it does not rotate).
+    pub refresh_token: Option<RefreshToken>,
+    /// A new ID token, if the provider sent one: validated, and of the same subject.
+    pub id_token: Option<(IdTokenJwt, app::auth::IdTokenClaims, String)>,
+}
+
+/// Why a refresh did not renew the session.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`: expired, revoked or reused).
+    /// Its description is logged, never relied on: other providers do not say why.
+    #[error("the provider refused the refresh token: {0}")]
+    InvalidGrant(String),
+    /// The provider could not be reached, timed out, failed, or refused for a reason the user
+    /// cannot fix (`invalid_client`…). `public` is what the browser may read.
+    #[error("{detail}")]
+    Transient { public: &'static str, detail: String },
+    /// The refreshed ID token failed validation or names another subject.
+    #[error("the refreshed ID token is not acceptable: {0}")]
+    IdTokenRejected(String),
+}
+
+/// What a `nonce` in an ID token must be: the sign-in's, or, after a refresh, absent or still
+/// the sign-in's (OIDC Core §12.2), unless configured to ignore it.
+#[derive(Clone, Copy)]
+enum NonceCheck<'a> {
+    SignIn(&'a Nonce),
+    AfterRefresh { original: &'a Nonce, ignore: bool },
+}
+
+impl NonceVerifier for NonceCheck<'_> {
+    fn verify(self, nonce: Option<&Nonce>) -> Result<(), String> {
+        match (self, nonce) {
+            (Self::SignIn(expected), nonce) => expected.verify(nonce),
+            (Self::AfterRefresh { .. }, None) | (Self::AfterRefresh { ignore: true, .. }, Some(_)) => Ok(()),
+            (Self::AfterRefresh { original, ignore: false }, Some(nonce)) => original.verify(Some(nonce)),
+        }
+    }
+}
 
 impl OidcClient {
     /// Fetches the provider's metadata and keys. Redirects are not followed: a provider that
@@ -107,6 +163,8 @@ impl OidcClient {
         if allowed_algs.is_empty() {
             return Err(DiscoveryError(format!("{issuer} offers no asymmetric ID token signing algorithm")));
         }
+        let jwks =
+            JwksCache::load(metadata.jwks_uri().url().to_string(), http.clone()).await.map_err(DiscoveryError)?;
         let redirect_url = RedirectUrl::new(config.callback_url())
             .map_err(|e| DiscoveryError(format!("callback URL {}: {e}", config.callback_url())))?;
         let client = Client::<EndpointMaybeSet>::from_provider_metadata(
@@ -117,7 +175,15 @@ impl OidcClient {
         .set_redirect_uri(redirect_url)
         .set_token_uri(token_url);
         let scopes = config.scopes.iter().filter(|s| *s != "openid").cloned().map(Scope::new).collect();
-        Ok(Self { client, issuer: issuer.to_owned(), http, scopes, allowed_algs })
+        Ok(Self {
+            client,
+            issuer: issuer.to_owned(),
+            http,
+            scopes,
+            allowed_algs,
+            jwks,
+            auto_userinfo: config.auto_userinfo,
+        })
     }
 
     /// The authorization request: code flow, fresh `state` and `nonce`, and a PKCE S256 challenge.
@@ -136,12 +202,16 @@ impl OidcClient {
         &self.issuer
     }
 
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
+    }
+
     /// Exchanges the code, validates the ID token, and returns the session to keep.
     pub async fn exchange_code(
         &self,
         code: String,
         pkce_verifier: PkceCodeVerifier,
-        nonce: &Nonce,
+        nonce: Nonce,
         now: u64,
     ) -> Result<AuthenticatedSession, AuthError> {
         let response = self
@@ -160,44 +230,161 @@ impl OidcClient {
 
         let id_token =
             response.id_token().ok_or(AuthError::InvalidIdToken("the token response has no ID token".into()))?;
-        let verifier = self
-            .client
-            .id_token_verifier()
-            .set_allowed_algs(self.allowed_algs.iter().cloned())
-            .set_issue_time_verifier_fn(move |iat| {
-                let iat = iat.timestamp();
-                let now = i64::try_from(now).unwrap_or(i64::MAX);
-                if (iat - now).abs() <= IAT_TOLERANCE_SECS {
-                    Ok(())
-                } else {
-                    Err(format!("iat {iat} is more than {IAT_TOLERANCE_SECS} s from now"))
-                }
-            });
-        let claims = id_token.claims(&verifier, nonce).map_err(|e| AuthError::InvalidIdToken(error_chain(&e)))?;
-
-        let display_name = claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.to_string())
-            .or_else(|| claims.preferred_username().map(|u| u.to_string()))
-            .unwrap_or_else(|| claims.subject().to_string());
-        let id_token_claims = match serde_json::to_value(claims) {
-            Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
-            _ => Default::default(),
+        let claims =
+            self.verified_claims(id_token, NonceCheck::SignIn(&nonce), now).await.map_err(AuthError::InvalidIdToken)?;
+        let subject = claims.subject().to_string();
+        let userinfo_claims = match self.auto_userinfo {
+            true => self.userinfo(response.access_token(), claims).await,
+            false => None,
         };
-        let expires_in = response.expires_in().map(|d| d.as_secs()).unwrap_or(0);
         Ok(AuthenticatedSession {
-            subject: claims.subject().to_string(),
-            display_name,
+            display_name: display_name(claims),
             sid: claims.additional_claims().sid.clone(),
-            id_token_claims,
+            id_token_claims: claims_map(claims),
+            subject,
+            nonce,
+            userinfo_claims,
             tokens: TokenSet {
                 access_token: response.access_token().clone(),
-                access_token_expires_at: now + expires_in,
+                access_token_expires_at: now + expires_in(&response),
                 refresh_token: response.refresh_token().cloned(),
                 id_token: IdTokenJwt::new(id_token.to_string()),
             },
         })
+    }
+
+    /// The refresh token grant (RFC 6749 §6). A new ID token, if the provider sends one, is
+    /// validated like the first, without expecting a new nonce, and must name the same subject.
+    pub async fn refresh(
+        &self,
+        refresh_token: &RefreshToken,
+        session: &AuthenticatedSession,
+        ignore_nonce: bool,
+        now: u64,
+    ) -> Result<Refreshed, RefreshError> {
+        let response =
+            self.client.exchange_refresh_token(refresh_token).request_async(&self.http).await.map_err(|e| match e {
+                RequestTokenError::ServerResponse(response) => {
+                    let description = response.error_description().cloned().unwrap_or_default();
+                    match response.error() {
+                        CoreErrorResponseType::InvalidGrant => RefreshError::InvalidGrant(description),
+                        other => RefreshError::Transient {
+                            public: "the provider refused the refresh",
+                            detail: format!("the provider refused the refresh: {} ({description})", other.as_ref()),
+                        },
+                    }
+                }
+                RequestTokenError::Request(error) => RefreshError::Transient {
+                    public: if error_chain(&error).contains("timed out") {
+                        "the provider timed out"
+                    } else {
+                        "the provider is unreachable"
+                    },
+                    detail: error_chain(&error),
+                },
+                other => RefreshError::Transient { public: "the provider failed", detail: error_chain(&other) },
+            })?;
+
+        let id_token = match response.id_token() {
+            None => None,
+            Some(id_token) => {
+                let check = NonceCheck::AfterRefresh { original: &session.nonce, ignore: ignore_nonce };
+                let claims = self.verified_claims(id_token, check, now).await.map_err(RefreshError::IdTokenRejected)?;
+                if claims.subject().as_str() != session.subject {
+                    return Err(RefreshError::IdTokenRejected("it names another subject".into()));
+                }
+                Some((IdTokenJwt::new(id_token.to_string()), claims_map(claims), display_name(claims)))
+            }
+        };
+        Ok(Refreshed {
+            access_token: response.access_token().clone(),
+            expires_in: expires_in(&response),
+            refresh_token: response.refresh_token().cloned(),
+            id_token,
+        })
+    }
+
+    /// Validates an ID token with the cached keys, and once more after fetching the JWKS again
+    /// if it names a key the cache lacks (the provider rotated its keys).
+    async fn verified_claims<'t>(
+        &self,
+        id_token: &'t OidcIdToken,
+        nonce: NonceCheck<'_>,
+        now: u64,
+    ) -> Result<&'t OidcIdTokenClaims, String> {
+        let keys = self.jwks.current();
+        match id_token.claims(&self.verifier(&keys, now), nonce) {
+            Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
+                let keys = self
+                    .jwks
+                    .refetch_after(&keys)
+                    .await
+                    .ok_or_else(|| "no key in the provider's JWKS matches the token's kid".to_owned())?;
+                id_token.claims(&self.verifier(&keys, now), nonce).map_err(|e| error_chain(&e))
+            }
+            other => other.map_err(|e| error_chain(&e)),
+        }
+    }
+
+    fn verifier(&self, keys: &Keys, now: u64) -> IdTokenVerifier<'static, CoreJsonWebKey> {
+        IdTokenVerifier::new_public_client(
+            self.client.client_id().clone(),
+            openidconnect::IssuerUrl::new(self.issuer.clone()).expect("the issuer was parsed at start"),
+            keys.oidc.clone(),
+        )
+        .set_allowed_algs(self.allowed_algs.iter().cloned())
+        .set_issue_time_verifier_fn(move |iat| {
+            let iat = iat.timestamp();
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            if (iat - now).abs() <= IAT_TOLERANCE_SECS {
+                Ok(())
+            } else {
+                Err(format!("iat {iat} is more than {IAT_TOLERANCE_SECS} s from now"))
+            }
+        })
+    }
+
+    /// The userinfo endpoint's claims (OIDC Core §5.3), accepted only for the ID token's subject
+    /// (§5.3.4). A failure is logged and costs only these extra claims, not the sign-in.
+    async fn userinfo(&self, access_token: &AccessToken, id_claims: &OidcIdTokenClaims) -> Option<app::auth::Claims> {
+        let request = match self.client.user_info(access_token.clone(), Some(id_claims.subject().clone())) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "AUTO_USERINFO: the provider has no userinfo endpoint");
+                return None;
+            }
+        };
+        match request.request_async::<SessionClaims, _, CoreGenderClaim>(&self.http).await {
+            Ok(claims) => match serde_json::to_value(claims) {
+                Ok(serde_json::Value::Object(map)) => Some(map.into_iter().collect()),
+                _ => None,
+            },
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "the userinfo request failed");
+                None
+            }
+        }
+    }
+}
+
+fn expires_in(response: &OidcTokenResponse) -> u64 {
+    response.expires_in().map(|d| d.as_secs()).unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)
+}
+
+/// `name`, else `preferred_username`, else `sub`.
+fn display_name(claims: &OidcIdTokenClaims) -> String {
+    claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.to_string())
+        .or_else(|| claims.preferred_username().map(|u| u.to_string()))
+        .unwrap_or_else(|| claims.subject().to_string())
+}
+
+fn claims_map(claims: &OidcIdTokenClaims) -> app::auth::IdTokenClaims {
+    match serde_json::to_value(claims) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        _ => Default::default(),
     }
 }
 

@@ -1,15 +1,19 @@
-//! What the server keeps in a browser's session: the sign-ins in flight, and once signed in,
-//! the tokens. Secrets are types whose `Debug` is redacted, so they cannot reach a log by accident.
+//! What the server keeps in a browser's session: the sign-ins in flight, and once signed in, the
+//! key of its [`AuthenticatedSession`] in the [`TokenStore`]. Secrets are types whose `Debug` is
+//! redacted, so they cannot reach a log by accident.
 
-use app::auth::{IdTokenClaims, SessionInfo, SessionView};
+use app::auth::{Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};
 use openidconnect::{AccessToken, CsrfToken, Nonce, PkceCodeVerifier, RefreshToken};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use super::return_to::ReturnTo;
+use super::{
+    return_to::ReturnTo,
+    token_store::{SessionKey, TokenStore},
+};
 use crate::error::AuthError;
 
-const AUTHENTICATED_KEY: &str = "auth.authenticated";
+const SESSION_KEY: &str = "auth.session_key";
 const PENDING_KEY: &str = "auth.pending";
 /// How many sign-ins may be in flight per browser (one per tab, say); the oldest goes first.
 const MAX_PENDING: usize = 8;
@@ -37,6 +41,7 @@ impl std::fmt::Debug for IdTokenJwt {
 pub struct TokenSet {
     pub access_token: AccessToken,
     pub access_token_expires_at: u64,
+    /// `None` when the provider issued none, or it was dropped (refused, or not rotated).
     pub refresh_token: Option<RefreshToken>,
     pub id_token: IdTokenJwt,
 }
@@ -46,24 +51,34 @@ pub struct AuthenticatedSession {
     pub subject: String,
     pub display_name: String,
     pub sid: Option<String>,
+    /// The sign-in's nonce: a refreshed ID token that carries one must carry this one
+    /// (OIDC Core §12.2).
+    pub nonce: Nonce,
     pub id_token_claims: IdTokenClaims,
+    pub userinfo_claims: Option<Claims>,
     pub tokens: TokenSet,
 }
 
 impl AuthenticatedSession {
-    /// What the browser may see of this session.
-    pub fn info(&self) -> SessionInfo {
+    /// What the browser may see of this session at `now`.
+    pub fn info(&self, now: u64, renewal: RenewalPolicy) -> SessionInfo {
         SessionInfo {
             authenticated: true,
             subject: Some(self.subject.clone()),
             display_name: Some(self.display_name.clone()),
             access_token_expires_at: Some(self.tokens.access_token_expires_at),
+            access_token_expires_in: Some(self.tokens.access_token_expires_at.saturating_sub(now)),
             sid: self.sid.clone(),
+            renewal: Some(renewal),
         }
     }
 
-    pub fn view(&self) -> SessionView {
-        SessionView { info: self.info(), id_token_claims: self.id_token_claims.clone() }
+    pub fn view(&self, now: u64, renewal: RenewalPolicy) -> SessionView {
+        SessionView {
+            info: self.info(now, renewal),
+            id_token_claims: self.id_token_claims.clone(),
+            userinfo_claims: self.userinfo_claims.clone(),
+        }
     }
 }
 
@@ -77,20 +92,46 @@ pub struct PendingLogin {
     pub created_at: u64,
 }
 
-pub async fn authenticated(session: &Session) -> Result<Option<AuthenticatedSession>, AuthError> {
-    Ok(session.get(AUTHENTICATED_KEY).await?)
+/// The signed-in session of this browser, if any, with its key.
+pub async fn authenticated(
+    session: &Session,
+    store: &TokenStore,
+) -> Result<Option<(SessionKey, std::sync::Arc<AuthenticatedSession>)>, AuthError> {
+    let Some(key) = session.get::<SessionKey>(SESSION_KEY).await? else {
+        return Ok(None);
+    };
+    Ok(store.get(&key).map(|authenticated| (key, authenticated)))
 }
 
 /// Stores the signed-in session under a new session id, so that an id planted in the browser
-/// before sign-in is worth nothing after it (session fixation).
-pub async fn sign_in(session: &Session, authenticated: &AuthenticatedSession) -> Result<(), AuthError> {
+/// before sign-in is worth nothing after it (session fixation). A previous sign-in of this
+/// browser is replaced.
+pub async fn sign_in(
+    session: &Session,
+    store: &TokenStore,
+    authenticated: AuthenticatedSession,
+) -> Result<SessionKey, AuthError> {
+    if let Some(previous) = session.get::<SessionKey>(SESSION_KEY).await? {
+        store.remove(&previous);
+    }
     session.cycle_id().await?;
-    session.insert(AUTHENTICATED_KEY, authenticated).await?;
-    Ok(())
+    let key = SessionKey::generate();
+    store.insert(key.clone(), authenticated);
+    session.insert(SESSION_KEY, &key).await?;
+    Ok(key)
 }
 
-pub async fn sign_out(session: &Session) -> Result<(), AuthError> {
-    Ok(session.flush().await?)
+/// Ends the signed-in session; returns it, for what the caller still has to tell others.
+pub async fn sign_out(
+    session: &Session,
+    store: &TokenStore,
+) -> Result<Option<std::sync::Arc<AuthenticatedSession>>, AuthError> {
+    let ended = match session.get::<SessionKey>(SESSION_KEY).await? {
+        Some(key) => store.remove(&key),
+        None => None,
+    };
+    session.flush().await?;
+    Ok(ended)
 }
 
 pub async fn push_pending(session: &Session, login: PendingLogin) -> Result<(), AuthError> {

@@ -1,17 +1,30 @@
 //! A live app and provider on ephemeral ports, and a cookie-keeping client that plays the
-//! browser without following redirects, so each hop can be checked.
+//! browser without following redirects, so each hop can be checked. A [`Proxy`] can stand in
+//! front of the provider to change its answers as a network or a man in the middle would.
 
-use std::collections::HashMap;
+#![allow(dead_code)] // Each test binary uses its own part of this.
 
-use idp::testing::{interaction_id, TestProvider};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use idp::{
+    testing::{interaction_id, TestProvider},
+    ProviderConfig,
+};
 use leptos::config::LeptosOptions;
 use reqwest::{header::LOCATION, redirect::Policy, StatusCode};
+use serde_json::{json, Value};
 use server::config::Config;
 
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub url: String,
     pub provider: TestProvider,
+    /// The proxy in front of the provider, if the app was started with one.
+    pub proxy: Option<Proxy>,
     pub browser: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
 }
@@ -22,43 +35,81 @@ impl Drop for TestApp {
     }
 }
 
-impl TestApp {
-    pub async fn start() -> Self {
-        Self::start_with_issuer(|_| None).await
+/// A change to the provider's configuration.
+pub type AdjustProvider = Box<dyn FnOnce(&mut ProviderConfig)>;
+
+/// How a test wants the app and its provider set up.
+#[derive(Default)]
+pub struct Setup {
+    /// Changes to the provider's configuration (lifetimes, a client's switches).
+    pub provider: Option<AdjustProvider>,
+    /// Settings for the app, beyond the issuer and client.
+    pub vars: Vec<(&'static str, String)>,
+    /// Put a [`Proxy`] in front of the provider, starting in this mode.
+    pub proxy: Option<ProxyMode>,
+}
+
+impl Setup {
+    pub fn provider(mut self, adjust: impl FnOnce(&mut ProviderConfig) + 'static) -> Self {
+        self.provider = Some(Box::new(adjust));
+        self
     }
 
-    /// `issuer` may put something in front of the provider (given the provider's own address)
-    /// and return the issuer URL the app should use instead.
-    pub async fn start_with_issuer(issuer: impl FnOnce(std::net::SocketAddr) -> Option<String>) -> Self {
+    pub fn var(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.push((name, value.into()));
+        self
+    }
+
+    pub fn proxy(mut self, mode: ProxyMode) -> Self {
+        self.proxy = Some(mode);
+        self
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(Setup::default()).await
+    }
+
+    pub async fn start_with(setup: Setup) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let callback = format!("{url}/auth/callback");
         // The provider must know the app's callback, and the app the provider's issuer: bind
         // both listeners first, then configure each with the other's address.
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let override_issuer = issuer(provider_listener.local_addr().unwrap());
+        let provider_addr = provider_listener.local_addr().unwrap();
+        let proxy = match setup.proxy {
+            Some(mode) => Some(Proxy::start(provider_addr, mode).await),
+            None => None,
+        };
+        let issuer = proxy.as_ref().map(|p| p.url.clone());
+        let adjust = setup.provider;
         let provider = TestProvider::start_on(provider_listener, |config| {
             config.register_redirect_uri("demo-app", &callback);
-            if let Some(issuer) = &override_issuer {
+            if let Some(issuer) = &issuer {
                 config.issuer = issuer.parse().unwrap();
+            }
+            if let Some(adjust) = adjust {
+                adjust(config);
             }
         })
         .await;
 
-        let vars: HashMap<&str, String> = HashMap::from([
+        let mut vars: HashMap<&str, String> = HashMap::from([
             ("APP_URL", url.clone()),
             ("OIDC_ISSUER", provider.issuer.clone()),
             ("OIDC_CLIENT_ID", "demo-app".to_owned()),
             ("OIDC_CLIENT_SECRET", "demo-app-secret".to_owned()),
         ]);
+        vars.extend(setup.vars);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
         let leptos_options = LeptosOptions::builder().output_name("oidc-session").build();
         let app = server::app(config, leptos_options).await.expect("the app starts");
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        let browser = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap();
-        Self { url, provider, browser, task }
+        Self { url, provider, proxy, browser: new_browser(), task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -86,14 +137,7 @@ impl TestApp {
     /// Opens the provider's sign-in form at `authorize_url` and submits it with `fields`;
     /// returns where the provider sends the browser back to.
     pub async fn submit_provider_form(&self, authorize_url: &str, fields: &[(&str, &str)]) -> String {
-        let page = self.get(authorize_url).await;
-        assert_eq!(page.status(), StatusCode::OK, "the provider shows its sign-in form");
-        let interaction = interaction_id(&page.text().await.unwrap()).unwrap();
-        let mut form = vec![("interaction", interaction.as_str())];
-        form.extend_from_slice(fields);
-        let response = self.browser.post(format!("{}/login", self.provider.issuer)).form(&form).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        location(&response)
+        submit_provider_form(&self.browser, authorize_url, fields).await
     }
 
     /// Signs in as alice at the provider; returns the callback URL the provider redirects to.
@@ -108,11 +152,88 @@ impl TestApp {
         self.get(&callback).await
     }
 
-    pub async fn session(&self) -> serde_json::Value {
-        let response = self.get(&self.url("/auth/session")).await;
+    /// A second browser, signed in as `username`.
+    pub async fn other_browser(&self, username: &str, password: &str) -> reqwest::Client {
+        let browser = new_browser();
+        let login = browser.get(self.login_url("/")).send().await.unwrap();
+        let authorize = location(&login);
+        let callback =
+            submit_provider_form(&browser, &authorize, &[("username", username), ("password", password)]).await;
+        let response = browser.get(&callback).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{username} is signed in");
+        browser
+    }
+
+    pub async fn session(&self) -> Value {
+        self.session_of(&self.browser).await
+    }
+
+    pub async fn session_of(&self, browser: &reqwest::Client) -> Value {
+        let response = browser.get(self.url("/auth/session")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
+
+    /// `POST /auth/refresh` as this browser's page would send it; the JSON outcome.
+    pub async fn refresh(&self) -> Value {
+        self.refresh_as(&self.browser).await
+    }
+
+    pub async fn refresh_as(&self, browser: &reqwest::Client) -> Value {
+        let response = browser.post(self.url("/auth/refresh")).header("Origin", &self.url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "the outcome is in the body, whatever it is");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        response.json().await.unwrap()
+    }
+
+    /// Saves the long form through its server function; the JSON outcome.
+    pub async fn submit_form(&self, fields: &[(&str, &str)]) -> Value {
+        let fields: HashMap<&str, &str> = fields.iter().copied().collect();
+        let response = self
+            .browser
+            .post(self.url("/api/submit_form"))
+            .header("Origin", &self.url)
+            .json(&json!({ "report": { "fields": fields } }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// The provider's admin API, asked directly (never through the proxy).
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}/admin{path}", self.provider.addr)
+    }
+
+    pub async fn metrics(&self) -> Value {
+        reqwest::get(self.admin_url("/metrics")).await.unwrap().json().await.unwrap()
+    }
+
+    /// Refresh-token requests the provider has answered so far.
+    pub async fn refresh_grants(&self) -> u64 {
+        self.metrics().await["token_requests"]["refresh_token"].as_u64().unwrap_or(0)
+    }
+
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        reqwest::Client::new().post(self.admin_url(path)).send().await.unwrap()
+    }
+}
+
+pub fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+}
+
+async fn submit_provider_form(browser: &reqwest::Client, authorize_url: &str, fields: &[(&str, &str)]) -> String {
+    let page = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "the provider shows its sign-in form");
+    let interaction = interaction_id(&page.text().await.unwrap()).unwrap();
+    let mut form = vec![("interaction", interaction.as_str())];
+    form.extend_from_slice(fields);
+    let login_url = reqwest::Url::parse(authorize_url).unwrap().join("/login").unwrap();
+    let response = browser.post(login_url).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    location(&response)
 }
 
 pub fn location(response: &reqwest::Response) -> String {
@@ -132,57 +253,119 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
     url.into()
 }
 
-/// Serves on `listener` a transparent proxy to the provider at `upstream` that alters the ID
-/// token in every token response (a claim changed, the signature kept), as a man in the middle
-/// would. Returns the proxy's URL, to be used as the issuer.
-pub fn spawn_tampering_proxy(listener: tokio::net::TcpListener, upstream: std::net::SocketAddr) -> String {
-    use axum::{body::Body, extract::Request, response::Response};
+/// What the proxy in front of the provider does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Passes everything through.
+    Forward,
+    /// Changes a claim of every ID token at `/token`, keeping the signature (a man in the middle).
+    TamperIdToken,
+    /// Puts an unknown `kid` in the header of every ID token at `/token`.
+    ForgeKid,
+    /// Answers 503 to everything (the provider is down).
+    Unavailable,
+    /// Replaces `expires_in` in token responses by an hour, so that the app believes access
+    /// tokens live longer than they do.
+    OverstateExpiry,
+}
 
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let forward = move |request: Request| {
-        let client = client.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-            let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
-            let mut headers = parts.headers.clone();
-            headers.remove(reqwest::header::HOST);
-            let upstream_response = client
-                .request(parts.method, format!("http://{upstream}{path}"))
-                .headers(headers)
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = upstream_response.status();
-            let mut headers = upstream_response.headers().clone();
-            let mut body = upstream_response.bytes().await.unwrap().to_vec();
-            if path == "/token" && status.is_success() {
-                let mut json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                json["id_token"] = tamper_payload(json["id_token"].as_str().unwrap()).into();
-                body = serde_json::to_vec(&json).unwrap();
-                headers.remove(reqwest::header::CONTENT_LENGTH);
+/// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
+pub struct Proxy {
+    pub url: String,
+    mode: Arc<Mutex<ProxyMode>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr, mode: ProxyMode) -> Self {
+        use axum::{body::Body, extract::Request, response::Response};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mode = Arc::new(Mutex::new(mode));
+        let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        let current = mode.clone();
+        let forward = move |request: Request| {
+            let client = client.clone();
+            let mode = *current.lock().unwrap();
+            async move {
+                if mode == ProxyMode::Unavailable {
+                    let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
+                    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                    return response;
+                }
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+                let mut headers = parts.headers.clone();
+                headers.remove(reqwest::header::HOST);
+                let upstream_response = client
+                    .request(parts.method, format!("http://{upstream}{path}"))
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = upstream_response.status();
+                let mut headers = upstream_response.headers().clone();
+                let mut body = upstream_response.bytes().await.unwrap().to_vec();
+                if path == "/token" && status.is_success() && mode != ProxyMode::Forward {
+                    let mut json: Value = serde_json::from_slice(&body).unwrap();
+                    match mode {
+                        ProxyMode::TamperIdToken => {
+                            json["id_token"] = tamper_payload(json["id_token"].as_str().unwrap()).into()
+                        }
+                        ProxyMode::ForgeKid => json["id_token"] = forge_kid(json["id_token"].as_str().unwrap()).into(),
+                        ProxyMode::OverstateExpiry => json["expires_in"] = 3600.into(),
+                        ProxyMode::Forward | ProxyMode::Unavailable => {}
+                    }
+                    body = serde_json::to_vec(&json).unwrap();
+                    headers.remove(reqwest::header::CONTENT_LENGTH);
+                }
+                let mut response = Response::new(Body::from(body));
+                *response.status_mut() = status;
+                *response.headers_mut() = headers;
+                response
             }
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            response
-        }
-    };
-    let router = axum::Router::new().fallback(forward);
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
-    url
+        };
+        let router = axum::Router::new().fallback(forward);
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self { url, mode }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+fn jwt_part(part: &str) -> Value {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn encode_part(value: &Value) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
 /// Rewrites the JWT's `name` claim, leaving header and signature as they were.
 fn tamper_payload(jwt: &str) -> String {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     let parts: Vec<&str> = jwt.split('.').collect();
-    let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut claims = jwt_part(parts[1]);
     claims["name"] = "Mallory".into();
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-    format!("{}.{payload}.{}", parts[0], parts[2])
+    format!("{}.{}.{}", parts[0], encode_part(&claims), parts[2])
+}
+
+/// Rewrites the JWT header's `kid` to one the provider never had.
+fn forge_kid(jwt: &str) -> String {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let mut header = jwt_part(parts[0]);
+    header["kid"] = "forged-kid".into();
+    format!("{}.{}.{}", encode_part(&header), parts[1], parts[2])
+}
+
+/// The `kid` in a JWT's header.
+pub fn kid_of(jwt: &str) -> String {
+    jwt_part(jwt.split('.').next().unwrap())["kid"].as_str().unwrap().to_owned()
 }

@@ -1,0 +1,321 @@
+//! The renewal driver, in the browser only: it schedules `POST /auth/refresh` ahead of the
+//! access token's expiry and keeps the [`AuthContext`] signals in step.
+//!
+//! - A timer fires the lead time (plus jitter) before expiry: `accessTokenExpiring`, then renewal.
+//! - Renewal runs under a Web Lock shared by all tabs; inside it the tab first re-reads the
+//!   session and adopts a renewal another tab just made, so one renewal serves every tab.
+//! - `renewed`: reschedule and tell the other tabs. `transient`: retry with capped backoff and
+//!   jitter; the session stays. `reauth_required`: stop, and say so (the pages keep the draft).
+//! - Timers are throttled in hidden tabs and stop while a machine sleeps, so the driver also
+//!   re-checks when the tab becomes visible, when the network comes back, and when its
+//!   heartbeat fires late; a stale token is then renewed at once.
+
+use std::{cell::RefCell, rc::Rc, time::Duration};
+
+use leptos::{ev, prelude::*, task::spawn_local};
+use web_sys::VisibilityState;
+
+use super::{
+    api::get_session,
+    context::{now_ms, AuthContext, AuthEventKind, AuthStatus},
+    refresh::{refresh, ReauthReason, RefreshOutcome},
+    schedule,
+    session::{RenewalPolicy, SessionInfo},
+    tabs::{self, TabChannel, TabMessage},
+};
+use crate::format::utc_time;
+
+const RENEWAL_LOCK: &str = "oidc-session-renewal";
+const TAB_CHANNEL: &str = "oidc-session";
+const HEARTBEAT_MS: f64 = 5_000.0;
+/// Used if the server sent no policy (it always does for a signed-in session).
+const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy { before_expiry_secs: 15, jitter_secs: 5 };
+
+/// Starts the driver once the session has loaded, if it is a signed-in one.
+pub(super) fn start(context: AuthContext) {
+    spawn_local(async move {
+        let Ok(info) = context.session.await else {
+            return;
+        };
+        let writers = context.writers();
+        let (true, Some(subject)) = (info.authenticated, info.subject.clone()) else {
+            writers.status.set(AuthStatus::SignedOut);
+            return;
+        };
+        let renewer = Rc::new(Renewer {
+            context,
+            policy: info.renewal.unwrap_or(DEFAULT_POLICY),
+            subject,
+            state: RefCell::new(State::default()),
+            channel: RefCell::new(None),
+        });
+        renewer.listen();
+        writers.status.set(AuthStatus::SignedIn);
+        renewer.adopt(&info, "session loaded");
+    });
+}
+
+struct Renewer {
+    context: AuthContext,
+    policy: RenewalPolicy,
+    subject: String,
+    state: RefCell<State>,
+    channel: RefCell<Option<TabChannel>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// When the access token expires, by this browser's clock.
+    expires_ms: f64,
+    /// When to renew it, by this browser's clock.
+    due_ms: f64,
+    renew_timer: Option<TimeoutHandle>,
+    expiry_timer: Option<TimeoutHandle>,
+    in_flight: bool,
+    /// Transient failures in a row.
+    failures: u32,
+    stopped: bool,
+    last_tick_ms: f64,
+}
+
+/// How one renewal attempt ended.
+enum Attempt {
+    /// Another tab renewed while this one waited for the lock.
+    Adopted(SessionInfo),
+    Outcome(RefreshOutcome),
+}
+
+impl Renewer {
+    /// Wires the re-check triggers and the channel to the other tabs. They live as long as the
+    /// page, like the context.
+    fn listen(self: &Rc<Self>) {
+        let this = self.clone();
+        let _ = window_event_listener(ev::visibilitychange, move |_| {
+            if document().visibility_state() == VisibilityState::Visible {
+                this.recheck("the tab became visible");
+            }
+        });
+        let this = self.clone();
+        let _ = window_event_listener(ev::online, move |_| this.recheck("the network came back"));
+
+        self.state.borrow_mut().last_tick_ms = now_ms();
+        let this = self.clone();
+        let _ = set_interval_with_handle(
+            move || {
+                let now = now_ms();
+                let late = schedule::fired_late(HEARTBEAT_MS, now - this.state.borrow().last_tick_ms);
+                this.state.borrow_mut().last_tick_ms = now;
+                if late {
+                    this.recheck("the machine woke up");
+                }
+            },
+            Duration::from_millis(HEARTBEAT_MS as u64),
+        );
+
+        let this = self.clone();
+        *self.channel.borrow_mut() = TabChannel::open(TAB_CHANNEL, move |message| this.on_tab_message(message));
+    }
+
+    /// Takes the expiry in `info` as current and schedules the next renewal from it.
+    fn adopt(self: &Rc<Self>, info: &SessionInfo, why: &str) {
+        let (Some(expires_at), Some(expires_in)) = (info.access_token_expires_at, info.access_token_expires_in) else {
+            return;
+        };
+        self.adopt_expiry(expires_at, expires_in, why);
+    }
+
+    fn adopt_expiry(self: &Rc<Self>, expires_at: u64, expires_in: u64, why: &str) {
+        let writers = self.context.writers();
+        if self.context.expires_at.get_untracked() != Some(expires_at) {
+            self.context
+                .log(AuthEventKind::UserLoaded, format!("{why}; access token expires {}", utc_time(expires_at)));
+        }
+        writers.expires_at.set(Some(expires_at));
+        let now = now_ms();
+        {
+            let mut state = self.state.borrow_mut();
+            state.expires_ms = now + expires_in as f64 * 1000.0;
+            state.due_ms = schedule::renewal_due_ms(now, expires_in, self.policy, js_sys::Math::random());
+            state.failures = 0;
+        }
+        self.arm();
+    }
+
+    /// Sets the renewal timer for `due_ms` and the expiry timer for `expires_ms`.
+    fn arm(self: &Rc<Self>) {
+        self.disarm();
+        let now = now_ms();
+        let (due, expires) = {
+            let state = self.state.borrow();
+            (state.due_ms, state.expires_ms)
+        };
+        let this = self.clone();
+        let renew_timer = set_timeout_with_handle(
+            move || {
+                this.context.log(AuthEventKind::AccessTokenExpiring, "renewal is due");
+                this.renew();
+            },
+            millis(due - now),
+        );
+        let this = self.clone();
+        let expiry_timer = set_timeout_with_handle(move || this.on_expiry(), millis(expires - now));
+        let mut state = self.state.borrow_mut();
+        state.renew_timer = renew_timer.ok();
+        state.expiry_timer = expiry_timer.ok();
+    }
+
+    fn disarm(&self) {
+        let mut state = self.state.borrow_mut();
+        if let Some(timer) = state.renew_timer.take() {
+            timer.clear();
+        }
+        if let Some(timer) = state.expiry_timer.take() {
+            timer.clear();
+        }
+    }
+
+    fn on_expiry(&self) {
+        let expired = now_ms() >= self.state.borrow().expires_ms;
+        if expired && !self.state.borrow().stopped {
+            self.context.log(AuthEventKind::AccessTokenExpired, "the access token expired before a renewal");
+        }
+    }
+
+    /// After a wake-up, a visible tab or a network back: renew now if the token is due or a
+    /// retry is waiting, else re-arm the timers (which may have been throttled).
+    fn recheck(self: &Rc<Self>, why: &str) {
+        let (stopped, in_flight, due, failures) = {
+            let state = self.state.borrow();
+            (state.stopped, state.in_flight, state.due_ms, state.failures)
+        };
+        if stopped || in_flight {
+            return;
+        }
+        if now_ms() >= due || failures > 0 {
+            self.context.log(AuthEventKind::AccessTokenExpiring, format!("{why}: renewal is due"));
+            self.renew();
+        } else {
+            self.arm();
+        }
+    }
+
+    /// One renewal attempt, under the tabs' lock.
+    fn renew(self: &Rc<Self>) {
+        {
+            let mut state = self.state.borrow_mut();
+            if state.in_flight || state.stopped {
+                return;
+            }
+            state.in_flight = true;
+        }
+        self.disarm();
+        self.context.writers().status.set(AuthStatus::Renewing);
+        let this = self.clone();
+        spawn_local(async move {
+            let attempt = tabs::with_lock(RENEWAL_LOCK, this.clone().attempt()).await;
+            this.state.borrow_mut().in_flight = false;
+            let outcome = attempt.unwrap_or_else(|| {
+                Attempt::Outcome(RefreshOutcome::Transient {
+                    retry_after: 0,
+                    detail: "the browser lost the task".into(),
+                })
+            });
+            this.settle(outcome);
+        });
+    }
+
+    async fn attempt(self: Rc<Self>) -> Attempt {
+        // Another tab may have renewed while this one waited for the lock: adopting its renewal
+        // costs a read of the session and no token request.
+        if let Ok(info) = get_session().await {
+            if !info.authenticated || info.subject.as_deref() != Some(self.subject.as_str()) {
+                return Attempt::Outcome(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
+            }
+            if info.access_token_expires_in.is_some_and(|left| schedule::is_fresh(left, self.policy)) {
+                return Attempt::Adopted(info);
+            }
+        }
+        match refresh().await {
+            Ok(outcome) => Attempt::Outcome(outcome),
+            Err(error) => Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail: error.to_string() }),
+        }
+    }
+
+    fn settle(self: &Rc<Self>, attempt: Attempt) {
+        let writers = self.context.writers();
+        let outcome = match attempt {
+            Attempt::Adopted(info) => {
+                writers.status.set(AuthStatus::SignedIn);
+                self.adopt(&info, "renewed in another tab");
+                return;
+            }
+            Attempt::Outcome(outcome) => outcome,
+        };
+        writers.last_outcome.set(Some(outcome.clone()));
+        match outcome {
+            RefreshOutcome::Renewed { expires_at, expires_in } => {
+                writers.status.set(AuthStatus::SignedIn);
+                writers.last_error.set(None);
+                writers.renewals.update(|n| *n += 1);
+                self.adopt_expiry(expires_at, expires_in, "renewed");
+                self.post(&TabMessage::Renewed { subject: self.subject.clone(), expires_at, expires_in });
+            }
+            RefreshOutcome::Transient { retry_after, detail } => {
+                writers.status.set(AuthStatus::SignedIn);
+                let failures = {
+                    let mut state = self.state.borrow_mut();
+                    state.failures += 1;
+                    state.failures
+                };
+                let delay = schedule::retry_delay_ms(failures, retry_after, js_sys::Math::random());
+                self.context.log(
+                    AuthEventKind::SilentRenewError,
+                    format!("transient: {detail}; retry in {:.1} s", delay / 1000.0),
+                );
+                writers.last_error.set(Some(detail));
+                let this = self.clone();
+                let timer = set_timeout_with_handle(move || this.renew(), millis(delay));
+                self.state.borrow_mut().renew_timer = timer.ok();
+            }
+            RefreshOutcome::ReauthRequired { reason } => {
+                self.context.log(AuthEventKind::SilentRenewError, format!("renewal refused: {}", reason.as_str()));
+                writers.last_error.set(Some(format!("sign-in required ({})", reason.as_str())));
+                self.stop(reason);
+                self.post(&TabMessage::SessionEnded { subject: self.subject.clone(), reason });
+            }
+        }
+    }
+
+    fn stop(&self, reason: ReauthReason) {
+        self.state.borrow_mut().stopped = true;
+        self.disarm();
+        self.context.end_session(reason);
+    }
+
+    fn on_tab_message(self: &Rc<Self>, message: TabMessage) {
+        if self.state.borrow().stopped {
+            return;
+        }
+        match message {
+            // A tab waiting for the lock adopts the renewal when it gets it, by reading the session.
+            TabMessage::Renewed { subject, expires_at, expires_in }
+                if subject == self.subject && !self.state.borrow().in_flight =>
+            {
+                self.context.writers().status.set(AuthStatus::SignedIn);
+                self.adopt_expiry(expires_at, expires_in, "renewed in another tab");
+            }
+            TabMessage::SessionEnded { subject, reason } if subject == self.subject => self.stop(reason),
+            _ => {}
+        }
+    }
+
+    fn post(&self, message: &TabMessage) {
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            channel.post(message);
+        }
+    }
+}
+
+fn millis(ms: f64) -> Duration {
+    Duration::from_millis(ms.max(0.0) as u64)
+}

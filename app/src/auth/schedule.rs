@@ -1,0 +1,89 @@
+//! The arithmetic of renewal, apart from timers and the DOM so that it can be tested natively:
+//! when a renewal is due, how long to back off after a transient failure, and when a timer has
+//! fired so late that the machine must have slept.
+
+use super::session::RenewalPolicy;
+
+/// A renewal never starts more than half the access token's lifetime early, so that a lead
+/// time longer than a short-lived token cannot turn into a renewal loop.
+const MAX_LEAD_FRACTION: f64 = 0.5;
+/// Backoff after a transient failure: 1 s, 2 s, 4 s, … capped at 30 s.
+const BACKOFF_BASE_MS: f64 = 1_000.0;
+const BACKOFF_CAP_MS: f64 = 30_000.0;
+/// A timer that fires this much later than asked means the tab was frozen or the machine slept.
+pub const LATE_TIMER_MS: f64 = 10_000.0;
+
+/// When to renew an access token that expires `expires_in_secs` after `now_ms`: the policy's
+/// lead time ahead of expiry plus up to `jitter_secs` more (`random` in `[0, 1)`), so that many
+/// clients signed in together spread out instead of renewing in lockstep.
+pub fn renewal_due_ms(now_ms: f64, expires_in_secs: u64, policy: RenewalPolicy, random: f64) -> f64 {
+    let lifetime_ms = expires_in_secs as f64 * 1000.0;
+    let lead_ms = (policy.before_expiry_secs as f64 + random.clamp(0.0, 1.0) * policy.jitter_secs as f64) * 1000.0;
+    now_ms + lifetime_ms - lead_ms.min(lifetime_ms * MAX_LEAD_FRACTION)
+}
+
+/// Whether a token with `expires_in_secs` left is fresh enough that nobody needs to renew it
+/// yet: it is further from expiry than any client's lead time and jitter.
+pub fn is_fresh(expires_in_secs: u64, policy: RenewalPolicy) -> bool {
+    expires_in_secs > policy.before_expiry_secs + policy.jitter_secs
+}
+
+/// How long to wait before retry `attempt` (1, 2, …) after a transient failure: capped
+/// exponential backoff with jitter (half fixed, half random), never sooner than the server's
+/// `retry_after`.
+pub fn retry_delay_ms(attempt: u32, retry_after_secs: u64, random: f64) -> f64 {
+    let exponent = attempt.saturating_sub(1).min(16) as i32;
+    let backoff = (BACKOFF_BASE_MS * 2f64.powi(exponent)).min(BACKOFF_CAP_MS);
+    let jittered = backoff / 2.0 + random.clamp(0.0, 1.0) * backoff / 2.0;
+    jittered.max(retry_after_secs as f64 * 1000.0)
+}
+
+/// Whether a timer that should have fired after `expected_ms` but fired after `actual_ms` was
+/// held up by a frozen tab or a sleeping machine.
+pub fn fired_late(expected_ms: f64, actual_ms: f64) -> bool {
+    actual_ms > expected_ms + LATE_TIMER_MS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RenewalPolicy = RenewalPolicy { before_expiry_secs: 15, jitter_secs: 5 };
+
+    #[test]
+    fn renewal_is_due_the_lead_time_before_expiry_with_jitter_on_top() {
+        assert_eq!(renewal_due_ms(0.0, 60, POLICY, 0.0), 45_000.0);
+        assert_eq!(renewal_due_ms(0.0, 60, POLICY, 0.5), 42_500.0);
+        assert_eq!(renewal_due_ms(1_000.0, 60, POLICY, 1.0), 41_000.0);
+    }
+
+    #[test]
+    fn a_lead_time_longer_than_the_token_never_makes_a_renewal_loop() {
+        let long = RenewalPolicy { before_expiry_secs: 300, jitter_secs: 60 };
+        assert_eq!(renewal_due_ms(0.0, 10, long, 1.0), 5_000.0);
+        assert!(renewal_due_ms(0.0, 1, long, 1.0) > 0.0);
+    }
+
+    #[test]
+    fn only_a_token_beyond_every_clients_lead_is_fresh() {
+        assert!(is_fresh(21, POLICY));
+        assert!(!is_fresh(20, POLICY));
+        assert!(!is_fresh(0, POLICY));
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_respects_retry_after() {
+        assert_eq!(retry_delay_ms(1, 0, 0.0), 500.0);
+        assert_eq!(retry_delay_ms(1, 0, 1.0), 1_000.0);
+        assert_eq!(retry_delay_ms(3, 0, 1.0), 4_000.0);
+        assert_eq!(retry_delay_ms(50, 0, 1.0), 30_000.0);
+        assert_eq!(retry_delay_ms(50, 0, 0.0), 15_000.0);
+        assert_eq!(retry_delay_ms(1, 5, 1.0), 5_000.0);
+    }
+
+    #[test]
+    fn a_timer_is_late_only_well_past_its_time() {
+        assert!(!fired_late(5_000.0, 5_200.0));
+        assert!(fired_late(5_000.0, 60_000.0));
+    }
+}

@@ -1,0 +1,33 @@
+//! The auth context's events, oldest first, each with the browser's time: renewals, expiries,
+//! errors and sign-outs as they happen.
+
+use leptos::prelude::*;
+
+use crate::{auth::AuthContext, format::utc_time_ms};
+
+#[component]
+pub fn EventLog() -> impl IntoView {
+    let events = expect_context::<AuthContext>().events;
+    view! {
+        <section class="event-log" aria-labelledby="event-log-title">
+            <h2 id="event-log-title">"Session events"</h2>
+            <ol data-testid="event-log" aria-live="polite">
+                <For
+                    each=move || events.get().into_iter().enumerate()
+                    key=|(index, event)| (*index, event.at_ms.to_bits())
+                    children=|(_, event)| {
+                        view! {
+                            <li data-event=event.kind.name()>
+                                <time>{utc_time_ms(event.at_ms)}</time>
+                                " "
+                                <code>{event.kind.name()}</code>
+                                " "
+                                <span>{event.detail}</span>
+                            </li>
+                        }
+                    }
+                />
+            </ol>
+        </section>
+    }
+}

@@ -1,0 +1,32 @@
+//! A compact view of the session's renewal state: status, expiry, renewals, the last outcome.
+
+use leptos::prelude::*;
+
+use crate::{
+    auth::{AuthContext, RefreshOutcome},
+    format::utc_time,
+};
+
+#[component]
+pub fn SessionPanel() -> impl IntoView {
+    let auth = expect_context::<AuthContext>();
+    let outcome = move || {
+        auth.last_outcome.get().map(|outcome| match outcome {
+            RefreshOutcome::Renewed { .. } => "renewed".to_owned(),
+            RefreshOutcome::Transient { detail, .. } => format!("transient ({detail})"),
+            RefreshOutcome::ReauthRequired { reason } => format!("reauth required ({})", reason.as_str()),
+        })
+    };
+    view! {
+        <dl class="session-panel" data-testid="session-panel">
+            <dt>"Status"</dt>
+            <dd data-testid="auth-status">{move || auth.status.get().label()}</dd>
+            <dt>"Access token expires"</dt>
+            <dd data-testid="token-expiry">{move || auth.expires_at.get().map(utc_time).unwrap_or_default()}</dd>
+            <dt>"Renewals"</dt>
+            <dd data-testid="renewal-count">{move || auth.renewals.get()}</dd>
+            <dt>"Last renewal"</dt>
+            <dd data-testid="last-outcome">{outcome}</dd>
+        </dl>
+    }
+}

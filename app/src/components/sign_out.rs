@@ -1,0 +1,52 @@
+//! Signing out (`POST /auth/logout`). When the user has an unsent draft on this device, the
+//! button first asks whether to keep it: a shared computer is a reason to drop it, a second
+//! sign-in later a reason to keep it.
+
+use leptos::{html, prelude::*};
+
+use crate::{auth::AuthContext, draft};
+
+#[component]
+pub fn SignOutButton(subject: String) -> impl IntoView {
+    let (asking, set_asking) = signal(false);
+    let form = NodeRef::<html::Form>::new();
+    let subject = StoredValue::new(subject);
+    let auth = expect_context::<AuthContext>();
+    let sign_out = move |keep_draft: bool| {
+        if !keep_draft {
+            // First make the page stop saving (it would save again as it is left), then drop it.
+            auth.signing_out();
+            subject.with_value(|subject| draft::clear(subject));
+        }
+        // `submit()` skips the submit handler below, so this does not ask again.
+        if let Some(form) = form.get_untracked() {
+            let _ = form.submit();
+        }
+    };
+    view! {
+        <form
+            method="post"
+            action="/auth/logout"
+            class="sign-out"
+            node_ref=form
+            on:submit=move |ev| {
+                if subject.with_value(|subject| draft::exists(subject)) {
+                    ev.prevent_default();
+                    set_asking.set(true);
+                }
+            }
+        >
+            <button type="submit">"Sign out"</button>
+            <Show when=move || asking.get()>
+                <div class="sign-out-question" role="dialog" aria-label="Keep your draft?">
+                    <p>"You have an unsent draft on this device. Keep it for when you sign in again?"</p>
+                    <button type="button" on:click=move |_| sign_out(true)>"Keep draft and sign out"</button>
+                    <button type="button" class="secondary" on:click=move |_| sign_out(false)>
+                        "Delete draft and sign out"
+                    </button>
+                    <button type="button" class="secondary" on:click=move |_| set_asking.set(false)>"Cancel"</button>
+                </div>
+            </Show>
+        </form>
+    }
+}

@@ -1,0 +1,62 @@
+import { expect, test } from '@playwright/test';
+import { signIn, signInAtProvider } from './helpers';
+import { USERS } from './users';
+
+test.describe("the long form's draft", () => {
+  test('a reload mid-typing restores the draft', async ({ page }) => {
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Lift stuck');
+    const details = page.getByLabel('What happened, in detail');
+    await details.click();
+    await page.keyboard.type('Between floors 3 and 4, two people inside', { delay: 20 });
+    // No pause for the autosave: leaving the page saves what is there.
+    await page.reload();
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('Lift stuck');
+    await expect(details).toHaveValue('Between floors 3 and 4, two people inside');
+    await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');
+  });
+
+  test('a saved report clears its draft', async ({ page }) => {
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Door sticks');
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
+    await expect(page.getByLabel('Title')).toHaveValue('');
+    await page.reload();
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('');
+  });
+
+  test('signing out asks whether to keep the draft, and another user never sees it', async ({ page, context }) => {
+    await signIn(page, '/form', USERS.heidi);
+    await page.getByLabel('Title').fill('Heidi’s report');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    const question = page.getByRole('dialog', { name: 'Keep your draft?' });
+    await expect(question).toBeVisible();
+    await question.getByRole('button', { name: 'Keep draft and sign out' }).click();
+    await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
+
+    // Another user signs in on the same browser (after the provider's session is gone too).
+    await context.clearCookies({ name: 'idp_session' });
+    await page.goto('/form');
+    await signInAtProvider(page, USERS.ivan.username, USERS.ivan.password);
+    await expect(page).toHaveURL('/form');
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
+
+    // Heidi comes back to her draft, then signs out dropping it.
+    await context.clearCookies({ name: 'idp_session' });
+    await page.goto('/form');
+    await signInAtProvider(page, USERS.heidi.username, USERS.heidi.password);
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('Heidi’s report');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Delete draft and sign out' }).click();
+    await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
+    const stored = await page.evaluate(() => Object.keys(localStorage));
+    expect(stored.filter((key) => key.includes(USERS.heidi.sub))).toEqual([]);
+  });
+});

@@ -1,0 +1,175 @@
+import { expect, test } from '@playwright/test';
+import {
+  JWT_PATTERN,
+  logEntries,
+  ownRenewals,
+  PROVIDER,
+  providerFamilies,
+  recordConsoleErrors,
+  setVisibility,
+  signIn,
+} from './helpers';
+import { USERS } from './users';
+
+/**
+ * Renewal while the user works, with the suite's ten-second access tokens: the client renews
+ * three to four seconds ahead of expiry, so a minute holds about eight renewals.
+ */
+test.describe('renewal while the user works', () => {
+  test('typing for a minute across renewals keeps every character, the caret and the element', async ({ page }) => {
+    const errors = recordConsoleErrors(page);
+    await signIn(page, '/form', USERS.carol);
+    const details = page.getByLabel('What happened, in detail');
+    await details.click();
+    // A marker on the element itself: a re-mounted textarea would be a new element without it.
+    await details.evaluate((el) => ((el as HTMLTextAreaElement & { marker?: string }).marker = 'original'));
+
+    const chunk = 'The quick brown fox jumps over the lazy dog. ';
+    let typed = '';
+    const started = Date.now();
+    while (Date.now() - started < 62_000) {
+      await page.keyboard.type(chunk, { delay: 35 });
+      typed += chunk;
+    }
+
+    const state = await details.evaluate((el) => {
+      const area = el as HTMLTextAreaElement & { marker?: string };
+      return {
+        value: area.value,
+        marker: area.marker,
+        caret: area.selectionStart,
+        focused: document.activeElement === area,
+      };
+    });
+    expect(state.value).toBe(typed);
+    expect(state.marker).toBe('original');
+    expect(state.caret).toBe(typed.length);
+    expect(state.focused).toBe(true);
+    expect(await ownRenewals(page).count()).toBeGreaterThanOrEqual(4);
+    await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+    await expect(page.getByTestId('auth-status')).toHaveText(/signed in|renewing/);
+    // The draft went to storage as the user typed; it holds the text, never a token.
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+    expect(stored).toContain('The quick brown fox');
+    expect(stored).not.toMatch(JWT_PATTERN);
+    expect(errors).toEqual([]);
+  });
+
+  test('two tabs for a minute make one token request per renewal cycle', async ({ context, request }) => {
+    const first = await context.newPage();
+    await signIn(first, '/form', USERS.dave);
+    const second = await context.newPage();
+    await second.goto('/form');
+    await expect(second.getByLabel('Title')).toBeVisible();
+    await expect(second.locator('body[data-hydrated]')).toHaveCount(1);
+
+    await first.waitForTimeout(60_000);
+
+    const [family] = await providerFamilies(request, USERS.dave.sub);
+    expect(family.active).toBe(true);
+    const made = (await ownRenewals(first).count()) + (await ownRenewals(second).count());
+    // Every token request the provider saw was a renewal one of the tabs made and used...
+    expect(family.rotations).toBe(made);
+    // ...and there was one per cycle: about 60 / 6.5 of them, not twice that.
+    expect(family.rotations).toBeGreaterThanOrEqual(6);
+    expect(family.rotations).toBeLessThanOrEqual(11);
+    // Each tab adopted the renewals the other one made.
+    for (const tab of [first, second]) {
+      await expect(logEntries(tab, 'userSignedOut')).toHaveCount(0);
+      expect(await logEntries(tab, 'userLoaded', /renewed in another tab/).count()).toBeGreaterThan(0);
+    }
+    await expect(second.getByTestId('token-expiry')).toHaveText((await first.getByTestId('token-expiry').textContent())!);
+  });
+
+  test('a reused refresh token ends the session; the draft survives, and sign-in brings it back', async ({
+    page,
+    request,
+  }) => {
+    await signIn(page, '/form', USERS.erin);
+    await page.getByLabel('Title').fill('Server room flooded');
+    await page.getByLabel('What happened, in detail').fill('Water came in under the door at 09:10.');
+    // The family has a retired token once the app has renewed.
+    await expect(ownRenewals(page).first()).toBeVisible({ timeout: 15_000 });
+
+    const simulated = await request.post(`${PROVIDER}/admin/users/${USERS.erin.sub}/simulate-reuse`);
+    expect(simulated.status()).toBe(200);
+
+    const notice = page.getByTestId('session-ended');
+    await expect(notice).toBeVisible({ timeout: 15_000 });
+    await expect(notice).toContainText('Your draft is saved on this device.');
+    await expect(logEntries(page, 'silentRenewError', /invalid_grant/)).toHaveCount(1);
+    await expect(page).toHaveURL('/form');
+    await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
+
+    // The provider session is still there, so sign-in comes straight back.
+    await notice.getByRole('link', { name: 'Sign in again' }).click();
+    await expect(page).toHaveURL('/form');
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
+    await expect(page.getByLabel('What happened, in detail')).toHaveValue('Water came in under the door at 09:10.');
+    await expect(page.getByTestId('session-ended')).toHaveCount(0);
+  });
+
+  test('submitting after the access token expired in a hidden tab succeeds', async ({ page, request }) => {
+    await page.clock.install();
+    await signIn(page, '/form', USERS.frank);
+    await page.getByLabel('Title').fill('Printer on fire');
+    await page.getByLabel('Summary').fill('Smoke, then flames.');
+
+    // Hidden: the browser throttles, then freezes, the tab's timers; no renewal runs.
+    await setVisibility(page, 'hidden');
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
+    await new Promise((resolve) => setTimeout(resolve, 13_000));
+    const session = await (await page.request.get('/auth/session')).json();
+    expect(session.access_token_expires_in, 'the access token expired while the tab slept').toBe(0);
+
+    // Back, and straight to Submit, before the tab's own timers catch up: the server renews.
+    await page.clock.resume();
+    await setVisibility(page, 'visible');
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.getByTestId('form-result')).toHaveText('Received 34 characters.');
+    await expect(ownRenewals(page)).toHaveCount(0);
+    const [family] = await providerFamilies(request, USERS.frank.sub);
+    expect(family.rotations, 'the server renewed before calling the API').toBe(1);
+  });
+
+  test('a tab that becomes visible after the token expired renews at once', async ({ page }) => {
+    await page.clock.install();
+    await signIn(page, '/form', USERS.kate);
+    await setVisibility(page, 'hidden');
+    const hiddenAt = await page.evaluate(() => Date.now());
+    await page.clock.pauseAt(hiddenAt + 500);
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    // The page's clock shows the time outside, but not one of its timers has fired.
+    await page.clock.setSystemTime(hiddenAt + 11_500);
+    await setVisibility(page, 'visible');
+    await expect(logEntries(page, 'accessTokenExpiring', /the tab became visible/)).toHaveCount(1);
+    await expect(ownRenewals(page)).toHaveCount(1);
+    await expect(page.getByTestId('auth-status')).toHaveText('signed in');
+  });
+
+  test('a machine that wakes from sleep after the token expired renews at once', async ({ page }) => {
+    await page.clock.install();
+    await signIn(page, '/form', USERS.liam);
+    const asleepAt = await page.evaluate(() => Date.now());
+    await page.clock.pauseAt(asleepAt + 500);
+    await new Promise((resolve) => setTimeout(resolve, 11_000));
+    // Waking: the clock jumps, and the first timer to fire (the heartbeat) fires far too late.
+    await page.clock.setSystemTime(asleepAt + 11_500);
+    await page.clock.resume();
+    await expect(logEntries(page, 'accessTokenExpiring', /the machine woke up/)).toHaveCount(1);
+    await expect(ownRenewals(page).first()).toBeVisible();
+    await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+  });
+
+  test('a renewal that fails offline is retried as soon as the network is back', async ({ page, context }) => {
+    await signIn(page, '/form', USERS.judy);
+    await expect(page.getByTestId('auth-status')).toHaveText('signed in');
+    await context.setOffline(true);
+    await expect(logEntries(page, 'silentRenewError', /transient/).first()).toBeVisible({ timeout: 15_000 });
+    await context.setOffline(false);
+    await expect(logEntries(page, 'accessTokenExpiring', /network came back/)).toHaveCount(1);
+    await expect(ownRenewals(page).first()).toBeVisible();
+    await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+  });
+});

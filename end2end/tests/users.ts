@@ -1,0 +1,17 @@
+/** The demo users of end2end/provider.toml: one per journey that counts figures per user. */
+export const USERS = {
+  alice: { username: 'alice', password: 'wonderland', sub: '248289761001', name: 'Alice Liddell' },
+  bob: { username: 'bob', password: 'builder', sub: '248289761002', name: 'Bob the Builder' },
+  carol: { username: 'carol', password: 'typist', sub: '248289761003', name: 'Carol Typist' },
+  dave: { username: 'dave', password: 'twotabs', sub: '248289761004', name: 'Dave Twotabs' },
+  erin: { username: 'erin', password: 'replayed', sub: '248289761005', name: 'Erin Replayed' },
+  frank: { username: 'frank', password: 'frozen', sub: '248289761006', name: 'Frank Frozen' },
+  grace: { username: 'grace', password: 'reloaded', sub: '248289761007', name: 'Grace Reloaded' },
+  heidi: { username: 'heidi', password: 'leaving', sub: '248289761008', name: 'Heidi Leaving' },
+  ivan: { username: 'ivan', password: 'another', sub: '248289761009', name: 'Ivan Another' },
+  judy: { username: 'judy', password: 'offline', sub: '248289761010', name: 'Judy Offline' },
+  kate: { username: 'kate', password: 'visible', sub: '248289761011', name: 'Kate Visible' },
+  liam: { username: 'liam', password: 'asleep', sub: '248289761012', name: 'Liam Asleep' },
+} as const;
+
+export type User = (typeof USERS)[keyof typeof USERS];

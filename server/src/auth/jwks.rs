@@ -1,0 +1,96 @@
+//! The provider's signing keys (its JWK Set), cached, and fetched again when a token names a key
+//! the cache lacks (OIDC Core §10.1.1: providers rotate keys, and a client that never re-fetches
+//! breaks on the first token signed with a new one).
+//!
+//! Re-fetches are rate-limited: one at a time, and none within [`REFETCH_INTERVAL`] of the last.
+//! Tokens with forged `kid`s therefore cannot turn the server into a load generator against the
+//! provider: a flood of them costs one JWKS request per interval. Concurrent callers share one
+//! re-fetch. A `kid` still unknown after it is refused. The price: a token signed with a brand-new
+//! key that arrives within the interval after a re-fetch (which a forged `kid` could have
+//! caused) is refused once, and accepted after the interval.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use openidconnect::{core::CoreJsonWebKeySet, reqwest};
+
+use super::oidc_client::error_chain;
+
+/// The least time between two re-fetches.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One JWK Set, parsed twice: for `openidconnect` (ID tokens) and for `jsonwebtoken` (access
+/// tokens at the protected API).
+pub struct Keys {
+    pub oidc: CoreJsonWebKeySet,
+    pub jwt: Vec<jsonwebtoken::jwk::Jwk>,
+}
+
+pub struct JwksCache {
+    uri: String,
+    http: reqwest::Client,
+    keys: RwLock<Arc<Keys>>,
+    /// When the last re-fetch started; held while one runs, so re-fetches never overlap.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl JwksCache {
+    /// Fetches the set at `uri` once, at start.
+    pub async fn load(uri: String, http: reqwest::Client) -> Result<Self, String> {
+        let keys = fetch(&http, &uri).await?;
+        Ok(Self { uri, http, keys: RwLock::new(Arc::new(keys)), last_refetch: tokio::sync::Mutex::new(None) })
+    }
+
+    pub fn current(&self) -> Arc<Keys> {
+        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Called when a token names a key that `seen` lacks: returns a newer set, fetched now or by
+    /// a concurrent caller, or `None` if the provider could not be asked (and so the token
+    /// cannot be validated).
+    pub async fn refetch_after(&self, seen: &Arc<Keys>) -> Option<Arc<Keys>> {
+        let mut last_refetch = self.last_refetch.lock().await;
+        let current = self.current();
+        if !Arc::ptr_eq(&current, seen) {
+            // Another caller re-fetched while this one waited.
+            return Some(current);
+        }
+        if last_refetch.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+            tracing::warn!("a token names an unknown kid, and the JWKS was fetched again moments ago: refused");
+            return None;
+        }
+        *last_refetch = Some(Instant::now());
+        match fetch(&self.http, &self.uri).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys.clone();
+                tracing::info!(keys = keys.jwt.len(), "fetched the provider's JWKS again for an unknown kid");
+                Some(keys)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not fetch the provider's JWKS again");
+                None
+            }
+        }
+    }
+}
+
+async fn fetch(http: &reqwest::Client, uri: &str) -> Result<Keys, String> {
+    let response = http.get(uri).send().await.map_err(|e| format!("JWKS {uri}: {}", error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(format!("JWKS {uri}: HTTP {}", response.status()));
+    }
+    let body = response.bytes().await.map_err(|e| format!("JWKS {uri}: {}", error_chain(&e)))?;
+    let oidc: CoreJsonWebKeySet = serde_json::from_slice(&body).map_err(|e| format!("JWKS {uri}: {e}"))?;
+    // Keys that jsonwebtoken cannot read (encryption keys, unknown types) are left out, not fatal.
+    let raw: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("JWKS {uri}: {e}"))?;
+    let jwt = raw["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|key| serde_json::from_value(key.clone()).ok())
+        .collect();
+    Ok(Keys { oidc, jwt })
+}

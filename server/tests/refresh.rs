@@ -1,0 +1,276 @@
+//! Renewal over real HTTP: `POST /auth/refresh` against a live provider that rotates refresh
+//! tokens and detects their reuse, counted at the provider's admin API. Then the protected API,
+//! which the long form saves through.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::{ProxyMode, Setup, TestApp};
+
+const ALICE_SUB: &str = "248289761001";
+
+async fn signed_in(setup: Setup) -> TestApp {
+    let app = TestApp::start_with(setup).await;
+    assert_eq!(app.sign_in("/").await.status(), StatusCode::SEE_OTHER);
+    app
+}
+
+fn outcome(value: &Value) -> &str {
+    value["outcome"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn each_renewal_rotates_the_refresh_token_and_the_next_one_uses_the_new_token() {
+    let app = signed_in(Setup::default()).await;
+    let before = app.session().await["access_token_expires_at"].as_u64().unwrap();
+    for _ in 0..3 {
+        let renewed = app.refresh().await;
+        assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+        assert!(renewed["expires_at"].as_u64().unwrap() >= before);
+        assert!(renewed["expires_in"].as_u64().unwrap() > 0);
+    }
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["token_requests"]["refresh_token"], 3);
+    assert_eq!(metrics["refresh_tokens_reused"], 0, "each renewal presented the token it was last given");
+    let families: Value =
+        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
+    assert_eq!(families["families"][0]["rotations"], 3);
+    assert_eq!(families["families"][0]["active"], true);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_renewals_of_one_session_make_one_token_request() {
+    let app = signed_in(Setup::default()).await;
+    let renewals = (0..50).map(|_| app.refresh());
+    let outcomes = join_all(renewals).await;
+    let first = &outcomes[0];
+    assert_eq!(outcome(first), "renewed", "{first}");
+    assert!(outcomes.iter().all(|o| o == first), "every caller gets the one renewal's result");
+
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["token_requests"]["refresh_token"], 1);
+    assert_eq!(metrics["refresh_tokens_reused"], 0);
+    assert_eq!(metrics["families_revoked"], 0);
+
+    // The rotated token was stored: the next renewal works and is a second request.
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    assert_eq!(app.refresh_grants().await, 2);
+}
+
+#[tokio::test]
+async fn server_functions_that_need_a_fresh_access_token_share_one_renewal() {
+    // Eight-second access tokens: after four seconds, less than the five seconds the server wants
+    // left before it hands a token to an API; a renewed one has three seconds of slack.
+    let app = signed_in(Setup::default().provider(|c| c.lifetimes.access_token_secs = 8)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let submits = (0..30).map(|_| app.submit_form(&[("title", "Flood"), ("details", "Water everywhere")]));
+    for saved in join_all(submits).await {
+        assert_eq!(saved, json!({ "outcome": "saved", "characters": 21 }));
+    }
+    assert_eq!(app.refresh_grants().await, 1, "thirty callers, one renewal");
+    assert_eq!(app.metrics().await["refresh_tokens_reused"], 0);
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_is_transient_and_the_session_survives_until_it_is_back() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::Unavailable);
+    let transient = app.refresh().await;
+    assert_eq!(outcome(&transient), "transient", "{transient}");
+    assert!(transient["retry_after"].as_u64().unwrap() > 0);
+    assert_eq!(app.session().await["authenticated"], true, "a provider outage does not sign anyone out");
+
+    proxy.set(ProxyMode::Forward);
+    let renewed = app.refresh().await;
+    assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+    assert_eq!(app.metrics().await["refresh_tokens_reused"], 0, "the token kept through the outage was good");
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_session_and_no_other() {
+    let app = signed_in(Setup::default()).await;
+    let bob = app.other_browser("bob", "builder").await;
+    assert_eq!(outcome(&app.refresh().await), "renewed", "alice's family now has a retired token");
+
+    let simulated = app.admin_post(&format!("/users/{ALICE_SUB}/simulate-reuse")).await;
+    assert_eq!(simulated.status(), StatusCode::OK);
+    let refused = app.refresh().await;
+    assert_eq!(refused, json!({ "outcome": "reauth_required", "reason": "invalid_grant" }));
+    assert_eq!(app.session().await["authenticated"], false);
+    assert_eq!(
+        app.refresh().await,
+        json!({ "outcome": "reauth_required", "reason": "signed_out" }),
+        "no second token request for an ended session"
+    );
+
+    assert_eq!(outcome(&app.refresh_as(&bob).await), "renewed", "bob's session is untouched");
+    assert_eq!(app.session_of(&bob).await["authenticated"], true);
+}
+
+#[tokio::test]
+async fn a_refresh_token_that_is_not_rotated_is_refused_by_default() {
+    let app = signed_in(Setup::default().provider(no_rotation)).await;
+    assert_eq!(outcome(&app.refresh().await), "renewed", "the access token is renewed once");
+    assert_eq!(
+        app.refresh().await,
+        json!({ "outcome": "reauth_required", "reason": "no_refresh_token" }),
+        "the unrotated refresh token was not kept"
+    );
+    assert_eq!(app.refresh_grants().await, 1);
+}
+
+#[tokio::test]
+async fn a_refresh_token_that_is_not_rotated_is_reused_when_allowed() {
+    let setup = Setup::default().provider(no_rotation).var("ALLOW_UNSAFE_REUSE_REFRESH_TOKEN", "true");
+    let app = signed_in(setup).await;
+    for _ in 0..3 {
+        assert_eq!(outcome(&app.refresh().await), "renewed");
+    }
+    assert_eq!(app.refresh_grants().await, 3);
+}
+
+fn no_rotation(config: &mut idp::ProviderConfig) {
+    config.clients.iter_mut().for_each(|client| client.rotate_refresh_tokens = false);
+}
+
+#[tokio::test]
+async fn without_refresh_tokens_offline_access_is_not_asked_and_renewal_needs_the_user() {
+    let app = TestApp::start_with(Setup::default().var("USE_REFRESH_TOKEN", "false")).await;
+    let authorize = app.begin_login("/").await;
+    assert!(!support::query(&authorize)["scope"].contains("offline_access"));
+    app.get(&app.sign_in_at_provider(&authorize).await).await;
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "no_refresh_token" }));
+    assert_eq!(app.refresh_grants().await, 0);
+    assert_eq!(app.session().await["authenticated"], true, "the access token is still good");
+}
+
+#[tokio::test]
+async fn renewal_without_a_session_asks_for_sign_in() {
+    let app = TestApp::start().await;
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "signed_out" }));
+}
+
+#[tokio::test]
+async fn renewal_needs_a_same_origin_request() {
+    let app = signed_in(Setup::default()).await;
+    let cross_site =
+        app.browser.post(app.url("/auth/refresh")).header("Origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.refresh_grants().await, 0);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_that_fails_validation_ends_the_session() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    app.proxy.as_ref().unwrap().set(ProxyMode::TamperIdToken);
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "id_token_rejected" }));
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
+#[tokio::test]
+async fn a_provider_key_rotation_mid_session_breaks_neither_renewal_nor_sign_in_nor_the_api() {
+    let app = signed_in(Setup::default()).await;
+    let jwks_before = app.metrics().await["jwks_requests"].as_u64().unwrap();
+    let rotated: Value = app.admin_post("/keys/rotate").await.json().await.unwrap();
+    assert_eq!(rotated["kids"].as_array().unwrap().len(), 2, "the old key stays published: {rotated}");
+
+    // The refreshed ID token is signed with a key the app has not seen: it fetches the JWKS once.
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
+    // The new access token, signed with the new key, passes the protected API.
+    assert_eq!(app.submit_form(&[("title", "After rotation")]).await["outcome"], "saved");
+    // And a fresh sign-in validates with the keys already fetched.
+    app.other_browser("bob", "builder").await;
+    assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
+}
+
+#[tokio::test]
+async fn forged_kids_cost_the_provider_one_jwks_request_per_interval() {
+    let app = TestApp::start_with(Setup::default().proxy(ProxyMode::ForgeKid)).await;
+    let jwks_before = app.metrics().await["jwks_requests"].as_u64().unwrap();
+    for _ in 0..3 {
+        let browser = support::new_browser();
+        let login = browser.get(app.login_url("/")).send().await.unwrap();
+        let authorize = support::location(&login);
+        let page = browser.get(&authorize).send().await.unwrap().text().await.unwrap();
+        let interaction = idp::testing::interaction_id(&page).unwrap();
+        let form = [("interaction", interaction.as_str()), ("username", "alice"), ("password", "wonderland")];
+        let login_url = reqwest::Url::parse(&authorize).unwrap().join("/login").unwrap();
+        let callback = support::location(&browser.post(login_url).form(&form).send().await.unwrap());
+        let response = browser.get(&callback).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "an unknown kid is refused");
+    }
+    assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
+}
+
+#[tokio::test]
+async fn saving_the_form_goes_through_the_protected_api_without_a_renewal_while_the_token_is_fresh() {
+    let app = signed_in(Setup::default()).await;
+    let saved = app.submit_form(&[("title", "Coffee machine"), ("summary", "It broke.")]).await;
+    assert_eq!(saved, json!({ "outcome": "saved", "characters": 23 }));
+    assert_eq!(app.refresh_grants().await, 0);
+
+    let unknown = app.submit_form(&[("admin", "true")]).await;
+    assert_eq!(unknown["outcome"], "rejected", "{unknown}");
+}
+
+#[tokio::test]
+async fn an_api_401_triggers_one_renewal_and_one_retry() {
+    // The app is told its access tokens live an hour; they live two seconds.
+    let setup = Setup::default().proxy(ProxyMode::OverstateExpiry).provider(|c| c.lifetimes.access_token_secs = 2);
+    let app = signed_in(setup).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    app.provider.clock.advance(3); // The provider's clock stands still unless moved.
+    let saved = app.submit_form(&[("title", "Late")]).await;
+    assert_eq!(saved, json!({ "outcome": "saved", "characters": 4 }));
+    assert_eq!(app.refresh_grants().await, 1);
+}
+
+#[tokio::test]
+async fn an_api_that_keeps_refusing_gets_one_retry_and_never_a_loop() {
+    let app = signed_in(Setup::default().var("API_AUDIENCE", "some-other-api")).await;
+    let refused = app.submit_form(&[("title", "Nope")]).await;
+    assert_eq!(refused["outcome"], "rejected", "{refused}");
+    assert_eq!(app.refresh_grants().await, 1, "one renewal, then it gave up");
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
+#[tokio::test]
+async fn submitting_after_the_session_ended_says_so() {
+    let app = signed_in(Setup::default()).await;
+    app.browser.post(app.url("/auth/logout")).header("Origin", &app.url).send().await.unwrap();
+    assert_eq!(app.submit_form(&[("title", "x")]).await, json!({ "outcome": "session_ended", "reason": "signed_out" }));
+}
+
+#[tokio::test]
+async fn the_protected_api_refuses_requests_without_a_valid_bearer_token() {
+    let app = TestApp::start().await;
+    let report = json!({ "fields": { "title": "x" } });
+    for authorization in [None, Some("Bearer not-a-jwt"), Some("Basic YWxpY2U6d29uZGVybGFuZA==")] {
+        let mut request = app.browser.post(app.url("/api/reports")).json(&report);
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert_eq!(response.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    }
+}
+
+#[tokio::test]
+async fn auto_userinfo_adds_the_userinfo_claims_at_sign_in() {
+    for (setting, shown) in [("true", true), ("false", false)] {
+        let app = signed_in(Setup::default().var("AUTO_USERINFO", setting)).await;
+        let page = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();
+        let html = page.text().await.unwrap();
+        assert_eq!(html.contains(r#"data-testid="userinfo-claims""#), shown, "AUTO_USERINFO={setting}");
+        if shown {
+            assert!(html.contains("alice@example.org"));
+        }
+    }
+}

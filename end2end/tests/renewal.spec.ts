@@ -81,6 +81,31 @@ test.describe('renewal while the user works', () => {
     await expect(second.getByTestId('token-expiry')).toHaveText((await first.getByTestId('token-expiry').textContent())!);
   });
 
+  test('without Web Locks, two tabs still share renewals and never trip reuse detection', async ({
+    context,
+    request,
+  }) => {
+    await context.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined });
+    });
+    const first = await context.newPage();
+    await signIn(first, '/form', USERS.mia);
+    const second = await context.newPage();
+    await second.goto('/form');
+    await expect(second.locator('body[data-hydrated]')).toHaveCount(1);
+    expect(await second.evaluate(() => navigator.locks)).toBeUndefined();
+
+    await first.waitForTimeout(30_000);
+
+    const [family] = await providerFamilies(request, USERS.mia.sub);
+    expect(family.active, 'no refresh token was ever presented twice').toBe(true);
+    expect(family.rotations).toBeGreaterThanOrEqual(3);
+    expect(family.rotations).toBeLessThanOrEqual(7);
+    for (const tab of [first, second]) {
+      await expect(logEntries(tab, 'userSignedOut')).toHaveCount(0);
+    }
+  });
+
   test('a reused refresh token ends the session; the draft survives, and sign-in brings it back', async ({
     page,
     request,
@@ -167,6 +192,9 @@ test.describe('renewal while the user works', () => {
     await expect(page.getByTestId('auth-status')).toHaveText('signed in');
     await context.setOffline(true);
     await expect(logEntries(page, 'silentRenewError', /transient/).first()).toBeVisible({ timeout: 15_000 });
+    // Retries back off while the network is gone, and the access token runs out meanwhile.
+    await expect(logEntries(page, 'accessTokenExpired')).toHaveCount(1, { timeout: 15_000 });
+    await expect(page.getByTestId('auth-status')).toHaveText('signed in');
     await context.setOffline(false);
     await expect(logEntries(page, 'accessTokenExpiring', /network came back/)).toHaveCount(1);
     await expect(ownRenewals(page).first()).toBeVisible();

@@ -12,6 +12,7 @@ export const USERS = {
   judy: { username: 'judy', password: 'offline', sub: '248289761010', name: 'Judy Offline' },
   kate: { username: 'kate', password: 'visible', sub: '248289761011', name: 'Kate Visible' },
   liam: { username: 'liam', password: 'asleep', sub: '248289761012', name: 'Liam Asleep' },
+  mia: { username: 'mia', password: 'nolocks', sub: '248289761013', name: 'Mia Nolocks' },
 } as const;
 
 export type User = (typeof USERS)[keyof typeof USERS];

@@ -274,3 +274,12 @@ async fn auto_userinfo_adds_the_userinfo_claims_at_sign_in() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_renewal_policy_in_the_session_comes_from_the_settings() {
+    let setup = Setup::default().var("RENEW_BEFORE_EXPIRY_SECS", "7").var("RENEW_JITTER_SECS", "2");
+    let app = signed_in(setup).await;
+    let session = app.session().await;
+    assert_eq!(session["renewal"], json!({ "before_expiry_secs": 7, "jitter_secs": 2 }));
+    assert!(session["access_token_expires_in"].as_u64().unwrap() > 50);
+}

@@ -416,3 +416,31 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use openidconnect::{Nonce, NonceVerifier};
+
+    use super::NonceCheck;
+
+    #[test]
+    fn a_refreshed_id_token_may_leave_out_the_nonce_or_repeat_the_original_but_not_change_it() {
+        let original = Nonce::new("n-0S6_WzA2Mj".into());
+        let other = Nonce::new("a-fresh-one".into());
+        let strict = NonceCheck::AfterRefresh { original: &original, ignore: false };
+        assert!(strict.verify(None).is_ok());
+        assert!(strict.verify(Some(&original)).is_ok());
+        assert!(strict.verify(Some(&other)).is_err());
+        // IGNORE_NONCE_AFTER_REFRESH, for providers that put a new nonce there.
+        let lenient = NonceCheck::AfterRefresh { original: &original, ignore: true };
+        assert!(lenient.verify(Some(&other)).is_ok());
+    }
+
+    #[test]
+    fn a_sign_in_id_token_must_carry_the_nonce_sent() {
+        let sent = Nonce::new("sent".into());
+        assert!(NonceCheck::SignIn(&sent).verify(Some(&sent)).is_ok());
+        assert!(NonceCheck::SignIn(&sent).verify(None).is_err());
+        assert!(NonceCheck::SignIn(&sent).verify(Some(&Nonce::new("other".into()))).is_err());
+    }
+}

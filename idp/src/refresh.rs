@@ -6,7 +6,7 @@
 //! successor, in one critical section of the store, so that of concurrent requests with one
 //! token exactly one wins; a retired token presented again revokes the whole family. Signing
 //! happens outside the lock, which is held for a few map operations only:
-//! `cargo run --release -p idp --example refresh_throughput` measures the grants per second.
+//! `cargo bench -p idp --bench refresh_grants` measures the grants per second.
 //!
 //! Every refusal is `invalid_grant` (RFC 6749 §5.2) and its description names the case, with
 //! the word `unknown`, `expired`, `revoked` or `reused`, or "issued to another client".

@@ -165,11 +165,16 @@ impl Renewer {
     }
 
     fn disarm(&self) {
-        let mut state = self.state.borrow_mut();
-        if let Some(timer) = state.renew_timer.take() {
+        self.cancel_renewal_timer();
+        if let Some(timer) = self.state.borrow_mut().expiry_timer.take() {
             timer.clear();
         }
-        if let Some(timer) = state.expiry_timer.take() {
+    }
+
+    /// Cancels a pending renewal or retry, but not the expiry timer: a renewal that keeps failing
+    /// must still say when the access token ran out.
+    fn cancel_renewal_timer(&self) {
+        if let Some(timer) = self.state.borrow_mut().renew_timer.take() {
             timer.clear();
         }
     }
@@ -208,7 +213,7 @@ impl Renewer {
             }
             state.in_flight = true;
         }
-        self.disarm();
+        self.cancel_renewal_timer();
         self.context.writers().status.set(AuthStatus::Renewing);
         let this = self.clone();
         spawn_local(async move {

@@ -71,6 +71,8 @@ impl AuthEventKind {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuthEvent {
+    /// Counts up from 1 in this page: a stable key for lists.
+    pub id: u64,
     /// Milliseconds since the Unix epoch, by the browser's clock.
     pub at_ms: f64,
     pub kind: AuthEventKind,
@@ -123,9 +125,10 @@ impl AuthContext {
 
     /// Records an event, with the browser's time, at the end of the log.
     pub(crate) fn log(&self, kind: AuthEventKind, detail: impl Into<String>) {
-        let event = AuthEvent { at_ms: now_ms(), kind, detail: detail.into() };
+        let detail = detail.into();
         self.writers.events.update(|events| {
-            events.push(event);
+            let id = events.last().map_or(1, |last| last.id + 1);
+            events.push(AuthEvent { id, at_ms: now_ms(), kind, detail });
             if events.len() > MAX_EVENTS {
                 events.remove(0);
             }

@@ -13,9 +13,9 @@ pub fn EventLog() -> impl IntoView {
             <h2 id="event-log-title">"Session events"</h2>
             <ol data-testid="event-log" aria-live="polite">
                 <For
-                    each=move || events.get().into_iter().enumerate()
-                    key=|(index, event)| (*index, event.at_ms.to_bits())
-                    children=|(_, event)| {
+                    each=move || events.get()
+                    key=|event| event.id
+                    children=|event| {
                         view! {
                             <li data-event=event.kind.name()>
                                 <time>{utc_time_ms(event.at_ms)}</time>

@@ -45,7 +45,17 @@ test.describe('renewal while the user works', () => {
     expect(state.marker).toBe('original');
     expect(state.caret).toBe(typed.length);
     expect(state.focused).toBe(true);
-    expect(await ownRenewals(page).count()).toBeGreaterThanOrEqual(4);
+    const renewals = await ownRenewals(page).count();
+    expect(renewals).toBeGreaterThanOrEqual(4);
+    await expect(page.getByTestId('renewal-count')).toHaveText(String(renewals));
+    await expect(page.getByTestId('last-outcome')).toHaveText('renewed');
+
+    // One more renewal while the user pauses: nothing on the page moves.
+    const scroll = () => details.evaluate((el) => ({ page: window.scrollY, area: el.scrollTop }));
+    const before = await scroll();
+    await expect(ownRenewals(page)).toHaveCount(renewals + 1, { timeout: 10_000 });
+    expect(await scroll()).toEqual(before);
+    expect(await details.evaluate((el) => document.activeElement === el)).toBe(true);
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
     await expect(page.getByTestId('auth-status')).toHaveText(/signed in|renewing/);
     // The draft went to storage as the user typed; it holds the text, never a token.
@@ -141,8 +151,10 @@ test.describe('renewal while the user works', () => {
     await page.getByLabel('Title').fill('Printer on fire');
     await page.getByLabel('Summary').fill('Smoke, then flames.');
 
-    // Hidden: the browser throttles, then freezes, the tab's timers; no renewal runs.
+    // Hidden: the draft is saved at once, whatever the autosave was waiting for...
     await setVisibility(page, 'hidden');
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).toContain('Smoke, then flames.');
+    // ...and the browser throttles, then freezes, the tab's timers: no renewal runs.
     await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
     await new Promise((resolve) => setTimeout(resolve, 13_000));
     const session = await (await page.request.get('/auth/session')).json();
@@ -195,9 +207,13 @@ test.describe('renewal while the user works', () => {
     // Retries back off while the network is gone, and the access token runs out meanwhile.
     await expect(logEntries(page, 'accessTokenExpired')).toHaveCount(1, { timeout: 15_000 });
     await expect(page.getByTestId('auth-status')).toHaveText('signed in');
+    await expect(page.getByTestId('last-outcome')).toHaveText(/^transient/);
+    await expect(page.getByTestId('last-error')).toContainText('Failed to fetch');
     await context.setOffline(false);
     await expect(logEntries(page, 'accessTokenExpiring', /network came back/)).toHaveCount(1);
     await expect(ownRenewals(page).first()).toBeVisible();
+    await expect(page.getByTestId('last-outcome')).toHaveText('renewed');
+    await expect(page.getByTestId('last-error')).toHaveText('');
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });
 });

@@ -1,4 +1,5 @@
-//! A compact view of the session's renewal state: status, expiry, renewals, the last outcome.
+//! A compact view of the session's renewal state: status, expiry, renewals, the last outcome and
+//! the last error.
 
 use leptos::prelude::*;
 
@@ -27,6 +28,8 @@ pub fn SessionPanel() -> impl IntoView {
             <dd data-testid="renewal-count">{move || auth.renewals.get()}</dd>
             <dt>"Last renewal"</dt>
             <dd data-testid="last-outcome">{outcome}</dd>
+            <dt>"Last error"</dt>
+            <dd data-testid="last-error">{move || auth.last_error.get().unwrap_or_default()}</dd>
         </dl>
     }
 }

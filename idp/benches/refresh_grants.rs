@@ -1,10 +1,12 @@
 //! The embedded provider's refresh-grant throughput with rotation: `FAMILIES` refresh token
 //! families, each rotated in a loop by its own task over HTTP/1.1 keep-alive for `SECONDS`,
 //! `RUNS` times; prints each run and the median run's grants per second with its p50 and p99
-//! latency.
+//! latency. It measures the provider twice: in memory, then with a state file in a temporary
+//! directory (every grant on disk before its answer, see `store::journal`).
 //!
 //! `cargo bench -p idp --bench refresh_grants` (`BENCH_SECONDS`, `BENCH_FAMILIES`, `BENCH_RUNS`
-//! change the defaults of 20 s, 32 families and 3 runs).
+//! change the defaults of 20 s, 32 families and 3 runs; `BENCH_STORE=memory` or `file` measures
+//! only one of the two).
 //!
 //! The load generator shares the machine's cores with the provider, so the figure is a floor.
 
@@ -18,7 +20,7 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use idp::testing::{interaction_id, TestProvider};
+use idp::testing::{interaction_id, TempDir, TestProvider};
 use reqwest::{header::LOCATION, redirect::Policy};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -42,14 +44,38 @@ async fn main() {
     let seconds = setting("BENCH_SECONDS", 20);
     let families = setting("BENCH_FAMILIES", 32) as usize;
     let runs = setting("BENCH_RUNS", 3);
-    let provider = TestProvider::start(|_| {}).await;
-    let http = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap();
+    let stores = std::env::var("BENCH_STORE").unwrap_or_else(|_| "memory,file".into());
+    let mut medians = Vec::new();
+    for store in stores.split(',') {
+        // Kept until the provider is gone, then removed with its state file.
+        let dir = TempDir::default();
+        let provider = match store {
+            "memory" => TestProvider::start(|_| {}).await,
+            "file" => TestProvider::start(|config| config.state_file = Some(dir.join("state.db"))).await,
+            other => panic!("BENCH_STORE: memory or file, not {other}"),
+        };
+        let median = bench(&provider, store, families, seconds, runs).await;
+        provider.stop().await;
+        medians.push((store, median));
+    }
+    for (store, median) in medians {
+        println!(
+            "{store:>6}: median of {runs}: {:.0} refresh grants/s, p50 {:.2} ms, p99 {:.2} ms",
+            median.grants_per_sec,
+            median.p50.as_secs_f64() * 1e3,
+            median.p99.as_secs_f64() * 1e3
+        );
+    }
+}
 
+/// `runs` runs against `provider`; returns the median one.
+async fn bench(provider: &TestProvider, store: &str, families: usize, seconds: u64, runs: u64) -> Run {
+    let http = reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap();
     let mut results = Vec::new();
     for run in 1..=runs {
-        let result = measure(&http, &provider, families, Duration::from_secs(seconds)).await;
+        let result = measure(&http, provider, families, Duration::from_secs(seconds)).await;
         println!(
-            "run {run}: {:.0} refresh grants/s with {families} families for {seconds} s, p50 {:.2} ms, p99 {:.2} ms",
+            "{store:>6} run {run}: {:.0} refresh grants/s with {families} families for {seconds} s, p50 {:.2} ms, p99 {:.2} ms",
             result.grants_per_sec,
             result.p50.as_secs_f64() * 1e3,
             result.p99.as_secs_f64() * 1e3
@@ -57,13 +83,7 @@ async fn main() {
         results.push(result);
     }
     results.sort_by(|a, b| a.grants_per_sec.total_cmp(&b.grants_per_sec));
-    let median = &results[results.len() / 2];
-    println!(
-        "median of {runs}: {:.0} refresh grants/s, p50 {:.2} ms, p99 {:.2} ms",
-        median.grants_per_sec,
-        median.p50.as_secs_f64() * 1e3,
-        median.p99.as_secs_f64() * 1e3
-    );
+    results.swap_remove(results.len() / 2)
 }
 
 async fn measure(http: &reqwest::Client, provider: &TestProvider, families: usize, duration: Duration) -> Run {

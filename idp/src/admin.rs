@@ -77,11 +77,12 @@ async fn revoke_family(
 ) -> Result<Response, AdminError> {
     let unknown = AdminError::NotFound("unknown family");
     let id: FamilyId = id.parse().map_err(|_| AdminError::NotFound("unknown family"))?;
-    let newly = state.store.revoke_family(id, RevokedReason::Admin).ok_or(unknown)?;
+    let (newly, saving) = state.store.revoke_family(id, RevokedReason::Admin).ok_or(unknown)?;
     if newly {
         Metrics::increment(&state.metrics.families_revoked);
         tracing::info!(family = %id, "refresh token family revoked through the admin API");
     }
+    saving.saved().await?;
     Ok(answer(json!({ "revoked": true })))
 }
 
@@ -99,7 +100,7 @@ async fn simulate_reuse(
         state.config.client(&client_id).ok_or(AdminError::NotFound("the family's client is not registered"))?;
     tracing::info!(%family, %client_id, %sub, "simulating the reuse of a retired refresh token");
     let params = HashMap::from([("refresh_token".to_owned(), retired)]);
-    match refresh::refresh_token_grant(&state, client, &params) {
+    match refresh::refresh_token_grant(&state, client, &params).await {
         Err(error) => Ok(answer(json!({
             "family": family.to_string(),
             "error": error.code(),
@@ -113,10 +114,10 @@ async fn simulate_reuse(
     }
 }
 
-async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Response {
+async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Result<Response, AdminError> {
     let now = state.now();
-    let key = state.keys.rotate_to(SigningKey::generate(), now, state.longest_signed_token_secs());
+    let key = state.keys.rotate_to(SigningKey::generate(), now, state.longest_signed_token_secs()).await?;
     let kids: Vec<String> = state.keys.published(now).iter().map(|k| k.kid().to_owned()).collect();
     tracing::info!(kid = key.kid(), published = kids.len(), "signing key rotated through the admin API");
-    answer(json!({ "kid": key.kid(), "kids": kids }))
+    Ok(answer(json!({ "kid": key.kid(), "kids": kids })))
 }

@@ -17,9 +17,17 @@ const DEFAULT_TOML: &str = include_str!("../provider.toml");
 pub struct ProviderConfig {
     /// The `iss` of every token, and the base of every endpoint URL. No trailing slash.
     pub issuer: Url,
-    /// PKCS#8 PEM file with the ES256 signing key; generated at start when absent.
+    /// PKCS#8 PEM file with the ES256 signing key; generated at start when absent. With a
+    /// `state_file` too, this key signs, and a different key found in the state file retires as
+    /// in a rotation.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// An SQLite file (created, with its directory, if missing) that keeps the signing keys,
+    /// provider sessions, refresh token families and access tokens' records across restarts;
+    /// see `store::state_file`. Relative to the working directory. Unset, everything is in
+    /// memory and a restart signs everyone out.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
     /// Mounts the JSON admin API under `/admin/` (metrics, refresh token families, key
     /// rotation). It has no authentication of its own: for development and tests only.
     #[serde(default)]
@@ -221,6 +229,7 @@ mod tests {
     fn a_file_without_the_refresh_settings_loads_with_their_defaults() {
         let config = ProviderConfig::from_toml(MINIMAL).unwrap();
         assert!(!config.admin_api);
+        assert_eq!(config.state_file, None, "in memory unless asked");
         assert_eq!(config.lifetimes.refresh_token_idle_secs, 28800);
         assert_eq!(config.lifetimes.refresh_token_absolute_secs, 86400);
         let client = &config.clients[0];
@@ -245,6 +254,13 @@ mod tests {
         let text = MINIMAL.replace(r#"client_secret = "s""#, "offline_access = true\nrotate_refresh_tokens = false");
         let error = ProviderConfig::from_toml(&text).unwrap_err().to_string();
         assert!(error.contains("rotate_refresh_tokens"), "{error}");
+    }
+
+    #[test]
+    fn a_state_file_is_read_from_the_toml() {
+        let text = format!("state_file = \"target/idp-state.db\"\n{MINIMAL}");
+        let config = ProviderConfig::from_toml(&text).unwrap();
+        assert_eq!(config.state_file.as_deref(), Some(std::path::Path::new("target/idp-state.db")));
     }
 
     #[test]

@@ -20,7 +20,18 @@ pub enum ConfigError {
     Read(String, String),
     #[error("provider configuration: {0}")]
     Invalid(String),
+    /// The state file (`state_file`, `--state`) cannot be created, opened or read, is not a
+    /// state file of this provider, or holds something it cannot load: named, with the cause.
+    #[error("provider state file {0}: {1}")]
+    StateFile(String, String),
 }
+
+/// A change the provider made could not be written to its state file, so the response that
+/// would reveal it is not sent: each endpoint turns this into a 500 of its own kind. What it
+/// failed on is logged once by the writer, never sent.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the provider could not save its state")]
+pub struct NotSaved;
 
 /// An error at the token endpoint, sent as RFC 6749 §5.2 JSON; the revocation endpoint answers
 /// its errors the same way (RFC 7009 §2.2.1).
@@ -50,6 +61,16 @@ pub enum TokenError {
     /// 400
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// 500 `server_error`: the grant or revocation could not be saved, so its tokens are not
+    /// sent. The client may retry; what it failed on is in the provider's log only.
+    #[error("server_error: {0}")]
+    ServerError(NotSaved),
+}
+
+impl From<NotSaved> for TokenError {
+    fn from(error: NotSaved) -> Self {
+        Self::ServerError(error)
+    }
 }
 
 impl TokenError {
@@ -61,6 +82,7 @@ impl TokenError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::ServerError(_) => "server_error",
         }
     }
 }
@@ -72,6 +94,7 @@ impl TokenError {
             Self::InvalidRequest(d) | Self::InvalidGrant(d) | Self::InvalidScope(d) | Self::UnauthorizedClient(d) => d,
             Self::InvalidClient { .. } => "client authentication failed",
             Self::UnsupportedGrantType => "only authorization_code and refresh_token are supported",
+            Self::ServerError(_) => "the provider could not save the result; try again",
         }
     }
 }
@@ -79,8 +102,11 @@ impl TokenError {
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self, "token request refused");
-        let status =
-            if matches!(self, Self::InvalidClient { .. }) { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+        let status = match self {
+            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
         let body = json!({ "error": self.code(), "error_description": self.description() });
         let mut response = (status, no_store(), Json(body)).into_response();
         if let Self::InvalidClient { used_basic: true, .. } = self {
@@ -103,6 +129,9 @@ pub enum AdminError {
     /// 409: the request does not apply to the thing's current state.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 500: the change could not be saved to the state file.
+    #[error(transparent)]
+    NotSaved(#[from] NotSaved),
 }
 
 impl IntoResponse for AdminError {
@@ -111,6 +140,7 @@ impl IntoResponse for AdminError {
             Self::CrossSite => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::warn!(error = %self, "admin request refused");
         (status, no_store(), Json(json!({ "error": self.to_string() }))).into_response()
@@ -142,13 +172,20 @@ pub enum AuthorizePageError {
     UnregisteredRedirectUri,
     #[error("this sign-in request is unknown or has expired; return to the application and start again")]
     UnknownInteraction,
+    /// 500: the provider session could not be saved, so no session cookie is set.
+    #[error("the provider could not save your sign-in; return to the application and try again")]
+    NotSaved(#[from] NotSaved),
 }
 
 impl IntoResponse for AuthorizePageError {
     fn into_response(self) -> Response {
         tracing::warn!(error = %self, "authorization request shown an error page");
+        let status = match self {
+            Self::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
         let body = format!("<h1>Sign-in cannot continue</h1><p>{}</p>", html::escape(&self.to_string()));
-        (StatusCode::BAD_REQUEST, html::page("Error", &body, None)).into_response()
+        (status, html::page("Error", &body, None)).into_response()
     }
 }
 

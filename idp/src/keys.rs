@@ -5,6 +5,11 @@
 //! previous one in the JWK Set, and accepts it at `/userinfo`, until every token it signed has
 //! expired; then the key drops out.
 //!
+//! With a state file, the keys live in it too (the current one, and each previous one with the
+//! time it stops being published): the key generated at the first start is the one every later
+//! start signs with, until a rotation, so the JWK Set, and every token signed before a restart,
+//! stay valid across it; a rotation is on disk before its answer is sent.
+//!
 //! Signatures are made with `ring`, whose P-256 is about twenty times faster on this kind of
 //! machine than the pure-Rust signer behind `jsonwebtoken`; every refresh signs two tokens, so
 //! this is most of a refresh grant's cost. Verification stays with `jsonwebtoken`, which the
@@ -27,12 +32,17 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::ConfigError;
+use crate::{
+    error::{ConfigError, NotSaved},
+    store::{Change, Journal},
+};
 
 pub const ALGORITHM: Algorithm = Algorithm::ES256;
 
 pub struct SigningKey {
     kid: String,
+    /// The private key, PKCS#8 DER: kept only to be written to the state file.
+    pkcs8: Vec<u8>,
     /// Signs; `FIXED` is the JWS encoding of an ECDSA signature, R and S of 32 bytes each
     /// (RFC 7518 §3.4).
     pair: EcdsaKeyPair,
@@ -70,6 +80,16 @@ impl SigningKey {
         Ok(Self::from_secret(&secret))
     }
 
+    /// A key as the state file keeps it.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
+        let secret = SecretKey::from_pkcs8_der(der).map_err(|e| format!("not a PKCS#8 P-256 key: {e}"))?;
+        Ok(Self::from_secret(&secret))
+    }
+
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
     fn from_secret(secret: &SecretKey) -> Self {
         let der = secret.to_pkcs8_der().expect("a P-256 key always encodes as PKCS#8");
         let point = secret.public_key().to_encoded_point(false);
@@ -82,7 +102,7 @@ impl SigningKey {
         let random = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_bytes(), &random)
             .expect("a P-256 PKCS#8 document is accepted");
-        Self { kid, pair, random, decoding, x, y }
+        Self { kid, pkcs8: der.as_bytes().to_vec(), pair, random, decoding, x, y }
     }
 
     pub fn kid(&self) -> &str {
@@ -124,8 +144,19 @@ impl SigningKey {
 }
 
 /// The current signing key and the previous ones still needed to verify tokens in circulation.
-#[derive(Debug)]
-pub struct KeySet(RwLock<Keys>);
+pub struct KeySet {
+    keys: RwLock<Keys>,
+    /// Held through a rotation, from its write to the state file to the switch in memory.
+    rotating: tokio::sync::Mutex<()>,
+    /// Where rotations go to disk; `None` keeps the keys in memory.
+    journal: Option<Arc<Journal>>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
 
 #[derive(Debug)]
 struct Keys {
@@ -143,11 +174,23 @@ struct RetiringKey {
 
 impl KeySet {
     pub fn new(key: SigningKey) -> Self {
-        Self(RwLock::new(Keys { current: Arc::new(key), retiring: Vec::new() }))
+        Self::with_keys(Keys { current: Arc::new(key), retiring: Vec::new() }, None)
+    }
+
+    /// The keys a state file holds: the current one, and the previous ones still published,
+    /// newest first, each with the time it stops being published. Later rotations go to
+    /// `journal`.
+    pub(crate) fn restored(current: SigningKey, retiring: Vec<(SigningKey, u64)>, journal: Arc<Journal>) -> Self {
+        let retiring = retiring.into_iter().map(|(key, until)| RetiringKey { key: Arc::new(key), until }).collect();
+        Self::with_keys(Keys { current: Arc::new(current), retiring }, Some(journal))
+    }
+
+    fn with_keys(keys: Keys, journal: Option<Arc<Journal>>) -> Self {
+        Self { keys: RwLock::new(keys), rotating: tokio::sync::Mutex::new(()), journal }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
-        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The key that signs now.
@@ -176,13 +219,38 @@ impl KeySet {
 
     /// Makes `key` the signing key. The previous one stays published for `longest_token_secs`,
     /// the longest lifetime of a token it may have signed up to `now`.
-    pub fn rotate_to(&self, key: SigningKey, now: u64, longest_token_secs: u64) -> Arc<SigningKey> {
+    ///
+    /// With a state file, the new key neither signs nor is published before the rotation is on
+    /// disk: otherwise a token it signed could leave in a response that was itself saved before
+    /// the rotation, and a crash in between would leave a client holding a token whose `kid` no
+    /// JWK Set names. Rotations take turns, so that memory and the file agree on their order.
+    pub async fn rotate_to(
+        &self,
+        key: SigningKey,
+        now: u64,
+        longest_token_secs: u64,
+    ) -> Result<Arc<SigningKey>, NotSaved> {
         let key = Arc::new(key);
-        let mut keys = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let until = now + longest_token_secs;
+        let _turn = self.rotating.lock().await;
+        if let Some(journal) = &self.journal {
+            let previous_kid = self.current().kid().to_owned();
+            journal
+                .append(Change::KeyRotated {
+                    kid: key.kid().to_owned(),
+                    pkcs8: key.pkcs8_der().to_vec(),
+                    previous_kid,
+                    published_until: until,
+                    now,
+                })
+                .saved()
+                .await?;
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = std::mem::replace(&mut keys.current, key.clone());
         keys.retiring.retain(|r| now < r.until);
-        keys.retiring.insert(0, RetiringKey { key: previous, until: now + longest_token_secs });
-        key
+        keys.retiring.insert(0, RetiringKey { key: previous, until });
+        Ok(key)
     }
 }
 
@@ -239,12 +307,12 @@ mod tests {
         assert!(jsonwebtoken::decode::<Value>(&token, other.decoding_key(), &validation).is_err());
     }
 
-    #[test]
-    fn a_rotated_out_key_stays_published_until_its_tokens_have_expired() {
+    #[tokio::test]
+    async fn a_rotated_out_key_stays_published_until_its_tokens_have_expired() {
         let first = SigningKey::generate();
         let first_kid = first.kid().to_owned();
         let keys = KeySet::new(first);
-        let second = keys.rotate_to(SigningKey::generate(), 1000, 300);
+        let second = keys.rotate_to(SigningKey::generate(), 1000, 300).await.unwrap();
         assert_eq!(keys.current().kid(), second.kid());
         let kids = |now| keys.published(now).iter().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
         assert_eq!(kids(1299), [second.kid().to_owned(), first_kid.clone()]);
@@ -254,7 +322,7 @@ mod tests {
         assert_eq!(keys.jwks(1300)["keys"].as_array().unwrap().len(), 1);
 
         // A later rotation forgets the keys nobody needs any more.
-        keys.rotate_to(SigningKey::generate(), 1400, 300);
-        assert_eq!(keys.0.read().unwrap().retiring.len(), 1);
+        keys.rotate_to(SigningKey::generate(), 1400, 300).await.unwrap();
+        assert_eq!(keys.read().retiring.len(), 1);
     }
 }

@@ -1,4 +1,5 @@
-//! A small OpenID Provider for development and tests: spec-true, in memory, one process.
+//! A small OpenID Provider for development and tests: spec-true, one process, in memory or, with
+//! a state file, surviving restarts.
 //!
 //! It implements what the demo application needs and nothing it would have to fake: the
 //! authorization code flow with PKCE (RFC 6749, RFC 7636, OIDC Core 1.0), ES256-signed ID tokens
@@ -19,7 +20,8 @@
 //!   when `admin_api` is set.
 //! - `claims`: the contents of ID tokens and access tokens.
 //! - [`testing`]: a provider on an ephemeral port for integration tests.
-//! - `keys`, `store` (with `store::families`, the refresh token families), `metrics`,
+//! - `keys`, `store` (with `store::families`, the refresh token families; `store::state_file`
+//!   and `store::journal`, the SQLite file that keeps them across restarts), `metrics`,
 //!   [`clock`], [`error`], `html`: signing keys, state, counters, time, errors, pages.
 
 mod admin;
@@ -78,8 +80,7 @@ impl ProviderState {
 
     /// The longest lifetime of a token signed now: how long a rotated-out key stays published.
     pub fn longest_signed_token_secs(&self) -> u64 {
-        let lifetimes = &self.config.lifetimes;
-        lifetimes.access_token_secs.max(lifetimes.id_token_secs)
+        longest_signed_token_secs(&self.config)
     }
 
     /// Cookies get the `__Host-` prefix and `Secure` when the provider is served over https.
@@ -96,25 +97,32 @@ impl ProviderState {
     }
 }
 
+fn longest_signed_token_secs(config: &ProviderConfig) -> u64 {
+    let lifetimes = &config.lifetimes;
+    lifetimes.access_token_secs.max(lifetimes.id_token_secs)
+}
+
 impl Provider {
     pub fn new(config: ProviderConfig) -> Result<Self, ConfigError> {
         Self::with_clock(config, Arc::new(SystemClock))
     }
 
+    /// With `state_file` set, opens it (creating it if missing) and loads the provider's state
+    /// from it; a file that cannot be opened or read is a [`ConfigError`] that names it.
     pub fn with_clock(config: ProviderConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
-        let key = match &config.signing_key_file {
-            Some(path) => SigningKey::from_pem_file(path)?,
-            None => SigningKey::generate(),
+        let configured_key = config.signing_key_file.as_deref().map(SigningKey::from_pem_file).transpose()?;
+        let (store, keys) = match &config.state_file {
+            Some(path) => store::open_state_file(store::Opening {
+                path,
+                configured_key,
+                longest_token_secs: longest_signed_token_secs(&config),
+                now: clock.now(),
+            })?,
+            None => (Store::default(), KeySet::new(configured_key.unwrap_or_else(SigningKey::generate))),
         };
-        tracing::info!(issuer = %config.issuer_str(), kid = key.kid(), "OpenID Provider ready");
-        let state = ProviderState {
-            issuer: config.issuer_str(),
-            config,
-            keys: KeySet::new(key),
-            store: Store::default(),
-            clock,
-            metrics: Metrics::default(),
-        };
+        tracing::info!(issuer = %config.issuer_str(), kid = keys.current().kid(), "OpenID Provider ready");
+        let state =
+            ProviderState { issuer: config.issuer_str(), config, keys, store, clock, metrics: Metrics::default() };
         Ok(Self { state: Arc::new(state) })
     }
 
@@ -143,5 +151,23 @@ impl Provider {
     /// Serves the provider on `listener` until the future is dropped.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
+    }
+
+    /// Serves the provider on `listener` until `signal` completes, lets the requests in flight
+    /// finish, then closes the state file: once this returns, another provider may open it.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: tokio::net::TcpListener,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let served = axum::serve(listener, self.router()).with_graceful_shutdown(signal).await;
+        self.close();
+        served
+    }
+
+    /// Writes whatever is still on its way to the state file and closes it; the provider
+    /// refuses every change from then on (500). Without a state file, nothing happens.
+    pub fn close(&self) {
+        self.state.store.close();
     }
 }

@@ -91,7 +91,11 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
         expires_at: now + state.config.lifetimes.provider_session_secs,
     };
     tracing::info!(sub = %user.sub, client_id = %request.client_id, "user signed in at the provider");
-    let key = state.store.start_session(session.clone());
+    let (key, saving) = state.store.start_session(session.clone());
+    // The cookie names the session only once a restart would find it.
+    if let Err(error) = saving.saved().await {
+        return AuthorizePageError::from(error).into_response();
+    }
     let max_age = time_duration(state.config.lifetimes.provider_session_secs);
     let jar = jar.add(cookie(&state, SESSION_COOKIE, key, Some(max_age)));
     (jar, issue_code(&state, request, &session, now)).into_response()

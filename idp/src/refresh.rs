@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::{
     claims::TokenGrant,
     config::ClientConfig,
-    error::{no_store, TokenError},
+    error::{no_store, NotSaved, TokenError},
     metrics::Metrics,
     store::{
         random_token, token_hash, AuthorizationCode, FamilyGrant, NewFamily, Refresh, RefreshPolicy, RefreshRequest,
@@ -32,15 +32,15 @@ use crate::{
 };
 
 /// Starts a refresh token family for a code just redeemed, whose access token is `jti`, and
-/// returns the family's first refresh token.
-pub(crate) fn start_family(
+/// returns the family's first refresh token once the family is saved.
+pub(crate) async fn start_family(
     state: &ProviderState,
     client: &ClientConfig,
     code: &str,
     jti: &str,
     grant: &AuthorizationCode,
     now: u64,
-) -> String {
+) -> Result<String, NotSaved> {
     let token = random_token();
     let new = NewFamily {
         grant: FamilyGrant {
@@ -55,7 +55,8 @@ pub(crate) fn start_family(
         absolute_secs: state.config.lifetimes.refresh_token_absolute_secs,
         now,
     };
-    let (family, born_revoked) = state.store.start_family(code, jti, new);
+    let (family, born_revoked, saving) = state.store.start_family(code, jti, new);
+    saving.saved().await?;
     if born_revoked {
         // The code was replayed between its redemption and now: the replay wins.
         Metrics::increment(&state.metrics.families_revoked);
@@ -63,12 +64,16 @@ pub(crate) fn start_family(
     } else {
         tracing::info!(%family, client_id = %client.client_id, sub = %grant.sub, "refresh token family started");
     }
-    token
+    Ok(token)
 }
 
 /// `grant_type=refresh_token` for the authenticated `client` (RFC 6749 §6). The admin API's
 /// simulated reuse comes through here too, so that it exercises the real detection.
-pub(crate) fn refresh_token_grant(
+///
+/// Whatever the grant changed (a rotation, a revocation for reuse, the new access token) is
+/// saved before the answer is sent: a provider killed right after answering still knows the
+/// successor it handed out, and the retired token it must refuse.
+pub(crate) async fn refresh_token_grant(
     state: &ProviderState,
     client: &ClientConfig,
     params: &HashMap<String, String>,
@@ -104,14 +109,19 @@ pub(crate) fn refresh_token_grant(
         keep_retired: state.config.admin_api,
     };
 
-    let (family, grant, refresh_token) = match state.store.refresh(request, policy) {
+    let (refresh, saving) = state.store.refresh(request, policy);
+    let (family, grant, refresh_token) = match refresh {
         Refresh::Granted { family, grant, reissued: Some(successor) } => {
             Metrics::increment(&state.metrics.refresh_grace_reissues);
             tracing::info!(%family, client_id = %client.client_id, sub = %grant.sub, "retired refresh token back inside the grace window: its successor is handed out again");
             (family, grant, Some(successor))
         }
         Refresh::Granted { family, grant, reissued: None } => (family, grant, successor),
-        Refresh::Refused(refusal) => return Err(refused(state, refusal)),
+        Refresh::Refused(refusal) => {
+            let error = refused(state, refusal);
+            saving.saved().await?;
+            return Err(error);
+        }
     };
 
     let scopes = requested_scopes.as_deref().unwrap_or(&grant.scopes);
@@ -140,6 +150,8 @@ pub(crate) fn refresh_token_grant(
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = refresh_token.into();
     }
+    // The tokens were signed while the grant was being written; they leave once it is on disk.
+    saving.saved().await?;
     Ok((no_store(), Json(body)).into_response())
 }
 

@@ -21,23 +21,24 @@ use crate::{
     config::ClientConfig,
     error::{no_store, TokenError},
     metrics::Metrics,
-    store::token_hash,
+    store::{token_hash, Saving},
     token::{authenticate_client, parse_form},
     userinfo::verify_access_token,
     ProviderState,
 };
 
 pub async fn revoke(State(state): State<Arc<ProviderState>>, headers: HeaderMap, body: String) -> Response {
-    match revoke_token(&state, &headers, &body) {
+    match revoke_token(&state, &headers, &body).await {
         Ok(()) => (StatusCode::OK, no_store()).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-/// Revokes `token` if it is of its kind and the client's; true if it was found.
-type Lookup = fn(&ProviderState, &ClientConfig, &str) -> bool;
+/// Revokes `token` if it is of its kind and the client's: `Some` if it was found, with the
+/// revocation on its way to disk.
+type Lookup = fn(&ProviderState, &ClientConfig, &str) -> Option<Saving>;
 
-fn revoke_token(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<(), TokenError> {
+async fn revoke_token(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<(), TokenError> {
     let params = parse_form(body)?;
     let client = authenticate_client(state, headers, &params)?;
     let token = params.get("token").ok_or(TokenError::InvalidRequest("token is required"))?;
@@ -47,37 +48,40 @@ fn revoke_token(state: &ProviderState, headers: &HeaderMap, body: &str) -> Resul
     if params.get("token_type_hint").map(String::as_str) == Some("access_token") {
         lookups.reverse();
     }
-    let revoked = lookups.iter().any(|revoke| revoke(state, client, token));
-    if !revoked {
-        tracing::debug!(client_id = %client.client_id, "revocation of a token that is unknown, inactive or not the client's");
+    match lookups.iter().find_map(|revoke| revoke(state, client, token)) {
+        // The client is told its token is revoked only once a restart would not bring it back.
+        Some(saving) => saving.saved().await?,
+        None => {
+            tracing::debug!(client_id = %client.client_id, "revocation of a token that is unknown, inactive or not the client's")
+        }
     }
     Ok(())
 }
 
-/// True if `token` is a refresh token of `client` (its family is now revoked, or already was).
-fn revoke_refresh_token(state: &ProviderState, client: &ClientConfig, token: &str) -> bool {
-    let Some((family, newly)) = state.store.revoke_family_of(&token_hash(token), &client.client_id) else {
-        return false;
-    };
+/// `Some` if `token` is a refresh token of `client` (its family is now revoked, or already was).
+fn revoke_refresh_token(state: &ProviderState, client: &ClientConfig, token: &str) -> Option<Saving> {
+    let (family, newly, saving) = state.store.revoke_family_of(&token_hash(token), &client.client_id)?;
     if newly {
         Metrics::increment(&state.metrics.families_revoked);
         tracing::info!(%family, client_id = %client.client_id, "refresh token family revoked by its client");
     }
-    true
+    Some(saving)
 }
 
-/// True if `token` is an access token this provider signed for `client` (now revoked). The
+/// `Some` if `token` is an access token this provider signed for `client` (now revoked). The
 /// signature is checked first, so that the `client_id` it names can be trusted; an expired
 /// token still counts, though there is nothing left to revoke.
-fn revoke_access_token(state: &ProviderState, client: &ClientConfig, token: &str) -> bool {
-    let Ok(claims) = verify_access_token(state, token, state.now()) else {
-        return false;
-    };
+fn revoke_access_token(state: &ProviderState, client: &ClientConfig, token: &str) -> Option<Saving> {
+    let claims = verify_access_token(state, token, state.now()).ok()?;
     if claims.client_id != client.client_id {
-        return false;
+        return None;
     }
-    if state.store.revoke_access_token(&claims.jti) {
-        tracing::info!(client_id = %client.client_id, sub = %claims.sub, "access token revoked by its client");
+    match state.store.revoke_access_token(&claims.jti) {
+        Some(saving) => {
+            tracing::info!(client_id = %client.client_id, sub = %claims.sub, "access token revoked by its client");
+            Some(saving)
+        }
+        // Revoked already, or expired and forgotten: nothing left to do.
+        None => Some(Saving::done()),
     }
-    true
 }

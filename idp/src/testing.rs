@@ -1,9 +1,18 @@
 //! Helpers for tests that need a live provider: [`TestProvider`] listens on an ephemeral port of
-//! 127.0.0.1 with a [`ManualClock`], so a test can move time instead of sleeping.
+//! 127.0.0.1 with a [`ManualClock`], so a test can move time instead of sleeping, and can be
+//! restarted on the same address, clock and state file; [`TempDir`] holds a state file.
 
-use std::sync::Arc;
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
-use crate::{ManualClock, Provider, ProviderConfig};
+use tokio::sync::oneshot;
+
+use crate::{ConfigError, ManualClock, Provider, ProviderConfig};
 
 pub struct TestProvider {
     /// The issuer: `http://127.0.0.1:<port>` unless `adjust` set another (a proxy in front).
@@ -11,39 +20,127 @@ pub struct TestProvider {
     /// Where the provider itself listens.
     pub addr: std::net::SocketAddr,
     pub clock: Arc<ManualClock>,
+    config: ProviderConfig,
+    shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestProvider {
     /// Starts the default configuration, with `adjust` applied first (register a redirect URI…).
     pub async fn start(adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
-        Self::start_on(listener, adjust).await
+        Self::try_start(adjust).await.expect("valid test configuration")
     }
 
     /// Like [`TestProvider::start`], on a listener the caller bound (to know the port first).
     pub async fn start_on(listener: tokio::net::TcpListener, adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
+        let config = Self::config_for(&listener, adjust);
+        Self::launch(listener, config, Arc::new(ManualClock::default())).expect("valid test configuration")
+    }
+
+    /// Like [`TestProvider::start`], but a configuration (or a state file) that cannot start a
+    /// provider is returned as the error the provider gives.
+    pub async fn try_start(adjust: impl FnOnce(&mut ProviderConfig)) -> Result<Self, ConfigError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+        let config = Self::config_for(&listener, adjust);
+        Self::launch(listener, config, Arc::new(ManualClock::default()))
+    }
+
+    fn config_for(listener: &tokio::net::TcpListener, adjust: impl FnOnce(&mut ProviderConfig)) -> ProviderConfig {
         let addr = listener.local_addr().expect("bound");
         let mut config =
             ProviderConfig { issuer: format!("http://{addr}").parse().expect("valid URL"), ..Default::default() };
         adjust(&mut config);
+        config
+    }
+
+    fn launch(
+        listener: tokio::net::TcpListener,
+        config: ProviderConfig,
+        clock: Arc<ManualClock>,
+    ) -> Result<Self, ConfigError> {
+        let addr = listener.local_addr().expect("bound");
         let issuer = config.issuer_str();
-        let clock = Arc::new(ManualClock::default());
-        let provider = Provider::with_clock(config, clock.clone()).expect("valid test configuration");
+        let provider = Provider::with_clock(config.clone(), clock.clone())?;
+        let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            provider.serve(listener).await.expect("provider serves");
+            let signal = async {
+                // A dropped sender stops the provider too.
+                let _ = stopped.await;
+            };
+            provider.serve_with_shutdown(listener, signal).await.expect("provider serves");
         });
-        Self { issuer, addr, clock, task }
+        Ok(Self { issuer, addr, clock, config, shutdown: Some(shutdown), task })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// The configuration it runs with, `adjust` applied.
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// Stops the provider: it stops accepting, lets the requests in flight finish, and closes
+    /// its state file, so that another provider can open it.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        (&mut self.task).await.expect("the provider stops cleanly");
+    }
+
+    /// Stops this provider and starts another with the same configuration (and so the same
+    /// state file), address and clock: a restart of the server, as its clients see it.
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`TestProvider::restart`], with `adjust` applied to the configuration first.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut ProviderConfig)) -> Self {
+        let (addr, clock, mut config) = (self.addr, self.clock.clone(), self.config.clone());
+        adjust(&mut config);
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the same address again");
+        Self::launch(listener, config, clock).expect("the provider starts again")
     }
 }
 
 impl Drop for TestProvider {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed with everything in it
+/// when dropped: where a test or a benchmark keeps a state file.
+pub struct TempDir(PathBuf);
+
+impl Default for TempDir {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let name = format!("idp-{}-{}-{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let path = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+}
+
+impl TempDir {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `name` inside this directory.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

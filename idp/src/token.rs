@@ -30,21 +30,21 @@ use crate::{
 };
 
 pub async fn token(State(state): State<Arc<ProviderState>>, headers: HeaderMap, body: String) -> Response {
-    match grant(&state, &headers, &body) {
+    match grant(&state, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-fn grant(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<Response, TokenError> {
+async fn grant(state: &ProviderState, headers: &HeaderMap, body: &str) -> Result<Response, TokenError> {
     let params = parse_form(body)?;
     if let Some(grant_type) = params.get("grant_type") {
         state.metrics.count_token_request(grant_type);
     }
     let client = authenticate_client(state, headers, &params)?;
     match params.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => authorization_code_grant(state, client, &params),
-        Some("refresh_token") => refresh::refresh_token_grant(state, client, &params),
+        Some("authorization_code") => authorization_code_grant(state, client, &params).await,
+        Some("refresh_token") => refresh::refresh_token_grant(state, client, &params).await,
         Some(_) => Err(TokenError::UnsupportedGrantType),
         None => Err(TokenError::InvalidRequest("grant_type is required")),
     }
@@ -115,7 +115,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, To
     Ok(unescape(id).zip(unescape(secret)))
 }
 
-fn authorization_code_grant(
+/// The code's access token record (and any family) is saved before the tokens are sent; so are
+/// the revocations of a replay before it is refused. Codes themselves live in memory only (see
+/// `store`): a code replayed across a restart is refused as unknown.
+async fn authorization_code_grant(
     state: &ProviderState,
     client: &ClientConfig,
     params: &HashMap<String, String>,
@@ -124,13 +127,15 @@ fn authorization_code_grant(
     let now = state.now();
     let jti = random_token();
     let access_token_expires_at = now + state.config.lifetimes.access_token_secs;
-    let grant = match state.store.redeem_code(
+    let (redemption, saving) = state.store.redeem_code(
         code,
         now,
         state.config.lifetimes.authorization_code_secs,
         &jti,
         access_token_expires_at,
-    ) {
+    );
+    saving.saved().await?;
+    let grant = match redemption {
         Redemption::Redeemed(grant) => grant,
         Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
         Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),
@@ -157,7 +162,8 @@ fn authorization_code_grant(
 
     // offline_access reached the code only if the client may have it (see `authorize`).
     let offline = client.offline_access && request.scopes.iter().any(|s| s == OFFLINE_ACCESS);
-    let refresh_token = offline.then(|| refresh::start_family(state, client, code, &jti, &grant, now));
+    let refresh_token =
+        if offline { Some(refresh::start_family(state, client, code, &jti, &grant, now).await?) } else { None };
     let token_grant = TokenGrant {
         client_id: &request.client_id,
         sub: &grant.sub,

@@ -14,21 +14,26 @@
 //!
 //! Two plaintexts are kept, each only where a feature needs it: the current token of a client
 //! with a grace window (to hand the same successor out again), and the newest retired token
-//! when the admin API is on (to simulate its reuse).
+//! when the admin API is on (to simulate its reuse). With a state file both are written to it
+//! too, with their family, so that a restart changes nothing for them either: a retry inside the
+//! grace window after a restart still gets the same successor (a server killed right after
+//! answering is just the lost response the window is for), and the admin API can still simulate
+//! reuse. Neither gives a reader of the file more than the signing keys beside them already do;
+//! and without a grace window and the admin API, no plaintext refresh token reaches it.
 
 use std::{fmt, str::FromStr, sync::Arc};
 
 use serde::Serialize;
 
-use super::{AccessTokenRecord, Inner, Store, TokenHash};
+use super::{AccessTokenRecord, AccessTokenRow, Change, Inner, Saving, Store, TokenHash};
 
 /// How long a family is remembered after its absolute expiry, so that its tokens are refused as
 /// expired or revoked rather than unknown, and the admin API can still list it.
-const FAMILY_MEMORY_SECS: u64 = 3600;
+pub(super) const FAMILY_MEMORY_SECS: u64 = 3600;
 
 /// A family's id: random, not secret (it appears in logs and the admin API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FamilyId(u64);
+pub struct FamilyId(pub(super) u64);
 
 impl fmt::Display for FamilyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,6 +73,21 @@ pub enum RevokedReason {
     Admin,
 }
 
+impl RevokedReason {
+    /// Its name in the admin API and in the state file.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Reuse => "reuse",
+            Self::Revocation => "revocation",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub(super) fn from_name(name: &str) -> Option<Self> {
+        [Self::Reuse, Self::Revocation, Self::Admin].into_iter().find(|reason| reason.as_str() == name)
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Family {
     grant: Arc<FamilyGrant>,
@@ -89,7 +109,87 @@ pub(super) struct Family {
     pub(super) revoked: Option<RevokedReason>,
 }
 
+/// What changes in a family over its life, as the state file keeps it: written whole at each
+/// change, so that a write never depends on the one before.
+pub(crate) struct FamilyState {
+    pub last_used_at: u64,
+    pub rotations: u64,
+    pub generation: u64,
+    pub rotated_at: u64,
+    pub current_token: Option<String>,
+    pub retired_token: Option<String>,
+    pub revoked: Option<RevokedReason>,
+}
+
+/// A family as the state file keeps it.
+pub(crate) struct FamilyRow {
+    pub id: FamilyId,
+    pub grant: Arc<FamilyGrant>,
+    pub seq: u64,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub state: FamilyState,
+}
+
+/// A refresh token as the state file keeps it: its hash, where it belongs, and when its family
+/// is forgotten (and it with it).
+pub(crate) struct RefreshTokenRow {
+    pub hash: TokenHash,
+    pub family: FamilyId,
+    pub generation: u64,
+    pub forget_at: u64,
+}
+
 impl Family {
+    pub(super) fn state(&self) -> FamilyState {
+        FamilyState {
+            last_used_at: self.last_used_at,
+            rotations: self.rotations,
+            generation: self.generation,
+            rotated_at: self.rotated_at,
+            current_token: self.current_token.clone(),
+            retired_token: self.retired_token.clone(),
+            revoked: self.revoked,
+        }
+    }
+
+    pub(super) fn row(&self, id: FamilyId) -> FamilyRow {
+        FamilyRow {
+            id,
+            grant: self.grant.clone(),
+            seq: self.seq,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            state: self.state(),
+        }
+    }
+
+    /// The family a row of the state file describes.
+    pub(super) fn restore(row: FamilyRow) -> Self {
+        let FamilyRow { grant, seq, created_at, expires_at, state, .. } = row;
+        Self {
+            grant,
+            seq,
+            created_at,
+            expires_at,
+            last_used_at: state.last_used_at,
+            rotations: state.rotations,
+            generation: state.generation,
+            rotated_at: state.rotated_at,
+            current_token: state.current_token,
+            retired_token: state.retired_token,
+            revoked: state.revoked,
+        }
+    }
+
+    pub(super) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn forget_at(&self) -> u64 {
+        self.expires_at + FAMILY_MEMORY_SECS
+    }
+
     /// Revokes the family; false if it already was.
     pub(super) fn revoke(&mut self, reason: RevokedReason) -> bool {
         let newly = self.revoked.is_none();
@@ -101,7 +201,7 @@ impl Family {
     }
 
     pub(super) fn forgotten_at(&self, now: u64) -> bool {
-        now >= self.expires_at + FAMILY_MEMORY_SECS
+        now >= self.forget_at()
     }
 
     fn active(&self, now: u64, idle_secs: u64) -> bool {
@@ -112,7 +212,7 @@ impl Family {
 #[derive(Debug)]
 pub(super) struct RefreshTokenRecord {
     pub(super) family: FamilyId,
-    generation: u64,
+    pub(super) generation: u64,
 }
 
 /// A family about to start from a redeemed authorization code.
@@ -211,10 +311,10 @@ impl Store {
     /// Starts a family from the redeemed `code`, whose access token `jti` becomes its first.
     /// If the code was replayed meanwhile (its access token is already revoked), the family is
     /// born revoked; the returned flag says so.
-    pub fn start_family(&self, code: &str, jti: &str, new: NewFamily) -> (FamilyId, bool) {
+    pub fn start_family(&self, code: &str, jti: &str, new: NewFamily) -> (FamilyId, bool, Saving) {
         let NewFamily { grant, token_hash, token, absolute_secs, now } = new;
         let mut inner = self.lock();
-        inner.maybe_purge(now);
+        self.purge_if_due(&mut inner, now);
         let id = inner.new_family_id();
         let seq = inner.next_family_seq;
         inner.next_family_seq += 1;
@@ -234,26 +334,32 @@ impl Store {
         if let Some(code) = inner.codes.get_mut(code) {
             code.family = Some(id);
         }
-        let born_revoked = match inner.access_tokens.get_mut(jti) {
+        let (access_token_row, born_revoked) = match inner.access_tokens.get_mut(jti) {
             Some(access_token) => {
                 access_token.family = Some(id);
-                access_token.revoked
+                (Some(access_token.row), access_token.revoked)
             }
-            None => false,
+            None => (None, false),
         };
         if born_revoked {
             family.revoke(RevokedReason::Reuse);
         }
+        let saving = self.save(|| Change::FamilyStarted {
+            family: Box::new(family.row(id)),
+            token: RefreshTokenRow { hash: token_hash, family: id, generation: 0, forget_at: family.forget_at() },
+            access_token_row,
+        });
         inner.families.insert(id, family);
         inner.refresh_tokens.insert(token_hash, RefreshTokenRecord { family: id, generation: 0 });
-        (id, born_revoked)
+        (id, born_revoked, saving)
     }
 
     /// The `refresh_token` grant's one critical section: checks the presented token and, if it
     /// is current, retires it and makes the successor current, so that of several concurrent
     /// requests with one token exactly one wins. A retired token revokes the family, unless it
-    /// is the newest retired one, back from the same client inside its grace window.
-    pub fn refresh(&self, request: RefreshRequest<'_>, policy: RefreshPolicy) -> Refresh {
+    /// is the newest retired one, back from the same client inside its grace window. The
+    /// [`Saving`] covers whatever changed: a rotation, a revocation, the new access token.
+    pub fn refresh(&self, request: RefreshRequest<'_>, policy: RefreshPolicy) -> (Refresh, Saving) {
         let RefreshRequest {
             client_id,
             token_hash,
@@ -264,58 +370,62 @@ impl Store {
             access_token_expires_at,
             now,
         } = request;
+        let refused = |refusal| (Refresh::Refused(refusal), Saving::done());
         let mut inner = self.lock();
-        inner.maybe_purge(now);
-        let Inner { families, refresh_tokens, access_tokens, .. } = &mut *inner;
+        self.purge_if_due(&mut inner, now);
+        let Inner { families, refresh_tokens, access_tokens, next_access_token_row, .. } = &mut *inner;
         let Some(&RefreshTokenRecord { family: id, generation }) = refresh_tokens.get(&token_hash) else {
-            return Refresh::Refused(Refusal::Unknown);
+            return refused(Refusal::Unknown);
         };
         let Some(family) = families.get_mut(&id) else {
-            return Refresh::Refused(Refusal::Unknown);
+            return refused(Refusal::Unknown);
         };
         // The order matters: a token of another client says nothing about this one's family;
         // and expiry is not reuse, so an expired family is not revoked by a late retired token.
         if family.grant.client_id != client_id {
-            return Refresh::Refused(Refusal::OtherClient);
+            return refused(Refusal::OtherClient);
         }
         if family.revoked.is_some() {
-            return Refresh::Refused(Refusal::Revoked);
+            return refused(Refusal::Revoked);
         }
         if now >= family.expires_at {
-            return Refresh::Refused(Refusal::FamilyExpired);
+            return refused(Refusal::FamilyExpired);
         }
         if now >= family.last_used_at + policy.idle_secs {
-            return Refresh::Refused(Refusal::IdleExpired);
+            return refused(Refusal::IdleExpired);
         }
         let scope_granted = |family: &Family| {
             requested_scopes.is_none_or(|requested| requested.iter().all(|s| family.grant.scopes.contains(s)))
         };
-        let record_access_token = |access_tokens: &mut std::collections::HashMap<String, AccessTokenRecord>| {
-            access_tokens.insert(
-                jti,
-                AccessTokenRecord { expires_at: access_token_expires_at, revoked: false, family: Some(id) },
-            );
-        };
+        let row = *next_access_token_row;
+        let access_token_row =
+            || AccessTokenRow { row, jti: jti.clone(), expires_at: access_token_expires_at, family: Some(id) };
+        let access_token =
+            AccessTokenRecord { row, expires_at: access_token_expires_at, revoked: false, family: Some(id) };
 
         if generation < family.generation {
             let newest_retired = generation + 1 == family.generation;
             let in_grace = now < family.rotated_at.saturating_add(policy.grace_secs);
             if let (true, true, Some(successor)) = (newest_retired, in_grace, &family.current_token) {
                 if !scope_granted(family) {
-                    return Refresh::Refused(Refusal::ScopeNotGranted);
+                    return refused(Refusal::ScopeNotGranted);
                 }
                 let reissued = Some(successor.clone());
-                record_access_token(access_tokens);
-                return Refresh::Granted { family: id, grant: family.grant.clone(), reissued };
+                let saving = self.save(|| Change::AccessTokenIssued(access_token_row()));
+                *next_access_token_row += 1;
+                access_tokens.insert(jti, access_token);
+                return (Refresh::Granted { family: id, grant: family.grant.clone(), reissued }, saving);
             }
             family.revoke(RevokedReason::Reuse);
-            return Refresh::Refused(Refusal::Reused { family: id, grant: family.grant.clone() });
+            let saving = self.save(|| Change::FamilyChanged { id, state: family.state() });
+            return (Refresh::Refused(Refusal::Reused { family: id, grant: family.grant.clone() }), saving);
         }
 
         if !scope_granted(family) {
-            return Refresh::Refused(Refusal::ScopeNotGranted);
+            return refused(Refusal::ScopeNotGranted);
         }
         family.last_used_at = now;
+        let mut new_token = None;
         if let Some(Successor { hash, token }) = successor {
             family.generation += 1;
             family.rotations += 1;
@@ -325,24 +435,45 @@ impl Store {
                 family.retired_token = presented;
             }
             refresh_tokens.insert(hash, RefreshTokenRecord { family: id, generation: family.generation });
+            new_token = Some(hash);
         }
-        record_access_token(access_tokens);
-        Refresh::Granted { family: id, grant: family.grant.clone(), reissued: None }
+        let saving = self.save(|| Change::Refreshed {
+            id,
+            state: family.state(),
+            token: new_token.map(|hash| RefreshTokenRow {
+                hash,
+                family: id,
+                generation: family.generation,
+                forget_at: family.forget_at(),
+            }),
+            access_token: access_token_row(),
+        });
+        *next_access_token_row += 1;
+        access_tokens.insert(jti, access_token);
+        (Refresh::Granted { family: id, grant: family.grant.clone(), reissued: None }, saving)
     }
 
     /// Revokes the family of a refresh token (current or retired) if `client_id` owns it
     /// (RFC 7009 §2.1). `Some(newly revoked)` if the token is the client's, `None` otherwise.
-    pub fn revoke_family_of(&self, token_hash: &TokenHash, client_id: &str) -> Option<(FamilyId, bool)> {
+    pub fn revoke_family_of(&self, token_hash: &TokenHash, client_id: &str) -> Option<(FamilyId, bool, Saving)> {
         let mut inner = self.lock();
         let Inner { families, refresh_tokens, .. } = &mut *inner;
         let id = refresh_tokens.get(token_hash)?.family;
         let family = families.get_mut(&id).filter(|f| f.grant.client_id == client_id)?;
-        Some((id, family.revoke(RevokedReason::Revocation)))
+        let newly = family.revoke(RevokedReason::Revocation);
+        let saving =
+            if newly { self.save(|| Change::FamilyChanged { id, state: family.state() }) } else { Saving::done() };
+        Some((id, newly, saving))
     }
 
     /// Revokes a family by id: `Some(newly revoked)`, or `None` if unknown.
-    pub fn revoke_family(&self, id: FamilyId, reason: RevokedReason) -> Option<bool> {
-        self.lock().families.get_mut(&id).map(|family| family.revoke(reason))
+    pub fn revoke_family(&self, id: FamilyId, reason: RevokedReason) -> Option<(bool, Saving)> {
+        let mut inner = self.lock();
+        let family = inner.families.get_mut(&id)?;
+        let newly = family.revoke(reason);
+        let saving =
+            if newly { self.save(|| Change::FamilyChanged { id, state: family.state() }) } else { Saving::done() };
+        Some((newly, saving))
     }
 
     /// The families of `sub` that the store still remembers, newest first.
@@ -432,10 +563,11 @@ mod tests {
             issued_at: now,
         });
         let jti = random_token();
-        assert!(matches!(store.redeem_code(&code, now, 60, &jti, now + 60), super::super::Redemption::Redeemed(_)));
+        let (redemption, _) = store.redeem_code(&code, now, 60, &jti, now + 60);
+        assert!(matches!(redemption, super::super::Redemption::Redeemed(_)));
         let token = random_token();
         let new = NewFamily { grant: grant(), token_hash: token_hash(&token), token: None, absolute_secs: 1000, now };
-        let (id, born_revoked) = store.start_family(&code, &jti, new);
+        let (id, born_revoked, _) = store.start_family(&code, &jti, new);
         assert!(!born_revoked);
         (store, id, token)
     }
@@ -451,7 +583,7 @@ mod tests {
             access_token_expires_at: now + 60,
             now,
         };
-        store.refresh(request, policy)
+        store.refresh(request, policy).0
     }
 
     #[test]
@@ -460,8 +592,9 @@ mod tests {
         assert!(matches!(refresh(&store, &first, Some("second"), 10, POLICY), Refresh::Granted { .. }));
         assert!(matches!(refresh(&store, &first, None, 1000, POLICY), Refresh::Refused(Refusal::FamilyExpired)));
         assert_eq!(store.families_of("s", 1000, 100)[0].revoked_reason, None);
-        assert_eq!(store.revoke_family(id, RevokedReason::Admin), Some(true));
-        assert_eq!(store.revoke_family(id, RevokedReason::Admin), Some(false), "revoked once");
+        let revoke = || store.revoke_family(id, RevokedReason::Admin).map(|(newly, _)| newly);
+        assert_eq!(revoke(), Some(true));
+        assert_eq!(revoke(), Some(false), "revoked once");
     }
 
     #[test]
@@ -478,13 +611,22 @@ mod tests {
     #[test]
     fn a_forgotten_family_takes_its_tokens_with_it() {
         let (store, _, first) = store_with_family(0);
-        store.lock().maybe_purge(1000 + FAMILY_MEMORY_SECS);
+        store.purge_if_due(&mut store.lock(), 1000 + FAMILY_MEMORY_SECS);
         assert!(store.lock().families.is_empty());
         assert!(store.lock().refresh_tokens.is_empty());
         assert!(matches!(
             refresh(&store, &first, None, 1000 + FAMILY_MEMORY_SECS, POLICY),
             Refresh::Refused(Refusal::Unknown)
         ));
+    }
+
+    #[test]
+    fn revocation_reasons_have_the_same_names_in_the_state_file_as_in_the_admin_api() {
+        for reason in [RevokedReason::Reuse, RevokedReason::Revocation, RevokedReason::Admin] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+            assert_eq!(RevokedReason::from_name(reason.as_str()), Some(reason));
+        }
+        assert_eq!(RevokedReason::from_name("stolen"), None);
     }
 
     #[test]

@@ -6,12 +6,25 @@
 //! be atomic (redeeming a code exactly once, rotating a refresh token exactly once) happens
 //! under a single lock. Nothing is signed, and little is allocated, while it is held: callers
 //! prepare random values and hashes before, and sign after.
+//!
+//! With a state file (`state_file` in the configuration), the maps stay the source of truth
+//! for every read, and each change that must survive a restart is also handed, under the same
+//! lock and so in the same order, to the [`journal`]'s writer thread, which commits it to
+//! SQLite ([`state_file`] has the schema and what is loaded at start). The operation returns a
+//! [`Saving`]; the endpoint awaits it before sending the response that reveals the change.
+//! What is kept: provider sessions, refresh token families and their tokens (hashed), the
+//! access tokens' records, revocations and their reasons. What is not: sign-in interactions
+//! (ten minutes at most, and the form can be opened again) and authorization codes (a minute;
+//! after a restart a pending code is unknown, so the client starts the sign-in again, and a
+//! code replayed across a restart is refused as unknown rather than revoking its tokens).
 
 mod families;
+mod journal;
+mod state_file;
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -22,6 +35,8 @@ use families::{Family, RefreshTokenRecord};
 pub use families::{
     FamilyGrant, FamilyId, NewFamily, Refresh, RefreshPolicy, RefreshRequest, Refusal, RevokedReason, Successor,
 };
+pub(crate) use journal::{Change, Journal, Saving};
+pub(crate) use state_file::{open as open_state_file, Opening};
 
 /// How long a code is remembered after it is issued, so that a late replay is still recognised
 /// as one (and its tokens revoked) rather than as an unknown code.
@@ -40,8 +55,9 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// SHA-256 of a refresh token: the store keys refresh tokens by it, so that its memory holds no
-/// usable token (except the few kept in plaintext on purpose, see [`families`]).
+/// SHA-256 of a refresh token or a provider session's cookie: the store keys both by it, so
+/// that neither its memory nor its state file holds a usable token (except the few refresh
+/// tokens kept in plaintext on purpose, see [`families`]).
 pub type TokenHash = [u8; 32];
 
 pub fn token_hash(token: &str) -> TokenHash {
@@ -67,7 +83,7 @@ pub struct Interaction {
     pub created_at: u64,
 }
 
-/// The user's session at the provider (OIDC Core `sid`), keyed by its cookie.
+/// The user's session at the provider (OIDC Core `sid`), keyed by the hash of its cookie.
 #[derive(Debug, Clone)]
 pub struct ProviderSession {
     pub sid: String,
@@ -97,6 +113,9 @@ struct CodeRecord {
 
 #[derive(Debug)]
 struct AccessTokenRecord {
+    /// Its row in the state file: numbered here, in issue order, so that the file appends
+    /// rather than inserts at random, and a revocation finds the row by its key.
+    row: u64,
     expires_at: u64,
     revoked: bool,
     /// The refresh token family it was issued from: revoking the family revokes it, without
@@ -118,19 +137,25 @@ pub enum Redemption {
     },
 }
 
-#[derive(Debug, Default)]
-pub struct Store(Mutex<Inner>);
+#[derive(Default)]
+pub struct Store {
+    inner: Mutex<Inner>,
+    /// Where changes go to disk; `None` keeps everything in memory.
+    journal: Option<Arc<Journal>>,
+}
 
 #[derive(Debug, Default)]
 struct Inner {
     interactions: HashMap<String, Interaction>,
-    sessions: HashMap<String, ProviderSession>,
+    sessions: HashMap<TokenHash, ProviderSession>,
     codes: HashMap<String, CodeRecord>,
     access_tokens: HashMap<String, AccessTokenRecord>,
     families: HashMap<FamilyId, Family>,
     refresh_tokens: HashMap<TokenHash, RefreshTokenRecord>,
     /// Orders families by creation, so that "newest first" holds within one clock second.
     next_family_seq: u64,
+    /// The row of the next access token in the state file.
+    next_access_token_row: u64,
     next_purge: u64,
 }
 
@@ -138,13 +163,41 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave these maps half-updated in a way that
         // matters more than refusing every request from then on would.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands the change `make` describes to the journal; called with the lock held, so that
+    /// changes reach the file in the order they were made. In memory, `make` is never called.
+    fn save(&self, make: impl FnOnce() -> Change) -> Saving {
+        match &self.journal {
+            Some(journal) => journal.append(make()),
+            None => Saving::done(),
+        }
+    }
+
+    /// Frees what has expired, now and then, here and in the state file.
+    fn purge_if_due(&self, inner: &mut Inner, now: u64) {
+        if now >= inner.next_purge {
+            inner.purge(now);
+            inner.next_purge = now + PURGE_INTERVAL_SECS;
+            // Nobody waits for it: a purge lost to a crash is done again at the next start.
+            drop(self.save(|| Change::Purged { now }));
+        }
+    }
+
+    /// Stops the journal's writer after it has written everything handed to it, and closes the
+    /// state file, so that another provider may open it; every later change is refused as not
+    /// saved. Nothing to do in memory.
+    pub fn close(&self) {
+        if let Some(journal) = &self.journal {
+            journal.close();
+        }
     }
 
     pub fn start_interaction(&self, request: AuthorizationRequest, browser: String, now: u64) -> String {
         let id = random_token();
         let mut inner = self.lock();
-        inner.maybe_purge(now);
+        self.purge_if_due(&mut inner, now);
         inner.interactions.insert(id.clone(), Interaction { request, browser, created_at: now });
         id
     }
@@ -160,21 +213,26 @@ impl Store {
         self.lock().interactions.remove(id);
     }
 
-    /// Starts a provider session and returns its cookie value.
-    pub fn start_session(&self, session: ProviderSession) -> String {
+    /// Starts a provider session and returns its cookie value, which the store keeps only as
+    /// a hash: the cookie must not be set before the session is saved.
+    pub fn start_session(&self, session: ProviderSession) -> (String, Saving) {
         let key = random_token();
-        self.lock().sessions.insert(key.clone(), session);
-        key
+        let key_hash = token_hash(&key);
+        let mut inner = self.lock();
+        let saving = self.save(|| Change::SessionStarted { key_hash, session: session.clone() });
+        inner.sessions.insert(key_hash, session);
+        (key, saving)
     }
 
     pub fn session(&self, key: &str, now: u64) -> Option<ProviderSession> {
-        self.lock().sessions.get(key).filter(|s| now < s.expires_at).cloned()
+        let key_hash = token_hash(key);
+        self.lock().sessions.get(&key_hash).filter(|s| now < s.expires_at).cloned()
     }
 
     pub fn issue_code(&self, grant: AuthorizationCode) -> String {
         let code = random_token();
         let mut inner = self.lock();
-        inner.maybe_purge(grant.issued_at);
+        self.purge_if_due(&mut inner, grant.issued_at);
         inner
             .codes
             .insert(code.clone(), CodeRecord { grant, redeemed: false, issued_tokens: Vec::new(), family: None });
@@ -184,34 +242,59 @@ impl Store {
     /// Redeems `code` once: the first presentation consumes it whatever happens next, so that a
     /// stolen code cannot be used to guess a PKCE verifier either. On success the access token
     /// about to be issued (`jti`) is recorded under the same lock, so that a replay racing this
-    /// request still finds it to revoke.
-    pub fn redeem_code(&self, code: &str, now: u64, lifetime: u64, jti: &str, token_expires_at: u64) -> Redemption {
+    /// request still finds it to revoke. The [`Saving`] covers that record, or the revocations
+    /// of a replay.
+    pub fn redeem_code(
+        &self,
+        code: &str,
+        now: u64,
+        lifetime: u64,
+        jti: &str,
+        token_expires_at: u64,
+    ) -> (Redemption, Saving) {
         let mut inner = self.lock();
-        let Inner { codes, access_tokens, families, .. } = &mut *inner;
+        let Inner { codes, access_tokens, families, next_access_token_row, .. } = &mut *inner;
         let Some(record) = codes.get_mut(code) else {
-            return Redemption::Unknown;
+            return (Redemption::Unknown, Saving::done());
         };
         if record.redeemed {
-            let mut revoked_tokens = 0;
+            let mut revoked_rows = Vec::new();
             for jti in &record.issued_tokens {
                 if let Some(token) = access_tokens.get_mut(jti) {
-                    revoked_tokens += usize::from(!token.revoked);
-                    token.revoked = true;
+                    if !std::mem::replace(&mut token.revoked, true) {
+                        revoked_rows.push(token.row);
+                    }
                 }
             }
             let revoked_family = record
                 .family
                 .filter(|id| families.get_mut(id).is_some_and(|family| family.revoke(RevokedReason::Reuse)));
-            return Redemption::Replayed { revoked_tokens, revoked_family };
+            let revoked_tokens = revoked_rows.len();
+            let saving = self.save(|| Change::CodeReplayed {
+                access_tokens: revoked_rows,
+                family: revoked_family.and_then(|id| families.get(&id).map(|family| (id, family.state()))),
+            });
+            return (Redemption::Replayed { revoked_tokens, revoked_family }, saving);
         }
         record.redeemed = true;
         if now >= record.grant.issued_at + lifetime {
-            return Redemption::Expired;
+            return (Redemption::Expired, Saving::done());
         }
         record.issued_tokens.push(jti.to_owned());
-        access_tokens
-            .insert(jti.to_owned(), AccessTokenRecord { expires_at: token_expires_at, revoked: false, family: None });
-        Redemption::Redeemed(record.grant.clone())
+        let row = std::mem::replace(next_access_token_row, *next_access_token_row + 1);
+        let saving = self.save(|| {
+            Change::AccessTokenIssued(AccessTokenRow {
+                row,
+                jti: jti.to_owned(),
+                expires_at: token_expires_at,
+                family: None,
+            })
+        });
+        access_tokens.insert(
+            jti.to_owned(),
+            AccessTokenRecord { row, expires_at: token_expires_at, revoked: false, family: None },
+        );
+        (Redemption::Redeemed(record.grant.clone()), saving)
     }
 
     /// True if this provider issued the token and has revoked neither it nor its family.
@@ -225,22 +308,27 @@ impl Store {
         })
     }
 
-    /// Revokes one access token (RFC 7009 §2.1); false if it is unknown, expired and forgotten,
-    /// or already revoked.
-    pub fn revoke_access_token(&self, jti: &str) -> bool {
+    /// Revokes one access token (RFC 7009 §2.1); `None` if it is unknown, expired and
+    /// forgotten, or already revoked.
+    pub fn revoke_access_token(&self, jti: &str) -> Option<Saving> {
         let mut inner = self.lock();
-        inner.access_tokens.get_mut(jti).is_some_and(|token| !std::mem::replace(&mut token.revoked, true))
+        let token = inner.access_tokens.get_mut(jti).filter(|token| !token.revoked)?;
+        token.revoked = true;
+        let row = token.row;
+        Some(self.save(|| Change::AccessTokenRevoked { row }))
     }
 }
 
-impl Inner {
-    fn maybe_purge(&mut self, now: u64) {
-        if now >= self.next_purge {
-            self.purge(now);
-            self.next_purge = now + PURGE_INTERVAL_SECS;
-        }
-    }
+/// An access token's record as the state file keeps it.
+pub(crate) struct AccessTokenRow {
+    pub row: u64,
+    pub jti: String,
+    pub expires_at: u64,
+    pub family: Option<FamilyId>,
+}
 
+impl Inner {
+    /// Removes what has expired; the state file's purge ([`Change::Purged`]) removes the same.
     fn purge(&mut self, now: u64) {
         self.interactions.retain(|_, i| now < i.created_at + INTERACTION_SECS);
         self.sessions.retain(|_, s| now < s.expires_at);

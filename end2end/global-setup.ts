@@ -1,6 +1,14 @@
-/** Waits until the app answers: cargo-leptos starts the server and the tests at the same time. */
+/** Waits until both apps answer: scripts/e2e.sh starts them and the tests at the same time. */
 export default async function globalSetup(): Promise<void> {
-  const url = `${process.env.APP_URL ?? 'http://localhost:3000'}/auth/session`.replace('localhost', '127.0.0.1');
+  await waitFor(`${process.env.APP_URL ?? 'http://localhost:3000'}/auth/session`);
+  await waitFor(`${REDIS_APP}/auth/session`);
+}
+
+/** The second app, whose sessions live in Redis (tests/redis.spec.ts). */
+export const REDIS_APP = process.env.REDIS_APP_URL ?? 'http://localhost:3100';
+
+async function waitFor(target: string): Promise<void> {
+  const url = target.replace('localhost', '127.0.0.1');
   const deadline = Date.now() + 120_000;
   let lastError: unknown;
   while (Date.now() < deadline) {

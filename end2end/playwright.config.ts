@@ -2,7 +2,8 @@ import { defineConfig } from '@playwright/test';
 
 /**
  * Real Chromium (Debian's, never a downloaded one) against the real app on :3000 and the
- * embedded OpenID Provider on :4000, both started by scripts/e2e.sh. The journeys run side by
+ * embedded OpenID Provider on :4000, both started by scripts/e2e.sh; and, for the Redis journey
+ * only, a second app on :3100 (provider :4100) whose sessions live in Redis. The journeys run side by
  * side: most of a renewal journey is waiting for tokens to expire, and each journey that counts
  * figures at the provider signs in as a user of its own (tests/users.ts).
  */
@@ -15,6 +16,10 @@ export default defineConfig({
   workers: Number(process.env.E2E_WORKERS ?? 4),
   retries: 0,
   reporter: [['list']],
+  projects: [
+    { name: 'sqlite', testIgnore: /redis\.spec\.ts/ },
+    { name: 'redis', testMatch: /redis\.spec\.ts/, use: { baseURL: process.env.REDIS_APP_URL ?? 'http://localhost:3100' } },
+  ],
   use: {
     baseURL: process.env.APP_URL ?? 'http://localhost:3000',
     browserName: 'chromium',

@@ -1,30 +1,56 @@
 #!/usr/bin/env bash
-# Runs the Playwright suite against the app built by `cargo leptos build`: starts the server
-# (which starts the embedded provider, configured by end2end/provider.toml: ten-second access
-# tokens) on 127.0.0.1, runs the tests, and stops it by its PID.
+# Runs the Playwright suite against the app built by `cargo leptos build`. It starts, on
+# 127.0.0.1, and stops by PID:
+# - the app on :3000 with its embedded provider on :4000 (end2end/provider.toml: ten-second
+#   access tokens), sessions in SQLite under target/e2e/;
+# - a second app on :3100 with its own embedded provider on :4100, sessions in a Redis on a free
+#   port (scripts/e2e-redis.sh), for the journey that takes Redis away and brings it back.
 # SERVER_BIN=target/release/server runs them against a `cargo leptos build --release` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for port in 3000 4000; do
+for port in 3000 4000 3100 4100; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use; stop what listens there first" >&2
     exit 1
   fi
 done
 
-LOG="target/e2e-server.log"
-LEPTOS_OUTPUT_NAME=oidc-session LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
-  LEPTOS_SITE_ADDR=127.0.0.1:3000 RUST_LOG="${RUST_LOG:-info,tower_http=warn}" \
-  EMBEDDED_IDP_CONFIG=end2end/provider.toml RENEW_BEFORE_EXPIRY_SECS=3 RENEW_JITTER_SECS=1 \
-  "${SERVER_BIN:-target/debug/server}" >"$LOG" 2>&1 &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT
+SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
+REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+rm -rf target/e2e target/e2e-redis
+mkdir -p target/e2e-redis/work
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/e2e-redis.sh stop
+}
+trap cleanup EXIT
+
+# Settings both apps share: the site, the suite's provider and renewal timing.
+export LEPTOS_OUTPUT_NAME=oidc-session LEPTOS_SITE_ROOT="$PWD/target/site" LEPTOS_SITE_PKG_DIR=pkg \
+  RUST_LOG="${RUST_LOG:-info,tower_http=warn}" EMBEDDED_IDP_CONFIG="$PWD/end2end/provider.toml" \
+  RENEW_BEFORE_EXPIRY_SECS=3 RENEW_JITTER_SECS=1
+
+LEPTOS_SITE_ADDR=127.0.0.1:3000 SESSION_STORE=target/e2e/sessions.sqlite3 \
+  "$SERVER" >target/e2e-server.log 2>&1 &
+PIDS+=($!)
+
+scripts/e2e-redis.sh start "$REDIS_PORT"
+# From a directory of its own, so that its files (seal key, provider state) are its own too.
+(cd target/e2e-redis/work && LEPTOS_SITE_ADDR=127.0.0.1:3100 APP_URL=http://localhost:3100 \
+  EMBEDDED_IDP_ADDR=127.0.0.1:4100 SESSION_STORE="redis://127.0.0.1:$REDIS_PORT/0" \
+  exec "$SERVER" >"$OLDPWD/target/e2e-server-redis.log" 2>&1) &
+PIDS+=($!)
 
 status=0
 (cd end2end && npx --no-install playwright test "$@") || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "--- server log ($LOG) ---"
-  tail -n 80 "$LOG"
+  for log in target/e2e-server.log target/e2e-server-redis.log; do
+    echo "--- server log ($log) ---"
+    tail -n 60 "$log"
+  done
 fi
 exit "$status"

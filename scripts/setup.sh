@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, and skips what is already there:
-# the wasm target, cargo-leptos, wasm-bindgen-cli (the version in Cargo.lock), Debian's Chromium,
-# and the npm packages of end2end/ (Playwright, and binaryen for wasm-opt).
+# the wasm target, cargo-leptos, wasm-bindgen-cli (the version in Cargo.lock), Debian's Chromium
+# and redis-server, and the npm packages of end2end/ (Playwright, and binaryen for wasm-opt).
 # Source it (`. scripts/setup.sh`) to also get end2end/node_modules/.bin on PATH.
 set -euo pipefail
 
@@ -37,6 +37,15 @@ if [ ! -x /usr/bin/chromium ]; then
   say "installing Debian's chromium"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
+# Redis (Debian's) for the tests of the shared session store; the tests start their own.
+if ! command -v redis-server >/dev/null; then
+  say "installing Debian's redis-server"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  # The package starts a system-wide Redis on :6379; the tests need none, so stop it.
+  as_root systemctl disable --now redis-server >/dev/null 2>&1 || as_root service redis-server stop >/dev/null 2>&1 || true
 fi
 
 # Playwright must never download a browser: it drives /usr/bin/chromium.

@@ -6,8 +6,13 @@ export const PROVIDER = 'http://localhost:4000';
 export const JWT_PATTERN = /eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}/;
 
 /** On the provider's sign-in form: signs in as a demo user. */
-export async function signInAtProvider(page: Page, username = 'alice', password = 'wonderland'): Promise<void> {
-  await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/authorize\\?`));
+export async function signInAtProvider(
+  page: Page,
+  username = 'alice',
+  password = 'wonderland',
+  provider = PROVIDER,
+): Promise<void> {
+  await expect(page).toHaveURL(new RegExp(`^${provider}/authorize\\?`));
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -57,9 +62,14 @@ export function ownRenewals(page: Page): Locator {
 }
 
 /** Opens `path`, signs in as `user` at the provider, and waits for the hydrated page. */
-export async function signIn(page: Page, path: string, user: { username: string; password: string }): Promise<void> {
+export async function signIn(
+  page: Page,
+  path: string,
+  user: { username: string; password: string },
+  provider = PROVIDER,
+): Promise<void> {
   await page.goto(path);
-  await signInAtProvider(page, user.username, user.password);
+  await signInAtProvider(page, user.username, user.password, provider);
   await expect(page).toHaveURL(path);
   await waitForHydration(page);
 }

@@ -208,7 +208,8 @@ test.describe('renewal while the user works', () => {
     await expect(logEntries(page, 'accessTokenExpired')).toHaveCount(1, { timeout: 15_000 });
     await expect(page.getByTestId('auth-status')).toHaveText('signed in');
     await expect(page.getByTestId('last-outcome')).toHaveText(/^transient/);
-    await expect(page.getByTestId('last-error')).toContainText('Failed to fetch');
+    await expect(page.getByTestId('last-error')).toHaveText('the server cannot be reached (offline?)');
+    await expect(page.getByTestId('renewal-trouble')).toContainText('It will retry by itself.');
     await context.setOffline(false);
     await expect(logEntries(page, 'accessTokenExpiring', /network came back/)).toHaveCount(1);
     await expect(ownRenewals(page).first()).toBeVisible();

@@ -17,11 +17,15 @@
 //! | `ALLOW_UNSAFE_REUSE_REFRESH_TOKEN` | `false`                     |
 //! | `AUTO_USERINFO`      | `false`                                   |
 //! | `API_AUDIENCE`       | `demo-api`                                |
+//! | `SESSION_STORE`      | `target/oidc-session/sessions.sqlite3`    |
+//! | `SESSION_SEAL_KEYS`  | a key generated once in the data directory |
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use openidconnect::{ClientId, ClientSecret, IssuerUrl};
 use url::Url;
+
+use crate::store::{seal::SealKey, StoreLocation};
 
 const DEFAULT_APP_URL: &str = "http://localhost:3000";
 const DEFAULT_EMBEDDED_ADDR: &str = "127.0.0.1:4000";
@@ -29,6 +33,9 @@ const DEFAULT_SCOPES: &str = "openid profile email";
 const EMBEDDED_CLIENT_ID: &str = "demo-app";
 const EMBEDDED_CLIENT_SECRET: &str = "demo-app-secret";
 const DEFAULT_API_AUDIENCE: &str = "demo-api";
+/// Where files are kept by default: the session database, a generated seal key, the embedded
+/// provider's state. Under `target/`, so that `cargo clean` is a fresh start.
+const DEFAULT_DATA_DIR: &str = "target/oidc-session";
 /// RFC 6749 §6 and OIDC Core §11: the scope that asks for a refresh token.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
@@ -49,6 +56,13 @@ pub struct Config {
     pub auto_userinfo: bool,
     /// The `aud` the protected API requires of access tokens (RFC 9068 §4).
     pub api_audience: String,
+    /// Where sessions are kept (`SESSION_STORE`).
+    pub store: StoreLocation,
+    /// The keys that seal token sets at rest (`SESSION_SEAL_KEYS`): the first seals, all
+    /// unseal. Empty: a key generated once and kept in [`Config::data_dir`].
+    pub seal_keys: Vec<SealKey>,
+    /// Where the files this server keeps live: beside the SQLite store, else the default.
+    pub data_dir: PathBuf,
 }
 
 /// How sessions are kept alive.
@@ -102,6 +116,16 @@ impl Config {
     /// Builds the configuration from any source of variables (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let app_url = parse_app_url(&var("APP_URL").unwrap_or_else(|| DEFAULT_APP_URL.into()))?;
+        let store = parse_store(var("SESSION_STORE"))?;
+        let seal_keys = match var("SESSION_SEAL_KEYS") {
+            Some(list) => list
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(SealKey::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| invalid("SESSION_SEAL_KEYS", e))?,
+            None => Vec::new(),
+        };
         let renewal = RenewalConfig {
             use_refresh_token: flag(&var, "USE_REFRESH_TOKEN", true)?,
             before_expiry_secs: seconds(&var, "RENEW_BEFORE_EXPIRY_SECS", 15)?,
@@ -152,6 +176,12 @@ impl Config {
             renewal,
             auto_userinfo: flag(&var, "AUTO_USERINFO", false)?,
             api_audience: var("API_AUDIENCE").unwrap_or_else(|| DEFAULT_API_AUDIENCE.into()),
+            data_dir: match &store {
+                StoreLocation::Sqlite(path) => path.parent().map(PathBuf::from).unwrap_or_default(),
+                _ => PathBuf::from(DEFAULT_DATA_DIR),
+            },
+            store,
+            seal_keys,
         })
     }
 
@@ -177,6 +207,27 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.app_url.scheme() == "https"
     }
+}
+
+/// `memory`, `redis://…` (or `rediss://…`), a file path (`sqlite:` in front optional), or
+/// unset for the default file.
+fn parse_store(value: Option<String>) -> Result<StoreLocation, ConfigError> {
+    let Some(value) = value else {
+        return Ok(StoreLocation::Sqlite(PathBuf::from(DEFAULT_DATA_DIR).join("sessions.sqlite3")));
+    };
+    let value = value.trim();
+    if value == "memory" {
+        return Ok(StoreLocation::Memory);
+    }
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        Url::parse(value).map_err(|e| invalid("SESSION_STORE", format!("{value}: {e}")))?;
+        return Ok(StoreLocation::Redis(value.to_owned()));
+    }
+    let path = value.strip_prefix("sqlite://").or_else(|| value.strip_prefix("sqlite:")).unwrap_or(value);
+    if path.is_empty() || path.contains("://") {
+        return Err(invalid("SESSION_STORE", format!("{value}: must be a file path, redis://host:port/db or memory")));
+    }
+    Ok(StoreLocation::Sqlite(PathBuf::from(path)))
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
@@ -263,6 +314,9 @@ mod tests {
             (&[("RENEW_BEFORE_EXPIRY_SECS", "-1")], "RENEW_BEFORE_EXPIRY_SECS"),
             (&[("RENEW_JITTER_SECS", "1.5")], "RENEW_JITTER_SECS"),
             (&[("ALLOW_UNSAFE_REUSE_REFRESH_TOKEN", "sure")], "ALLOW_UNSAFE_REUSE_REFRESH_TOKEN"),
+            (&[("SESSION_STORE", "postgres://db/sessions")], "SESSION_STORE"),
+            (&[("SESSION_STORE", "redis://[bad")], "SESSION_STORE"),
+            (&[("SESSION_SEAL_KEYS", "c2hvcnQ")], "SESSION_SEAL_KEYS"),
         ];
         for (vars, setting) in cases {
             let error = load(vars).unwrap_err();
@@ -284,5 +338,25 @@ mod tests {
         assert_eq!(config.scopes, ["openid", "email"]);
         let config = load(&[("OIDC_SCOPES", "openid offline_access")]).unwrap();
         assert_eq!(config.scopes, ["openid", "offline_access"], "asked for once");
+    }
+
+    #[test]
+    fn the_session_store_is_a_file_by_default_and_redis_or_memory_on_request() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.store, StoreLocation::Sqlite("target/oidc-session/sessions.sqlite3".into()));
+        assert_eq!(config.data_dir, PathBuf::from("target/oidc-session"));
+        let config = load(&[("SESSION_STORE", "sqlite:/var/lib/app/s.db")]).unwrap();
+        assert_eq!(config.store, StoreLocation::Sqlite("/var/lib/app/s.db".into()));
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/app"));
+        let config = load(&[("SESSION_STORE", "redis://127.0.0.1:6379/2")]).unwrap();
+        assert_eq!(config.store, StoreLocation::Redis("redis://127.0.0.1:6379/2".into()));
+        assert_eq!(load(&[("SESSION_STORE", "memory")]).unwrap().store, StoreLocation::Memory);
+    }
+
+    #[test]
+    fn seal_keys_are_a_comma_separated_list() {
+        let (a, b) = (SealKey::generate(), SealKey::generate());
+        let config = load(&[("SESSION_SEAL_KEYS", &format!("{}, {}", a.to_base64(), b.to_base64()))]).unwrap();
+        assert_eq!(config.seal_keys, [a, b]);
     }
 }

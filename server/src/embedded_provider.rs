@@ -1,11 +1,12 @@
 //! Starts the development OpenID Provider in this process when no external issuer is set, on
-//! its own port: another origin than the app, the same site.
+//! its own port: another origin than the app, the same site. Its state (signing keys, provider
+//! sessions, refresh token families) is kept in `provider.sqlite3` in the data directory.
 
 use std::{net::SocketAddr, path::Path};
 
 use idp::{Provider, ProviderConfig};
 
-use crate::{config::Config, StartError};
+use crate::{config::Config, store::StoreLocation, StartError};
 
 /// Binds `addr` and serves the provider until the process ends, configured from `config_file`
 /// (`EMBEDDED_IDP_CONFIG`) or the built-in default, with this app's issuer and callback.
@@ -21,6 +22,11 @@ pub async fn start(
         None => ProviderConfig::default(),
     };
     let mut provider_config = ProviderConfig { issuer, ..base };
+    // Beside the app's sessions, so that a restart changes nothing for anyone signed in; not
+    // with the memory store, which forgets everything anyway.
+    if provider_config.state_file.is_none() && config.store != StoreLocation::Memory {
+        provider_config.state_file = Some(config.data_dir.join("provider.sqlite3"));
+    }
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
     let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)

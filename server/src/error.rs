@@ -3,7 +3,7 @@
 //! to the log only.
 
 use axum::{
-    http::{header, StatusCode},
+    http::{header, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 
@@ -35,10 +35,17 @@ pub enum AuthError {
     /// 502: the ID token failed validation (signature, alg, iss, aud, azp, exp, iat or nonce).
     #[error("the ID token is invalid: {0}")]
     InvalidIdToken(String),
-    /// 500: the session store failed.
+    /// 503 with `Retry-After`: the session store is down, unreachable or too slow. Nothing is
+    /// lost; the same request works once it is back.
     #[error("session store: {0}")]
     Session(#[from] tower_sessions::session::Error),
+    /// 503 with `Retry-After`, as above, from the token store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
+
+/// What a browser is told to wait before trying again when the session store is unavailable.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 impl AuthError {
     fn status(&self) -> StatusCode {
@@ -50,7 +57,7 @@ impl AuthError {
             Self::TokenRefused { .. } | Self::ProviderUnavailable(_) | Self::InvalidIdToken(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            Self::Session(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Session(_) | Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,7 +78,9 @@ impl AuthError {
                 "The identity provider's answer could not be verified, so you were not signed in.".into()
             }
             Self::ProviderUnavailable(_) => "The identity provider cannot be reached right now.".into(),
-            Self::Session(_) => "Your session could not be saved.".into(),
+            Self::Session(_) | Self::Store(_) => {
+                "Sessions are unavailable for a moment. Nothing is lost: try again in a few seconds.".into()
+            }
         }
     }
 }
@@ -79,20 +88,26 @@ impl AuthError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let unavailable = status == StatusCode::SERVICE_UNAVAILABLE;
         if status.is_server_error() {
-            tracing::error!(error = %self, "sign-in failed");
+            tracing::error!(error = %self, "request failed");
         } else {
             tracing::warn!(error = %self, "sign-in refused");
         }
+        let title = if unavailable { "Try again in a moment" } else { "Sign-in failed" };
         let body = format!(
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign-in failed</title>\
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
              <link rel=\"stylesheet\" href=\"/pkg/oidc-session.css\"></head><body><main>\
-             <h1>Sign-in failed</h1><p data-testid=\"auth-error\">{}</p>\
+             <h1>{title}</h1><p data-testid=\"auth-error\">{}</p>\
              <p><a href=\"/\">Back to the app</a> · <a href=\"/auth/login\">Sign in again</a></p>\
              </main></body></html>",
             self.public_message()
         );
-        (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+        let mut response = (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response();
+        if unavailable {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+        }
+        response
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`auth`]: `/auth/login`, `/auth/callback`, `/auth/session`, `/auth/refresh`,
 //!   `/auth/logout`; the `openidconnect` client, the token store and single-flight renewal.
 //! - [`api`]: the protected API (`/api/reports`), a resource server that checks access tokens.
-//! - [`session_store`]: where sessions live, and their cookie (the seam for a persistent store).
+//! - [`store`]: where sessions live (SQLite by default, Redis, or memory), their cookie, and
+//!   the sealing of token sets at rest.
 //! - [`security`]: CSP, baseline headers, the same-origin check on writes.
 //! - [`embedded_provider`]: the development OpenID Provider, started when no issuer is set.
 //! - [`error`]: what a browser sees when sign-in fails.
@@ -17,7 +18,7 @@ pub mod config;
 pub mod embedded_provider;
 pub mod error;
 pub mod security;
-pub mod session_store;
+pub mod store;
 
 use std::{
     sync::Arc,
@@ -40,6 +41,11 @@ use crate::{
     },
     config::{Config, ConfigError},
     security::PageCsp,
+    store::{
+        seal::{SealKey, Sealer},
+        sessions::SessionRecords,
+        Kv, StoreLocation,
+    },
 };
 
 #[derive(Clone, FromRef)]
@@ -64,21 +70,43 @@ pub enum StartError {
     Site(String),
     #[error("LEPTOS_SITE_ADDR {0}")]
     Listen(String),
+    #[error("SESSION_STORE: {0}")]
+    Store(String),
+    #[error("SESSION_SEAL_KEYS: {0}")]
+    SealKey(String),
 }
 
 /// Discovers the provider and builds the whole application.
 pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router, StartError> {
+    let kv = Arc::new(Kv::open(&config.store).await.map_err(|e| StartError::Store(e.0))?);
+    kv.spawn_purge(PURGE_PERIOD);
+    let sealer = Sealer::new(&seal_keys(&config)?);
     let oidc = Arc::new(OidcClient::discover(&config).await?);
     tracing::info!(issuer = %config.issuer.as_str(), client_id = %config.client_id.as_str(), "provider discovered");
-    let tokens = Arc::new(TokenStore::default());
-    let renewer = Arc::new(Renewer::new(oidc.clone(), tokens.clone(), config.renewal.clone()));
+    let tokens = Arc::new(TokenStore::new(kv.clone(), sealer));
+    let renewer = Arc::new(Renewer::new(oidc.clone(), tokens.clone(), kv.clone(), config.renewal.clone()));
     let api = api::router(Arc::new(AccessTokenValidator::new(oidc.clone(), config.api_audience.clone())));
     let backend: SharedBackend = Arc::new(Backend::new(renewer.clone(), api.clone()));
     let state = AppState { leptos_options, config: Arc::new(config), oidc, tokens, renewer };
-    Ok(router(state, backend, api))
+    Ok(router(state, backend, api, SessionRecords::new(kv)))
 }
 
-fn router(state: AppState, backend: SharedBackend, api: Router) -> Router {
+/// How often expired sessions are deleted from a store that does not expire keys by itself.
+const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `SESSION_SEAL_KEYS`, or in development a key generated once and kept in the data directory
+/// (with the memory store, one that lives as long as the process).
+fn seal_keys(config: &Config) -> Result<Vec<SealKey>, StartError> {
+    if !config.seal_keys.is_empty() {
+        return Ok(config.seal_keys.clone());
+    }
+    if config.store == StoreLocation::Memory {
+        return Ok(vec![SealKey::generate()]);
+    }
+    Ok(vec![SealKey::load_or_create(&config.data_dir.join("seal.key")).map_err(StartError::SealKey)?])
+}
+
+fn router(state: AppState, backend: SharedBackend, api: Router, records: SessionRecords) -> Router {
     let csp = PageCsp::new(state.config.app_url.host_str().unwrap_or("localhost"), &state.leptos_options);
     let options = state.leptos_options.clone();
     let leptos = Router::new()
@@ -98,7 +126,7 @@ fn router(state: AppState, backend: SharedBackend, api: Router) -> Router {
         .merge(leptos)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
-        .layer(session_store::layer(&state.config))
+        .layer(store::sessions::layer(&state.config, records))
         .with_state(state);
 
     Router::new()

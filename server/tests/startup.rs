@@ -4,11 +4,17 @@ use std::process::Command;
 
 /// Runs the real server binary with `vars` and returns its exit status and standard error.
 fn start_server(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    // In a directory of its own: a start-up that gets as far as the embedded provider creates
+    // its files under `target/oidc-session/` there.
+    let dir = std::env::temp_dir().join(format!("oidc-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_server"))
+        .current_dir(&dir)
         .env_clear()
         .env("LEPTOS_OUTPUT_NAME", "oidc-session")
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .env("EMBEDDED_IDP_ADDR", "127.0.0.1:0")
+        .env("SESSION_STORE", "memory")
         .envs(vars.iter().copied())
         .output()
         .expect("the server binary runs");
@@ -23,6 +29,8 @@ fn each_bad_setting_stops_start_up_with_a_message_naming_it() {
         (&[("OIDC_ISSUER", "not a url"), ("OIDC_CLIENT_ID", "app")], "error: OIDC_ISSUER:"),
         (&[("OIDC_ISSUER", "https://idp.example")], "error: OIDC_CLIENT_ID: is required"),
         (&[("APP_URL", "localhost:3000")], "error: APP_URL:"),
+        (&[("SESSION_STORE", "redis://127.0.0.1:9/0")], "error: SESSION_STORE: "),
+        (&[("SESSION_SEAL_KEYS", "too-short")], "error: SESSION_SEAL_KEYS:"),
     ];
     for (vars, expected) in cases {
         let (status, stderr) = start_server(vars);

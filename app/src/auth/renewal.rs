@@ -242,7 +242,7 @@ impl Renewer {
         }
         match refresh().await {
             Ok(outcome) => Attempt::Outcome(outcome),
-            Err(error) => Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail: error.to_string() }),
+            Err(error) => Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail: unreachable(&error) }),
         }
     }
 
@@ -318,6 +318,17 @@ impl Renewer {
         if let Some(channel) = self.channel.borrow().as_ref() {
             channel.post(message);
         }
+    }
+}
+
+/// What the user reads when the request itself failed: the network is gone (the browser could
+/// not send it), or the server answered with an error (a 503 while its session store is down).
+fn unreachable(error: &ServerFnError) -> String {
+    let text = error.to_string();
+    if text.contains("Failed to fetch") || text.contains("NetworkError") {
+        "the server cannot be reached (offline?)".into()
+    } else {
+        "the server is unavailable".into()
     }
 }
 

@@ -11,7 +11,7 @@ use leptos::{ev, html, prelude::*};
 
 use crate::{
     auth::{now_ms, AuthContext, SubmitForm, SubmitOutcome},
-    components::{EventLog, RequireSignIn, SessionEndedNotice, SessionPanel},
+    components::{EventLog, RequireSignIn, SessionNotice, SessionPanel},
     draft,
     format::utc_time_ms,
     report::{FieldKind, FIELDS},
@@ -116,7 +116,7 @@ fn ReportForm() -> impl IntoView {
     };
 
     view! {
-        <SessionEndedNotice kept="Your draft is saved on this device."/>
+        <SessionNotice kept="Your draft is saved on this device."/>
         <div class="form-layout">
             <form
                 class="long-form"

@@ -4,7 +4,7 @@ use leptos::{either::Either, prelude::*};
 
 use crate::{
     auth::{login_url, AuthContext, SessionInfo},
-    components::{EventLog, SessionEndedNotice, SessionPanel},
+    components::{EventLog, SessionNotice, SessionPanel},
     format::utc_time,
 };
 
@@ -32,7 +32,7 @@ pub fn HomePage() -> impl IntoView {
 fn SignedIn(info: SessionInfo) -> impl IntoView {
     let expires = info.access_token_expires_at.map(utc_time).unwrap_or_else(|| "unknown".into());
     view! {
-        <SessionEndedNotice kept="Nothing on this page is lost."/>
+        <SessionNotice kept="Nothing on this page is lost."/>
         <section class="card" data-testid="session-status" data-authenticated="true">
             <h2>"Signed in as " {info.display_name.clone()}</h2>
             <dl>

@@ -40,7 +40,7 @@ pub async fn callback(
     let authenticated = state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, now).await?;
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
-    record::sign_in(&session, &state.tokens, authenticated).await?;
+    record::sign_in(&session, &state.tokens, &authenticated).await?;
     tracing::info!(%sub, ?sid, refresh_token = refresh, "signed in");
     Ok(Redirect::to(pending.return_to.as_str()))
 }

@@ -9,7 +9,7 @@ use crate::{error::AuthError, AppState};
 
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Redirect, AuthError> {
     if let Some(ended) = record::sign_out(&session, &state.tokens).await? {
-        tracing::info!(sub = %ended.subject, "signed out");
+        tracing::info!(sub = %ended.session.subject, "signed out");
     }
     Ok(Redirect::to("/"))
 }

@@ -9,12 +9,16 @@ use tower_sessions::Session;
 
 use super::{
     return_to::ReturnTo,
-    token_store::{SessionKey, TokenStore},
+    token_store::{SessionKey, StoredSession, TokenStore},
 };
 use crate::error::AuthError;
 
 const SESSION_KEY: &str = "auth.session_key";
 const PENDING_KEY: &str = "auth.pending";
+/// When the signed-in session's record was last written, to slide its idle timeout.
+const TOUCHED_KEY: &str = "auth.touched_at";
+/// How stale that may get: the record is written again (and its expiry moved) at most this often.
+const TOUCH_EVERY_SECS: u64 = 600;
 /// How many sign-ins may be in flight per browser (one per tab, say); the oldest goes first.
 const MAX_PENDING: usize = 8;
 /// How long a sign-in may take from `/auth/login` to `/auth/callback`.
@@ -96,11 +100,11 @@ pub struct PendingLogin {
 pub async fn authenticated(
     session: &Session,
     store: &TokenStore,
-) -> Result<Option<(SessionKey, std::sync::Arc<AuthenticatedSession>)>, AuthError> {
+) -> Result<Option<(SessionKey, StoredSession)>, AuthError> {
     let Some(key) = session.get::<SessionKey>(SESSION_KEY).await? else {
         return Ok(None);
     };
-    Ok(store.get(&key).map(|authenticated| (key, authenticated)))
+    Ok(store.get(&key).await?.map(|stored| (key, stored)))
 }
 
 /// Stores the signed-in session under a new session id, so that an id planted in the browser
@@ -109,29 +113,41 @@ pub async fn authenticated(
 pub async fn sign_in(
     session: &Session,
     store: &TokenStore,
-    authenticated: AuthenticatedSession,
+    authenticated: &AuthenticatedSession,
 ) -> Result<SessionKey, AuthError> {
     if let Some(previous) = session.get::<SessionKey>(SESSION_KEY).await? {
-        store.remove(&previous);
+        store.remove(&previous).await?;
     }
     session.cycle_id().await?;
     let key = SessionKey::generate();
-    store.insert(key.clone(), authenticated);
+    store.insert(&key, authenticated).await?;
     session.insert(SESSION_KEY, &key).await?;
     Ok(key)
 }
 
 /// Ends the signed-in session; returns it, for what the caller still has to tell others.
-pub async fn sign_out(
-    session: &Session,
-    store: &TokenStore,
-) -> Result<Option<std::sync::Arc<AuthenticatedSession>>, AuthError> {
+pub async fn sign_out(session: &Session, store: &TokenStore) -> Result<Option<StoredSession>, AuthError> {
     let ended = match session.get::<SessionKey>(SESSION_KEY).await? {
-        Some(key) => store.remove(&key),
+        Some(key) => {
+            let ended = store.get(&key).await?;
+            store.remove(&key).await?;
+            ended
+        }
         None => None,
     };
     session.flush().await?;
     Ok(ended)
+}
+
+/// tower-sessions moves a session's idle expiry only when its record is written, and writes it
+/// only when it changed. A signed-in session in use is marked changed every few minutes, so that
+/// it ends after hours of idleness, not hours after sign-in, without a write per request.
+pub async fn keep_alive(session: &Session, now: u64) -> Result<(), AuthError> {
+    let touched: Option<u64> = session.get(TOUCHED_KEY).await?;
+    if touched.is_none_or(|touched| now >= touched + TOUCH_EVERY_SECS) {
+        session.insert(TOUCHED_KEY, now).await?;
+    }
+    Ok(())
 }
 
 pub async fn push_pending(session: &Session, login: PendingLogin) -> Result<(), AuthError> {

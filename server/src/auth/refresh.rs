@@ -1,41 +1,68 @@
-//! Renewal with the refresh token (RFC 6749 §6), single-flight per session.
+//! Renewal with the refresh token (RFC 6749 §6), single-flight per session, within a server
+//! process and across the instances that share a store.
 //!
 //! Providers rotate refresh tokens and revoke the whole family when a retired one comes back
-//! (RFC 9700 §4.14.2). Two tabs, or two requests, that each present the session's refresh token
-//! would therefore sign the user out. Here a session has at most one renewal in flight: the
-//! first caller starts it, every caller that arrives meanwhile waits for it and gets its result,
-//! and exactly one token request is made. The renewal runs as its own task, so a caller that
-//! goes away (a closed tab) cannot abandon it halfway: the rotated token is always stored.
+//! (RFC 9700 §4.14.2). Two tabs, two requests or two server instances that each present the
+//! session's refresh token would therefore sign the user out. Two layers prevent it:
 //!
-//! This holds within one server process. Several instances sharing sessions need a lock in the
-//! shared store as well (the Redis issue).
+//! 1. In this process, a session has at most one renewal in flight: the first caller starts it,
+//!    every caller that arrives meanwhile waits for it and gets its result. The renewal runs as
+//!    its own task, so a caller that goes away (a closed tab) cannot abandon it halfway.
+//! 2. Across instances, that renewal first takes the session's lock in the store (`lock:renew:`,
+//!    set-if-absent with an expiry and a random owner value; released only by its owner). An
+//!    instance that finds the lock taken waits for it, then reads the token set again: if it
+//!    changed, another instance renewed, and that renewal is the answer; if not (the holder
+//!    failed, or died and its lock expired), this instance renews.
+//!
+//! Fencing. A lock with an expiry can outlive its holder's belief that it holds it: a holder
+//! stalled past [`LOCK_TTL`] and another instance that took the lock over could both present the
+//! same refresh token, and the provider would revoke the family. The lock's lifetime is therefore
+//! longer than the only slow step it guards, the token request, whose HTTP client has a hard
+//! timeout of 10 s; the holder checks the lock is still its own right before that request; and
+//! the write of the new token set is a compare-and-set against the very record the renewal
+//! started from, so a late holder can never overwrite a newer token set with an older one. What
+//! remains is a holder frozen for more than the margin between its last check and its request:
+//! rare, and then the provider's reuse detection fails safe (the user signs in again; no token
+//! is ever accepted twice).
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use app::auth::{ReauthReason, RefreshOutcome};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use openidconnect::AccessToken;
+use rand::RngCore;
 use tokio::sync::watch;
 
 use super::{
     oidc_client::{OidcClient, RefreshError},
-    token_store::{SessionKey, TokenStore},
+    token_store::{SessionKey, StoredSession, TokenStore},
 };
-use crate::{config::RenewalConfig, unix_now};
+use crate::{
+    config::RenewalConfig,
+    store::{now_ms, Kv, StoreError},
+    unix_now,
+};
 
 /// What the browser is told to wait before retrying after a transient failure.
 const RETRY_AFTER_SECS: u64 = 2;
 /// An access token with less than this left is renewed before server code uses it, so that it
 /// cannot expire on the way to the API.
 const MIN_ACCESS_TOKEN_SECS: u64 = 5;
+/// How long a renewal lock lives: longer than the token request's timeout (10 s), see above.
+pub const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often a renewal waiting for another instance's lock looks again.
+const LOCK_POLL: Duration = Duration::from_millis(20);
 
 type InFlight = HashMap<SessionKey, watch::Receiver<Option<RefreshOutcome>>>;
 
 pub struct Renewer {
     oidc: Arc<OidcClient>,
     tokens: Arc<TokenStore>,
+    kv: Arc<Kv>,
     config: RenewalConfig,
     in_flight: Mutex<InFlight>,
 }
@@ -53,8 +80,8 @@ impl Drop for InFlightGuard<'_> {
 }
 
 impl Renewer {
-    pub fn new(oidc: Arc<OidcClient>, tokens: Arc<TokenStore>, config: RenewalConfig) -> Self {
-        Self { oidc, tokens, config, in_flight: Mutex::default() }
+    pub fn new(oidc: Arc<OidcClient>, tokens: Arc<TokenStore>, kv: Arc<Kv>, config: RenewalConfig) -> Self {
+        Self { oidc, tokens, kv, config, in_flight: Mutex::default() }
     }
 
     fn in_flight(&self) -> MutexGuard<'_, InFlight> {
@@ -73,7 +100,7 @@ impl Renewer {
                     let (this, key) = (self.clone(), key.clone());
                     tokio::spawn(async move {
                         let guard = InFlightGuard { renewer: &this, key };
-                        let outcome = this.refresh_now(&guard.key).await;
+                        let outcome = this.renew_across_instances(&guard.key).await.unwrap_or_else(store_down);
                         // Out of the map before the result is out: a caller that sees the result
                         // and asks again gets a new renewal, not this one.
                         drop(guard);
@@ -95,10 +122,10 @@ impl Renewer {
     /// A fresh access token for server code that calls an API: the stored one, or, if it is
     /// about to expire, a renewed one (through the same single flight). `Err` is why not.
     pub async fn fresh_access_token(self: &Arc<Self>, key: &SessionKey) -> Result<AccessToken, RefreshOutcome> {
-        let signed_out = RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
-        let session = self.tokens.get(key).ok_or(signed_out.clone())?;
-        if session.tokens.access_token_expires_at >= unix_now() + MIN_ACCESS_TOKEN_SECS {
-            return Ok(session.tokens.access_token.clone());
+        let stored = self.tokens.get(key).await.map_err(store_down)?;
+        let stored = stored.ok_or(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut })?;
+        if stored.session.tokens.access_token_expires_at >= unix_now() + MIN_ACCESS_TOKEN_SECS {
+            return Ok(stored.session.tokens.access_token.clone());
         }
         self.renewed_access_token(key).await
     }
@@ -106,32 +133,64 @@ impl Renewer {
     /// Renews (or joins a renewal) and returns the access token it stored.
     pub async fn renewed_access_token(self: &Arc<Self>, key: &SessionKey) -> Result<AccessToken, RefreshOutcome> {
         match self.renew(key).await {
-            RefreshOutcome::Renewed { .. } => self
-                .tokens
-                .get(key)
-                .map(|session| session.tokens.access_token.clone())
-                .ok_or(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
+            RefreshOutcome::Renewed { .. } => match self.tokens.get(key).await.map_err(store_down)? {
+                Some(stored) => Ok(stored.session.tokens.access_token.clone()),
+                None => Err(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
+            },
             other => Err(other),
         }
     }
 
-    /// One token request, and the token set replaced in one step.
-    async fn refresh_now(&self, key: &SessionKey) -> RefreshOutcome {
-        let Some(current) = self.tokens.get(key) else {
-            return RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
+    /// Takes the session's lock in the store, then renews, unless another instance renewed
+    /// while this one waited for the lock.
+    async fn renew_across_instances(&self, key: &SessionKey) -> Result<RefreshOutcome, StoreError> {
+        let Some(seen) = self.tokens.get(key).await? else {
+            return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
         };
-        let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-            tracing::info!(sub = %current.subject, "renewal impossible: the session has no refresh token");
-            return RefreshOutcome::ReauthRequired { reason: ReauthReason::NoRefreshToken };
+        let lock = RenewalLock::new(key);
+        let waited = !lock.acquire(&self.kv).await?;
+        let outcome = async {
+            match self.tokens.get(key).await? {
+                None => Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
+                Some(current) if waited && !current.same_record(&seen) => {
+                    tracing::debug!(sub = %current.session.subject, "another instance renewed this session");
+                    Ok(renewed(&current))
+                }
+                Some(current) => self.refresh_now(key, &lock, current).await,
+            }
+        }
+        .await;
+        lock.release(&self.kv).await;
+        outcome
+    }
+
+    /// One token request, and the token set replaced in one step (compare-and-set).
+    async fn refresh_now(
+        &self,
+        key: &SessionKey,
+        lock: &RenewalLock,
+        current: StoredSession,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let session = &current.session;
+        let Some(refresh_token) = session.tokens.refresh_token.clone() else {
+            tracing::info!(sub = %session.subject, "renewal impossible: the session has no refresh token");
+            return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::NoRefreshToken });
         };
+        if !lock.still_held(&self.kv).await? {
+            tracing::warn!(sub = %session.subject, "the renewal lock expired before the token request; not sent");
+            return Ok(RefreshOutcome::Transient {
+                retry_after: RETRY_AFTER_SECS,
+                detail: "the renewal took too long".into(),
+            });
+        }
         let now = unix_now();
         let refreshed =
-            match self.oidc.refresh(&refresh_token, &current, self.config.ignore_nonce_after_refresh, now).await {
+            match self.oidc.refresh(&refresh_token, session, self.config.ignore_nonce_after_refresh, now).await {
                 Ok(refreshed) => refreshed,
-                Err(error) => return self.failed(key, &current.subject, error),
+                Err(error) => return self.failed(key, &session.subject, error).await,
             };
 
-        let mut next = (*current).clone();
+        let mut next = (**session).clone();
         next.tokens.access_token = refreshed.access_token;
         next.tokens.access_token_expires_at = now + refreshed.expires_in;
         next.tokens.refresh_token = match refreshed.refresh_token {
@@ -139,7 +198,7 @@ impl Renewer {
             _ if self.config.allow_unsafe_reuse_refresh_token => Some(refresh_token),
             _ => {
                 tracing::warn!(
-                    sub = %current.subject,
+                    sub = %session.subject,
                     "the provider did not rotate the refresh token; it is dropped, and the next renewal needs \
                      the user (set ALLOW_UNSAFE_REUSE_REFRESH_TOKEN to keep using it)"
                 );
@@ -151,16 +210,18 @@ impl Renewer {
             next.id_token_claims = claims;
             next.display_name = display_name;
         }
-        if !self.tokens.replace(key, next) {
-            // Signed out while the request was in flight: the new tokens are dropped with it.
-            return RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
+        if !self.tokens.replace(key, &current, &next).await? {
+            // Signed out while the request was in flight (or, past the fencing above, renewed by
+            // another instance): the new tokens are dropped rather than written over that.
+            tracing::warn!(sub = %session.subject, "the session changed during its renewal; the result is dropped");
+            return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
         }
-        tracing::info!(sub = %current.subject, expires_in = refreshed.expires_in, "session renewed");
-        RefreshOutcome::Renewed { expires_at: now + refreshed.expires_in, expires_in: refreshed.expires_in }
+        tracing::info!(sub = %session.subject, expires_in = refreshed.expires_in, "session renewed");
+        Ok(RefreshOutcome::Renewed { expires_at: now + refreshed.expires_in, expires_in: refreshed.expires_in })
     }
 
-    fn failed(&self, key: &SessionKey, subject: &str, error: RefreshError) -> RefreshOutcome {
-        match error {
+    async fn failed(&self, key: &SessionKey, subject: &str, error: RefreshError) -> Result<RefreshOutcome, StoreError> {
+        Ok(match error {
             RefreshError::Transient { public, detail } => {
                 tracing::warn!(sub = %subject, error = %detail, "renewal failed for now; the session is kept");
                 RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: public.to_owned() }
@@ -168,15 +229,67 @@ impl Renewer {
             RefreshError::InvalidGrant(description) => {
                 // The family may have been revoked for reuse, which also revoked the access
                 // token: nothing of this session is usable any more.
-                self.tokens.remove(key);
+                self.tokens.remove(key).await?;
                 tracing::warn!(sub = %subject, %description, "the provider refused the refresh token; the session ended");
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::InvalidGrant }
             }
             RefreshError::IdTokenRejected(why) => {
-                self.tokens.remove(key);
+                self.tokens.remove(key).await?;
                 tracing::error!(sub = %subject, %why, "the refreshed ID token was refused; the session ended");
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::IdTokenRejected }
             }
+        })
+    }
+}
+
+/// The answer for a caller whose renewal another instance made.
+fn renewed(stored: &StoredSession) -> RefreshOutcome {
+    let expires_at = stored.session.tokens.access_token_expires_at;
+    RefreshOutcome::Renewed { expires_at, expires_in: expires_at.saturating_sub(unix_now()) }
+}
+
+fn store_down(error: StoreError) -> RefreshOutcome {
+    tracing::error!(%error, "renewal impossible: the session store is unavailable");
+    RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: "the session store is unavailable".into() }
+}
+
+/// A session's renewal lock in the store: set if absent, with an expiry and a random owner
+/// value; released only by that owner.
+struct RenewalLock {
+    key: String,
+    owner: Vec<u8>,
+}
+
+impl RenewalLock {
+    fn new(session: &SessionKey) -> Self {
+        let mut owner = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut owner);
+        Self { key: session.lock_key(), owner: URL_SAFE_NO_PAD.encode(owner).into_bytes() }
+    }
+
+    /// Takes the lock, waiting while another holder has it (at most until its expiry). `true`
+    /// if it was free at once, `false` if this waited for someone else's renewal.
+    async fn acquire(&self, kv: &Kv) -> Result<bool, StoreError> {
+        let mut first = true;
+        loop {
+            let expires_at = now_ms() + LOCK_TTL.as_millis() as u64;
+            if kv.compare_and_set(&self.key, None, self.owner.clone(), expires_at).await? {
+                return Ok(first);
+            }
+            first = false;
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+    }
+
+    async fn still_held(&self, kv: &Kv) -> Result<bool, StoreError> {
+        Ok(kv.get(&self.key).await?.as_deref() == Some(self.owner.as_slice()))
+    }
+
+    /// Releases the lock if this still holds it; a failure to release only costs the lock's
+    /// expiry.
+    async fn release(&self, kv: &Kv) {
+        if let Err(error) = kv.compare_and_delete(&self.key, &self.owner).await {
+            tracing::warn!(%error, "could not release a renewal lock; it expires by itself");
         }
     }
 }

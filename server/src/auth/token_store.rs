@@ -1,25 +1,24 @@
-//! Signed-in sessions and their tokens, kept apart from the browser's session record.
+//! Signed-in sessions and their tokens, kept apart from the browser's session record, and sealed.
 //!
 //! tower-sessions loads a copy of the browser's session record with each request and writes it
-//! back at the end if it changed. Tokens kept there could be overwritten by any slower request
-//! that started before a renewal: the rotated refresh token lost, the retired one restored, and
-//! the next renewal a reuse that makes the provider revoke the whole family. So the browser's
-//! record holds only a [`SessionKey`], and the tokens live here, where a renewal replaces them
-//! in one step and every reader sees either the old set or the new one.
+//! back at the end. Tokens kept there could be overwritten by any slower request that started
+//! before a renewal: the rotated refresh token lost, the retired one restored, and the next
+//! renewal a reuse that makes the provider revoke the whole family. So the browser's record
+//! holds only a [`SessionKey`], and the token set lives under `tokens:{key}`, sealed
+//! ([`Sealer`]) with the key as associated data, and replaced only by compare-and-set against
+//! the exact record a renewal started from: a renewal never overwrites a newer one.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::record::AuthenticatedSession;
-use crate::unix_now;
+use crate::store::{now_ms, seal::Sealer, Kv, StoreError};
 
-/// A signed-in session that nobody has used for this long is forgotten (as its cookie is).
+/// A signed-in session that has not been written (signed in, renewed) for this long is
+/// forgotten, as its idle browser session is.
 pub const IDLE_TIMEOUT_SECS: u64 = 8 * 3600;
 
 /// The handle from a browser's session to its signed-in session: 256 random bits, server-side
@@ -33,6 +32,15 @@ impl SessionKey {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
+
+    fn store_key(&self) -> String {
+        format!("tokens:{}", self.0)
+    }
+
+    /// The lock key of this session's renewal.
+    pub fn lock_key(&self) -> String {
+        format!("lock:renew:{}", self.0)
+    }
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -41,49 +49,77 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
-#[derive(Default)]
-pub struct TokenStore {
-    sessions: Mutex<HashMap<SessionKey, Entry>>,
+/// A token set as it was read: the session, and the sealed record it came from, which a later
+/// replacement compares against.
+#[derive(Clone)]
+pub struct StoredSession {
+    pub session: Arc<AuthenticatedSession>,
+    sealed: Arc<Vec<u8>>,
 }
 
-struct Entry {
-    session: Arc<AuthenticatedSession>,
-    last_used: u64,
+impl StoredSession {
+    /// Whether `other` is the very same record (no renewal in between).
+    pub fn same_record(&self, other: &StoredSession) -> bool {
+        self.sealed == other.sealed
+    }
+}
+
+pub struct TokenStore {
+    kv: Arc<Kv>,
+    sealer: Sealer,
 }
 
 impl TokenStore {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SessionKey, Entry>> {
-        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn new(kv: Arc<Kv>, sealer: Sealer) -> Self {
+        Self { kv, sealer }
     }
 
-    pub fn get(&self, key: &SessionKey) -> Option<Arc<AuthenticatedSession>> {
-        let mut sessions = self.lock();
-        let entry = sessions.get_mut(key)?;
-        entry.last_used = unix_now();
-        Some(entry.session.clone())
+    fn seal(&self, key: &SessionKey, session: &AuthenticatedSession) -> Vec<u8> {
+        let json = serde_json::to_vec(session).expect("a session always serialises");
+        self.sealer.seal(&json, key.0.as_bytes())
     }
 
-    pub fn insert(&self, key: SessionKey, session: AuthenticatedSession) {
-        let now = unix_now();
-        let mut sessions = self.lock();
-        sessions.retain(|_, entry| now < entry.last_used + IDLE_TIMEOUT_SECS);
-        sessions.insert(key, Entry { session: Arc::new(session), last_used: now });
+    fn expiry() -> u64 {
+        now_ms() + IDLE_TIMEOUT_SECS * 1000
     }
 
-    /// Replaces the session under `key` if it is still there; `false` if it was signed out
-    /// meanwhile, which a renewal must not undo.
-    pub fn replace(&self, key: &SessionKey, session: AuthenticatedSession) -> bool {
-        match self.lock().get_mut(key) {
-            Some(entry) => {
-                entry.session = Arc::new(session);
-                entry.last_used = unix_now();
-                true
+    /// The signed-in session under `key`. One that does not unseal (a key no longer listed in
+    /// `SESSION_SEAL_KEYS`, a tampered record) ends there: deleted, logged, and read as absent.
+    pub async fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
+        let Some(sealed) = self.kv.get(&key.store_key()).await? else {
+            return Ok(None);
+        };
+        let opened = self
+            .sealer
+            .unseal(&sealed, key.0.as_bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|json| serde_json::from_slice::<AuthenticatedSession>(&json).map_err(|e| e.to_string()));
+        match opened {
+            Ok(session) => Ok(Some(StoredSession { session: Arc::new(session), sealed: Arc::new(sealed) })),
+            Err(error) => {
+                tracing::warn!(%error, "a sealed token set did not open; that session is signed out");
+                self.kv.delete(&key.store_key()).await?;
+                Ok(None)
             }
-            None => false,
         }
     }
 
-    pub fn remove(&self, key: &SessionKey) -> Option<Arc<AuthenticatedSession>> {
-        self.lock().remove(key).map(|entry| entry.session)
+    pub async fn insert(&self, key: &SessionKey, session: &AuthenticatedSession) -> Result<(), StoreError> {
+        self.kv.set(&key.store_key(), self.seal(key, session), Self::expiry()).await
+    }
+
+    /// Replaces `previous` by `next`; `false` (and nothing written) if the record is no longer
+    /// `previous`: signed out, or renewed by someone else meanwhile.
+    pub async fn replace(
+        &self,
+        key: &SessionKey,
+        previous: &StoredSession,
+        next: &AuthenticatedSession,
+    ) -> Result<bool, StoreError> {
+        self.kv.compare_and_set(&key.store_key(), Some(&previous.sealed), self.seal(key, next), Self::expiry()).await
+    }
+
+    pub async fn remove(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.kv.delete(&key.store_key()).await
     }
 }

@@ -22,6 +22,8 @@ use server::config::Config;
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub url: String,
+    /// The settings it was started with.
+    pub vars: HashMap<&'static str, String>,
     pub provider: TestProvider,
     /// The proxy in front of the provider, if the app was started with one.
     pub proxy: Option<Proxy>,
@@ -96,20 +98,26 @@ impl TestApp {
         })
         .await;
 
-        let mut vars: HashMap<&str, String> = HashMap::from([
+        let mut vars: HashMap<&'static str, String> = HashMap::from([
             ("APP_URL", url.clone()),
             ("OIDC_ISSUER", provider.issuer.clone()),
             ("OIDC_CLIENT_ID", "demo-app".to_owned()),
             ("OIDC_CLIENT_SECRET", "demo-app-secret".to_owned()),
+            ("SESSION_STORE", "memory".to_owned()),
         ]);
         vars.extend(setup.vars);
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
-        let leptos_options = LeptosOptions::builder().output_name("oidc-session").build();
-        let app = server::app(config, leptos_options).await.expect("the app starts");
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { url, provider, proxy, browser: new_browser(), task }
+        let task = serve(listener, &vars).await;
+        Self { url, vars, provider, proxy, browser: new_browser(), task }
+    }
+
+    /// Another server instance with the same settings (the same `APP_URL`, as behind a load
+    /// balancer), and `changes`, on a port of its own; dropped with the returned handle.
+    pub async fn another_instance(&self, changes: &[(&'static str, &str)]) -> Instance {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut vars = self.vars.clone();
+        vars.extend(changes.iter().map(|(k, v)| (*k, v.to_string())));
+        Instance { url, task: serve(listener, &vars).await }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -180,7 +188,13 @@ impl TestApp {
     }
 
     pub async fn refresh_as(&self, browser: &reqwest::Client) -> Value {
-        let response = browser.post(self.url("/auth/refresh")).header("Origin", &self.url).send().await.unwrap();
+        self.refresh_at(&self.url, browser).await
+    }
+
+    /// `POST /auth/refresh` to the instance at `base` (with this app's `Origin`, as behind a load
+    /// balancer).
+    pub async fn refresh_at(&self, base: &str, browser: &reqwest::Client) -> Value {
+        let response = browser.post(format!("{base}/auth/refresh")).header("Origin", &self.url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "the outcome is in the body, whatever it is");
         assert_eq!(response.headers()["cache-control"], "no-store");
         response.json().await.unwrap()
@@ -217,6 +231,33 @@ impl TestApp {
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
         reqwest::Client::new().post(self.admin_url(path)).send().await.unwrap()
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, vars: &HashMap<&'static str, String>) -> tokio::task::JoinHandle<()> {
+    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let leptos_options = LeptosOptions::builder().output_name("oidc-session").build();
+    let app = server::app(config, leptos_options).await.expect("the app starts");
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    })
+}
+
+/// A second server instance (see [`TestApp::another_instance`]).
+pub struct Instance {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
     }
 }
 
@@ -267,12 +308,18 @@ pub enum ProxyMode {
     /// Replaces `expires_in` in token responses by an hour, so that the app believes access
     /// tokens live longer than they do.
     OverstateExpiry,
+    /// Holds every token request for 300 ms before passing it on.
+    SlowTokens,
+    /// Never answers token requests (and never passes them on): a provider that hangs.
+    SwallowTokens,
 }
 
 /// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
 pub struct Proxy {
     pub url: String,
     mode: Arc<Mutex<ProxyMode>>,
+    /// Every refresh token the provider handed out through this proxy.
+    refresh_tokens: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -282,11 +329,13 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(Mutex::new(mode));
+        let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-        let current = mode.clone();
+        let (current, seen) = (mode.clone(), refresh_tokens.clone());
         let forward = move |request: Request| {
             let client = client.clone();
             let mode = *current.lock().unwrap();
+            let seen = seen.clone();
             async move {
                 if mode == ProxyMode::Unavailable {
                     let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
@@ -296,6 +345,13 @@ impl Proxy {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
                 let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+                match (mode, path.as_str()) {
+                    (ProxyMode::SwallowTokens, "/token") => std::future::pending::<()>().await,
+                    (ProxyMode::SlowTokens, "/token") => {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await
+                    }
+                    _ => {}
+                }
                 let mut headers = parts.headers.clone();
                 headers.remove(reqwest::header::HOST);
                 let upstream_response = client
@@ -308,6 +364,12 @@ impl Proxy {
                 let status = upstream_response.status();
                 let mut headers = upstream_response.headers().clone();
                 let mut body = upstream_response.bytes().await.unwrap().to_vec();
+                if path == "/token" && status.is_success() {
+                    let json: Value = serde_json::from_slice(&body).unwrap();
+                    if let Some(token) = json["refresh_token"].as_str() {
+                        seen.lock().unwrap().push(token.to_owned());
+                    }
+                }
                 if path == "/token" && status.is_success() && mode != ProxyMode::Forward {
                     let mut json: Value = serde_json::from_slice(&body).unwrap();
                     match mode {
@@ -316,7 +378,10 @@ impl Proxy {
                         }
                         ProxyMode::ForgeKid => json["id_token"] = forge_kid(json["id_token"].as_str().unwrap()).into(),
                         ProxyMode::OverstateExpiry => json["expires_in"] = 3600.into(),
-                        ProxyMode::Forward | ProxyMode::Unavailable => {}
+                        ProxyMode::Forward
+                        | ProxyMode::Unavailable
+                        | ProxyMode::SlowTokens
+                        | ProxyMode::SwallowTokens => {}
                     }
                     body = serde_json::to_vec(&json).unwrap();
                     headers.remove(reqwest::header::CONTENT_LENGTH);
@@ -331,11 +396,15 @@ impl Proxy {
         tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, mode }
+        Self { url, mode, refresh_tokens }
     }
 
     pub fn set(&self, mode: ProxyMode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn refresh_tokens_seen(&self) -> Vec<String> {
+        self.refresh_tokens.lock().unwrap().clone()
     }
 }
 
@@ -368,4 +437,149 @@ fn forge_kid(jwt: &str) -> String {
 /// The `kid` in a JWT's header.
 pub fn kid_of(jwt: &str) -> String {
     jwt_part(jwt.split('.').next().unwrap())["kid"].as_str().unwrap().to_owned()
+}
+
+/// A `redis-server` of Debian's on a free port of 127.0.0.1, with its data in a directory of its
+/// own (append-only file on, so that a restart keeps what was written); stopped by PID.
+pub struct RedisServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("oidc-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Self { port, dir, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops it (SIGTERM: it writes its data out first) and waits for the process to end.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, with the same data.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--dir"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not come up on port {}", self.port);
+    }
+
+    /// Every key and value of the app, as raw bytes.
+    pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut connection).await.unwrap();
+        let mut entries = Vec::new();
+        for key in keys {
+            let value: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut connection).await.unwrap_or_default();
+            entries.push((key, value));
+        }
+        entries
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nobody listens on now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh directory under the system's temporary one.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oidc-{name}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real server binary, as `cargo leptos` or an operator runs it, on free ports of
+/// 127.0.0.1, in `dir`; killed (SIGKILL, as `cargo leptos watch` does) when dropped.
+pub struct ServerProcess {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts it with `vars` (on top of its site settings) and waits until it answers.
+    pub async fn start(dir: &std::path::Path, port: u16, vars: &[(&str, String)]) -> Self {
+        let url = format!("http://127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .current_dir(dir)
+            .env_clear()
+            .env("LEPTOS_OUTPUT_NAME", "oidc-session")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .spawn()
+            .expect("the server binary runs");
+        let mut process = Self { url, child };
+        process.wait_until_ready().await;
+        process
+    }
+
+    async fn wait_until_ready(&mut self) {
+        let session = format!("{}/auth/session", self.url);
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("the server exited at start: {status}");
+            }
+            if reqwest::get(&session).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the server did not come up at {}", self.url);
+    }
+
+    /// SIGKILL: no chance to save anything on the way out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Signs `browser` in as alice through the app at `app_url` (whose provider shows its form).
+pub async fn sign_in_through(browser: &reqwest::Client, app_url: &str) {
+    let login = browser.get(format!("{app_url}/auth/login?return_to=%2F")).send().await.unwrap();
+    let authorize = location(&login);
+    let callback =
+        submit_provider_form(browser, &authorize, &[("username", "alice"), ("password", "wonderland")]).await;
+    let done = browser.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER, "signed in");
 }

@@ -1,0 +1,53 @@
+//! Said in place, without leaving the page, when the session is in trouble: renewal failing for
+//! now (the provider or the session store unreachable; it retries by itself), or the session
+//! ended (with the way back, which returns to this very page). Either way, what the page keeps
+//! safe meanwhile.
+
+use leptos::{either::Either, prelude::*};
+use leptos_router::hooks::use_location;
+
+use crate::auth::{login_url, AuthContext, RefreshOutcome};
+
+#[component]
+pub fn SessionNotice(
+    /// What the page keeps safe meanwhile, in a few words ("Your draft is saved on this device.").
+    #[prop(into)]
+    kept: String,
+) -> impl IntoView {
+    let auth = expect_context::<AuthContext>();
+    let location = use_location();
+    let here = move || {
+        let (path, query) = (location.pathname.get(), location.search.get());
+        if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        }
+    };
+    let trouble = move || match auth.last_outcome.get() {
+        Some(RefreshOutcome::Transient { detail, .. }) if !auth.reauth_required() => Some(detail),
+        _ => None,
+    };
+    let kept = StoredValue::new(kept);
+    move || {
+        if auth.reauth_required() {
+            Some(Either::Left(view! {
+                <div class="notice" role="alert" data-testid="session-ended">
+                    <strong>"Your session has ended."</strong>
+                    " " {kept.get_value()} " "
+                    <a href=move || login_url(&here()) rel="external">"Sign in again"</a>
+                    " to carry on where you left off."
+                </div>
+            }))
+        } else {
+            trouble().map(|detail| {
+                Either::Right(view! {
+                    <div class="notice" role="status" data-testid="renewal-trouble">
+                        <strong>"Your session cannot be renewed right now"</strong>
+                        " (" {detail} "). It will retry by itself. " {kept.get_value()}
+                    </div>
+                })
+            })
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Where sessions live. One key-value store holds the browser sessions (tower-sessions records),
+//! the sealed token sets and the renewal locks; `SESSION_STORE` chooses it:
+//!
+//! - unset, or a file path: SQLite ([`sqlite`]), the default, in `target/oidc-session/` unless
+//!   told otherwise. Survives restarts; one server instance.
+//! - `redis://host:port/db`: Redis ([`redis`]), shared by any number of server instances; every
+//!   key carries its expiry as its TTL.
+//! - `memory`: this process only ([`memory`]), for tests.
+//!
+//! Keys: `session:{id}` (a browser session), `tokens:{key}` (a sealed token set, see
+//! [`seal`]), `lock:renew:{key}` (the renewal lock of a signed-in session). Every value has an
+//! expiry in milliseconds since the Unix epoch; an expired value reads as absent.
+//!
+//! Two compare-and-set operations make the locks and the token writes safe across instances:
+//! [`Kv::compare_and_set`] writes only over the exact bytes the caller read (or over nothing),
+//! and [`Kv::compare_and_delete`] removes a lock only for its owner.
+
+pub mod memory;
+pub mod redis;
+pub mod seal;
+pub mod sessions;
+pub mod sqlite;
+
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// How long any one store operation may take before it fails (and the request with it).
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The store could not be used: down, unreachable, timed out, or its data unreadable. What the
+/// browser sees is a 503 with `Retry-After`; the detail goes to the log.
+#[derive(Debug, thiserror::Error)]
+#[error("session store: {0}")]
+pub struct StoreError(pub String);
+
+/// Where `SESSION_STORE` says the sessions are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Memory,
+    Sqlite(PathBuf),
+    Redis(String),
+}
+
+/// The chosen backend.
+pub enum Kv {
+    Memory(memory::MemoryKv),
+    Sqlite(sqlite::SqliteKv),
+    Redis(redis::RedisKv),
+}
+
+impl Kv {
+    /// Opens (and for SQLite, creates) the store, and checks that it answers.
+    pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        Ok(match location {
+            StoreLocation::Memory => Self::Memory(memory::MemoryKv::default()),
+            StoreLocation::Sqlite(path) => Self::Sqlite(sqlite::SqliteKv::open(path).await?),
+            StoreLocation::Redis(url) => Self::Redis(redis::RedisKv::connect(url).await?),
+        })
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Memory(kv) => Ok(kv.get(key, now_ms())),
+            Self::Sqlite(kv) => kv.get(key, now_ms()).await,
+            Self::Redis(kv) => kv.get(key).await,
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(kv) => {
+                kv.set(key, value, expires_at_ms);
+                Ok(())
+            }
+            Self::Sqlite(kv) => kv.set(key, value, expires_at_ms).await,
+            Self::Redis(kv) => kv.set(key, value, expires_at_ms).await,
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(kv) => {
+                kv.delete(key);
+                Ok(())
+            }
+            Self::Sqlite(kv) => kv.delete(key).await,
+            Self::Redis(kv) => kv.delete(key).await,
+        }
+    }
+
+    /// Writes `value` only if the key now holds exactly `expected` (`None`: nothing, or an
+    /// expired value). `false` if it holds something else.
+    pub async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: Vec<u8>,
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(kv) => Ok(kv.compare_and_set(key, expected, value, expires_at_ms, now_ms())),
+            Self::Sqlite(kv) => kv.compare_and_set(key, expected, value, expires_at_ms, now_ms()).await,
+            Self::Redis(kv) => kv.compare_and_set(key, expected, value, expires_at_ms).await,
+        }
+    }
+
+    /// Deletes the key only if it holds exactly `expected`.
+    pub async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(kv) => Ok(kv.compare_and_delete(key, expected)),
+            Self::Sqlite(kv) => kv.compare_and_delete(key, expected).await,
+            Self::Redis(kv) => kv.compare_and_delete(key, expected).await,
+        }
+    }
+
+    /// Deletes what has expired (Redis does it by itself, with TTLs).
+    pub async fn purge_expired(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(kv) => {
+                kv.purge_expired(now_ms());
+                Ok(())
+            }
+            Self::Sqlite(kv) => kv.purge_expired(now_ms()).await,
+            Self::Redis(_) => Ok(()),
+        }
+    }
+
+    /// Deletes expired values every `period`, for as long as the server runs.
+    pub fn spawn_purge(self: &std::sync::Arc<Self>, period: Duration) {
+        if matches!(**self, Self::Redis(_)) {
+            return;
+        }
+        let kv = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                let Some(kv) = kv.upgrade() else { return };
+                if let Err(error) = kv.purge_expired().await {
+                    tracing::warn!(%error, "could not delete expired sessions");
+                }
+            }
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}

@@ -1,0 +1,121 @@
+//! The store in Redis, shared by any number of server instances (`SESSION_STORE=redis://…`).
+//! Every key expires by itself (`PXAT`, the value's own expiry), so Redis needs no clean-up.
+//! The connection reconnects by itself after an outage; each command fails after
+//! [`OPERATION_TIMEOUT`] rather than hang a request.
+
+use std::sync::LazyLock;
+
+use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, AsyncCommands, Script};
+
+use super::{StoreError, OPERATION_TIMEOUT};
+
+/// Every key of this app, so that a Redis shared with other apps stays tidy.
+const PREFIX: &str = "oidc-session:";
+
+/// Writes ARGV[2] (expiring at ARGV[3] ms) if KEYS[1] holds exactly ARGV[1].
+static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+           redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3]) return 1 \
+         else return 0 end",
+    )
+});
+
+/// Deletes KEYS[1] if it holds exactly ARGV[1]: a lock released only by its owner.
+static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end")
+});
+
+pub struct RedisKv {
+    connection: ConnectionManager,
+}
+
+fn error(error: redis::RedisError) -> StoreError {
+    StoreError(format!("Redis: {error}"))
+}
+
+fn key(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+impl RedisKv {
+    /// Connects, and fails at once (not after retries for ever) if Redis does not answer.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OPERATION_TIMEOUT))
+            .set_response_timeout(Some(OPERATION_TIMEOUT))
+            .set_number_of_retries(1);
+        let connect = client.get_connection_manager_with_config(config);
+        let mut connection = tokio::time::timeout(OPERATION_TIMEOUT * 2, connect)
+            .await
+            .map_err(|_| StoreError(format!("Redis at {url} did not answer")))?
+            .map_err(error)?;
+        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(error)?;
+        Ok(Self { connection })
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.connection.clone().get(key(name)).await.map_err(error)
+    }
+
+    pub async fn set(&self, name: &str, value: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(key(name))
+            .arg(value)
+            .arg("PXAT")
+            .arg(expires_at_ms)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(error)
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.connection.clone().del(key(name)).await.map_err(error)
+    }
+
+    pub async fn compare_and_set(
+        &self,
+        name: &str,
+        expected: Option<&[u8]>,
+        value: Vec<u8>,
+        expires_at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        match expected {
+            None => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(key(name))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(expires_at_ms)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                Ok(set.is_some())
+            }
+            Some(expected) => {
+                let changed: i64 = COMPARE_AND_SET
+                    .key(key(name))
+                    .arg(expected)
+                    .arg(value)
+                    .arg(expires_at_ms)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(error)?;
+                Ok(changed == 1)
+            }
+        }
+    }
+
+    pub async fn compare_and_delete(&self, name: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let deleted: i64 = COMPARE_AND_DELETE
+            .key(key(name))
+            .arg(expected)
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(error)?;
+        Ok(deleted == 1)
+    }
+}

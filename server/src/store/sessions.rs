@@ -1,0 +1,96 @@
+//! Browser sessions (tower-sessions records) in the [`Kv`]: `session:{id}`, JSON, expiring with
+//! the session; and their cookie. What a record holds is the sign-ins in flight and the key of
+//! the signed-in session, never a token (those are sealed, under `tokens:{key}`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tower_sessions::{
+    cookie::{time::Duration, SameSite},
+    session::{Id, Record},
+    session_store::{Error, Result},
+    Expiry, SessionManagerLayer, SessionStore,
+};
+
+use super::Kv;
+use crate::config::Config;
+
+/// Sessions end after this long without a request.
+const IDLE_TIMEOUT: Duration = Duration::hours(8);
+
+/// The session cookie: HttpOnly always; `SameSite=Lax` so that it comes along on the top-level
+/// navigation back from the provider; `Secure` and the `__Host-` prefix (which pins it to this
+/// host and path `/`) when the app is served over https. The idle timeout slides with use:
+/// see `auth::record::keep_alive`.
+pub fn layer(config: &Config, records: SessionRecords) -> SessionManagerLayer<SessionRecords> {
+    let name = if config.secure_cookies() { "__Host-session" } else { "session" };
+    SessionManagerLayer::new(records)
+        .with_name(name)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
+}
+
+#[derive(Clone)]
+pub struct SessionRecords {
+    kv: Arc<Kv>,
+}
+
+impl std::fmt::Debug for SessionRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionRecords")
+    }
+}
+
+impl SessionRecords {
+    pub fn new(kv: Arc<Kv>) -> Self {
+        Self { kv }
+    }
+}
+
+fn key(id: &Id) -> String {
+    format!("session:{id}")
+}
+
+fn expires_at_ms(record: &Record) -> u64 {
+    u64::try_from(record.expiry_date.unix_timestamp()).unwrap_or_default() * 1000
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>> {
+    serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))
+}
+
+fn backend(error: super::StoreError) -> Error {
+    Error::Backend(error.to_string())
+}
+
+#[async_trait]
+impl SessionStore for SessionRecords {
+    /// A new id never overwrites a live session: on a collision (2^-128), draw again.
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        loop {
+            let stored = self.kv.compare_and_set(&key(&record.id), None, encode(record)?, expires_at_ms(record)).await;
+            if stored.map_err(backend)? {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        self.kv.set(&key(&record.id), encode(record)?, expires_at_ms(record)).await.map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        match self.kv.get(&key(id)).await.map_err(backend)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.kv.delete(&key(id)).await.map_err(backend)
+    }
+}

@@ -1,0 +1,135 @@
+//! The default store: one SQLite file (WAL, `synchronous=NORMAL`: what is written survives the
+//! process being killed, which is how `cargo leptos watch` restarts it). One connection behind a
+//! mutex; each operation is a single statement, run on the blocking pool.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{StoreError, OPERATION_TIMEOUT};
+
+pub struct SqliteKv {
+    connection: Arc<Mutex<Connection>>,
+}
+
+fn error(context: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{context}: {error}"))
+}
+
+impl SqliteKv {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        let connection = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| error(&dir.display().to_string(), e))?;
+            }
+            let connection = Connection::open(&path).map_err(|e| error(&path.display().to_string(), e))?;
+            connection
+                .execute_batch(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA busy_timeout = 2000;
+                     CREATE TABLE IF NOT EXISTS kv (
+                         key TEXT PRIMARY KEY,
+                         value BLOB NOT NULL,
+                         expires_at INTEGER NOT NULL
+                     ) WITHOUT ROWID;
+                     CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at);",
+                )
+                .map_err(|e| error(&path.display().to_string(), e))?;
+            Ok(connection)
+        })
+        .await
+        .map_err(|e| error("opening the store", e))??;
+        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    /// Runs `operation` on the connection, off the async threads, within the time limit.
+    async fn run<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            operation(&connection)
+        });
+        match tokio::time::timeout(OPERATION_TIMEOUT, task).await {
+            Ok(Ok(result)) => result.map_err(|e| error("SQLite", e)),
+            Ok(Err(join)) => Err(error("SQLite", join)),
+            Err(_) => Err(StoreError("SQLite: timed out".into())),
+        }
+    }
+
+    pub async fn get(&self, key: &str, now_ms: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.query_row("SELECT value FROM kv WHERE key = ?1 AND expires_at > ?2", params![key, now_ms as i64], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn set(&self, key: &str, value: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, value, expires_at_ms as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| c.execute("DELETE FROM kv WHERE key = ?1", params![key]).map(|_| ())).await
+    }
+
+    pub async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: Vec<u8>,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let (key, expected) = (key.to_owned(), expected.map(<[u8]>::to_vec));
+        self.run(move |c| {
+            let changed = match expected {
+                // Absent, or present but expired: both count as nothing.
+                None => c.execute(
+                    "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                     WHERE kv.expires_at <= ?4",
+                    params![key, value, expires_at_ms as i64, now_ms as i64],
+                )?,
+                Some(expected) => c.execute(
+                    "UPDATE kv SET value = ?2, expires_at = ?3 WHERE key = ?1 AND value = ?4 AND expires_at > ?5",
+                    params![key, value, expires_at_ms as i64, expected, now_ms as i64],
+                )?,
+            };
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    pub async fn compare_and_delete(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let (key, expected) = (key.to_owned(), expected.to_vec());
+        self.run(move |c| {
+            c.execute("DELETE FROM kv WHERE key = ?1 AND value = ?2", params![key, expected]).map(|n| n == 1)
+        })
+        .await
+    }
+
+    pub async fn purge_expired(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.run(move |c| c.execute("DELETE FROM kv WHERE expires_at <= ?1", params![now_ms as i64]).map(|_| ())).await
+    }
+}

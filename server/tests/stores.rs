@@ -1,0 +1,278 @@
+//! Sessions that survive restarts and scale out: the SQLite store (the default), Redis shared by
+//! several instances, single-flight renewal across them, token sets sealed at rest, and what the
+//! browser gets while the store is down. Real `redis-server` processes and, where a restart or a
+//! crash is the point, the real server binary.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+use server::store::seal::{SealKey, Sealer};
+use support::{
+    free_port, new_browser, sign_in_through, temp_dir, ProxyMode, RedisServer, ServerProcess, Setup, TestApp,
+};
+
+/// The JWS shape of every token this provider issues (access and ID tokens).
+const JWT_SHAPE: &[u8] = b"eyJ";
+
+fn outcome(value: &Value) -> &str {
+    value["outcome"].as_str().unwrap_or_default()
+}
+
+async fn refresh_process(server: &ServerProcess, browser: &reqwest::Client) -> Value {
+    let response =
+        browser.post(format!("{}/auth/refresh", server.url)).header("Origin", &server.url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn authenticated_at(url: &str, browser: &reqwest::Client) -> bool {
+    let session: Value = browser.get(format!("{url}/auth/session")).send().await.unwrap().json().await.unwrap();
+    session["authenticated"] == true
+}
+
+/// Signs in, kills the binary (as `cargo leptos watch` does on every edit), starts it again:
+/// the browser is still signed in, and the refresh token from before still renews.
+async fn restart_keeps_the_session(store: Option<String>) {
+    let dir = temp_dir("restart");
+    let port = free_port();
+    let mut vars = vec![
+        ("APP_URL", format!("http://127.0.0.1:{port}")),
+        ("EMBEDDED_IDP_ADDR", format!("127.0.0.1:{}", free_port())),
+    ];
+    vars.extend(store.map(|store| ("SESSION_STORE", store)));
+    let mut server = ServerProcess::start(&dir, port, &vars).await;
+    let browser = new_browser();
+    sign_in_through(&browser, &server.url).await;
+    assert_eq!(outcome(&refresh_process(&server, &browser).await), "renewed");
+
+    server.kill();
+    let server = ServerProcess::start(&dir, port, &vars).await;
+    assert!(authenticated_at(&server.url, &browser).await, "still signed in after the restart");
+    let renewed = refresh_process(&server, &browser).await;
+    assert_eq!(outcome(&renewed), "renewed", "the provider still knows the rotated token: {renewed}");
+    let files = dir.join("target/oidc-session");
+    assert!(files.join("seal.key").is_file() && files.join("provider.sqlite3").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_session_and_its_refresh_token_with_the_default_store() {
+    restart_keeps_the_session(None).await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_session_and_its_refresh_token_with_redis() {
+    let redis = RedisServer::start().await;
+    restart_keeps_the_session(Some(redis.url())).await;
+}
+
+fn redis_setup(redis: &RedisServer, key: &SealKey) -> Setup {
+    Setup::default()
+        .proxy(ProxyMode::Forward)
+        .var("SESSION_STORE", redis.url())
+        .var("SESSION_SEAL_KEYS", key.to_base64())
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_share_sessions_and_make_one_token_request_for_fifty_renewals() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let other = app.another_instance(&[]).await;
+    app.sign_in("/").await;
+    assert!(authenticated_at(&other.url, &app.browser).await, "signed in through one, known to the other");
+
+    // Slow token requests, so that all fifty are certainly in flight together.
+    app.proxy.as_ref().unwrap().set(ProxyMode::SlowTokens);
+    let (app, other) = (&app, &other);
+    let renewals = (0..50).map(|i| async move {
+        let instance = if i % 2 == 0 { &app.url } else { &other.url };
+        app.refresh_at(instance, &app.browser).await
+    });
+    let outcomes = join_all(renewals).await;
+    assert!(outcomes.iter().all(|o| outcome(o) == "renewed"), "{outcomes:?}");
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["token_requests"]["refresh_token"], 1, "one token request for both instances");
+    assert_eq!(metrics["refresh_tokens_reused"], 0);
+    assert_eq!(metrics["families_revoked"], 0);
+
+    // The rotated token was stored for both: the other instance renews with it next.
+    app.proxy.as_ref().unwrap().set(ProxyMode::Forward);
+    assert_eq!(outcome(&app.refresh_at(&other.url, &app.browser).await), "renewed");
+    assert_eq!(app.refresh_grants().await, 2);
+}
+
+#[tokio::test]
+async fn when_the_lock_holder_dies_mid_renewal_another_instance_renews_after_the_lock_expires() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    let vars: Vec<(&str, String)> = app.vars.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let dir = temp_dir("lock-holder");
+    let mut holder = ServerProcess::start(&dir, free_port(), &vars).await;
+    let survivor = ServerProcess::start(&dir, free_port(), &vars).await;
+
+    // The provider hangs: the holder takes the lock and waits for an answer that never comes.
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SwallowTokens);
+    let (browser, url, origin) = (app.browser.clone(), holder.url.clone(), app.url.clone());
+    let stuck = tokio::spawn(async move {
+        let _ = browser.post(format!("{url}/auth/refresh")).header("Origin", origin).send().await;
+    });
+    let mut locked = false;
+    for _ in 0..200 {
+        if redis.dump().await.iter().any(|(key, _)| key.contains("lock:renew:")) {
+            locked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(locked, "the holder took the renewal lock");
+    holder.kill();
+    stuck.abort();
+
+    proxy.set(ProxyMode::Forward);
+    let renewed = app.refresh_at(&survivor.url, &app.browser).await;
+    assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+    assert_eq!(app.refresh_grants().await, 1, "the swallowed request never reached the provider");
+    assert_eq!(app.metrics().await["refresh_tokens_reused"], 0);
+    assert!(authenticated_at(&survivor.url, &app.browser).await);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn sqlite(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+fn token_keys(path: &std::path::Path) -> Vec<String> {
+    let db = sqlite(path);
+    let mut statement = db.prepare("SELECT key FROM kv WHERE key LIKE 'tokens:%' ORDER BY key").unwrap();
+    statement.query_map([], |row| row.get(0)).unwrap().map(Result::unwrap).collect()
+}
+
+/// Signs `browser` in as `username` and returns the store key of its token set.
+async fn sign_in_and_find_key(
+    app: &TestApp,
+    db: &std::path::Path,
+    username: &str,
+    password: &str,
+) -> (reqwest::Client, String) {
+    let before = token_keys(db);
+    let browser = app.other_browser(username, password).await;
+    let key = token_keys(db).into_iter().find(|k| !before.contains(k)).expect("a new token set");
+    (browser, key)
+}
+
+#[tokio::test]
+async fn a_tampered_record_or_one_sealed_with_an_unknown_key_ends_that_session_only() {
+    let dir = temp_dir("tamper");
+    let db = dir.join("sessions.sqlite3");
+    let app = TestApp::start_with(Setup::default().var("SESSION_STORE", db.display().to_string())).await;
+    let (alice, alice_key) = sign_in_and_find_key(&app, &db, "alice", "wonderland").await;
+    let (bob, _) = sign_in_and_find_key(&app, &db, "bob", "builder").await;
+
+    let value: Vec<u8> =
+        sqlite(&db).query_row("SELECT value FROM kv WHERE key = ?1", [&alice_key], |r| r.get(0)).unwrap();
+    let mut tampered = value.clone();
+    *tampered.last_mut().unwrap() ^= 0x01;
+    sqlite(&db).execute("UPDATE kv SET value = ?2 WHERE key = ?1", rusqlite::params![alice_key, tampered]).unwrap();
+    assert!(!authenticated_at(&app.url, &alice).await, "a tampered record signs its session out, no 500");
+    assert!(authenticated_at(&app.url, &bob).await, "and no other");
+
+    let (carol, carol_key) = sign_in_and_find_key(&app, &db, "alice", "wonderland").await;
+    let session_key = carol_key.strip_prefix("tokens:").unwrap();
+    let foreign = Sealer::new(&[SealKey::generate()]).seal(b"{}", session_key.as_bytes());
+    sqlite(&db).execute("UPDATE kv SET value = ?2 WHERE key = ?1", rusqlite::params![carol_key, foreign]).unwrap();
+    assert!(!authenticated_at(&app.url, &carol).await, "a record sealed under an unknown key signs out");
+    assert!(authenticated_at(&app.url, &bob).await);
+    assert_eq!(outcome(&app.refresh_as(&bob).await), "renewed");
+    drop(app);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The tokens the provider issued, as a browser never sees them: captured at the proxy.
+fn assert_no_token_in(bytes: &[u8], refresh_tokens: &[String], what: &str) {
+    assert!(!bytes.windows(JWT_SHAPE.len()).any(|w| w == JWT_SHAPE), "a JWT in clear text in {what}");
+    for token in refresh_tokens {
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "a refresh token in clear text in {what}");
+    }
+}
+
+#[tokio::test]
+async fn the_sqlite_file_holds_no_token_in_clear_text() {
+    let dir = temp_dir("clear-text");
+    let db = dir.join("sessions.sqlite3");
+    let app =
+        TestApp::start_with(Setup::default().proxy(ProxyMode::Forward).var("SESSION_STORE", db.display().to_string()))
+            .await;
+    app.sign_in("/").await;
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    let refresh_tokens = app.proxy.as_ref().unwrap().refresh_tokens_seen();
+    assert_eq!(refresh_tokens.len(), 2, "one at sign-in, one at the renewal");
+    for file in ["sessions.sqlite3", "sessions.sqlite3-wal"] {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_default();
+        assert_no_token_in(&bytes, &refresh_tokens, file);
+    }
+    assert_eq!(token_keys(&db).len(), 1, "the token set is there, sealed");
+    drop(app);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn redis_holds_no_token_in_clear_text() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    let refresh_tokens = app.proxy.as_ref().unwrap().refresh_tokens_seen();
+    let entries = redis.dump().await;
+    assert!(entries.iter().any(|(key, _)| key.starts_with("oidc-session:tokens:")), "{entries:?}");
+    for (key, value) in &entries {
+        assert_no_token_in(value, &refresh_tokens, key);
+    }
+}
+
+#[tokio::test]
+async fn while_redis_is_down_requests_get_503_and_everything_recovers_when_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+
+    redis.stop();
+    let session = app.get(&app.url("/auth/session")).await;
+    assert_eq!(session.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(session.headers()["retry-after"], "5");
+    let page = app.browser.get(app.url("/form")).header("Accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "not a redirect to sign-in");
+    assert!(page.text().await.unwrap().contains("Nothing is lost"));
+    let refresh = app.browser.post(app.url("/auth/refresh")).header("Origin", &app.url).send().await.unwrap();
+    assert_eq!(refresh.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    redis.restart().await;
+    let mut back = false;
+    for _ in 0..100 {
+        let response = app.get(&app.url("/auth/session")).await;
+        if response.status() == StatusCode::OK {
+            back = response.json::<Value>().await.unwrap()["authenticated"] == true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "signed in again without doing anything");
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+}
+
+#[tokio::test]
+async fn a_session_in_use_has_its_idle_expiry_moved_without_a_write_per_request() {
+    let app = TestApp::start().await;
+    app.sign_in("/").await;
+    let page = || app.browser.get(app.url("/")).header("Accept", "text/html").send();
+    let first = page().await.unwrap();
+    let cookie = first.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
+    assert!(cookie.is_some_and(|c| c.contains("Max-Age=28800")), "the first use moves the expiry to 8 h from now");
+    let second = page().await.unwrap();
+    assert!(second.headers().get("set-cookie").is_none(), "and the next ones, minutes apart, write nothing");
+}

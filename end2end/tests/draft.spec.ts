@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { signIn, signInAtProvider } from './helpers';
+import { signIn, signInAtProvider, waitForHydration } from './helpers';
 import { USERS } from './users';
 
 test.describe("the long form's draft", () => {
@@ -11,7 +11,7 @@ test.describe("the long form's draft", () => {
     await page.keyboard.type('Between floors 3 and 4, two people inside', { delay: 20 });
     // No pause for the autosave: leaving the page saves what is there.
     await page.reload();
-    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Lift stuck');
     await expect(details).toHaveValue('Between floors 3 and 4, two people inside');
     await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');
@@ -24,7 +24,7 @@ test.describe("the long form's draft", () => {
     await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
     await expect(page.getByLabel('Title')).toHaveValue('');
     await page.reload();
-    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('');
   });
 
@@ -42,7 +42,7 @@ test.describe("the long form's draft", () => {
     await page.goto('/form');
     await signInAtProvider(page, USERS.ivan.username, USERS.ivan.password);
     await expect(page).toHaveURL('/form');
-    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
@@ -51,7 +51,7 @@ test.describe("the long form's draft", () => {
     await context.clearCookies({ name: 'idp_session' });
     await page.goto('/form');
     await signInAtProvider(page, USERS.heidi.username, USERS.heidi.password);
-    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Heidi’s report');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Delete draft and sign out' }).click();

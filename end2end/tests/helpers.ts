@@ -18,9 +18,12 @@ export async function signInAtProvider(
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
-/** Waits until the wasm has hydrated the page, so that clicks go to the client-side code. */
+/**
+ * Waits until the wasm has hydrated the page, so that clicks go to the client-side code. The
+ * debug build's wasm is large, and with four journeys at once on two cores it can take a while.
+ */
 export async function waitForHydration(page: Page): Promise<void> {
-  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1, { timeout: 30_000 });
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   recordConsoleErrors,
   setVisibility,
   signIn,
+  waitForHydration,
 } from './helpers';
 import { USERS } from './users';
 
@@ -71,7 +72,7 @@ test.describe('renewal while the user works', () => {
     const second = await context.newPage();
     await second.goto('/form');
     await expect(second.getByLabel('Title')).toBeVisible();
-    await expect(second.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(second);
 
     await first.waitForTimeout(60_000);
 
@@ -102,7 +103,7 @@ test.describe('renewal while the user works', () => {
     await signIn(first, '/form', USERS.mia);
     const second = await context.newPage();
     await second.goto('/form');
-    await expect(second.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(second);
     expect(await second.evaluate(() => navigator.locks)).toBeUndefined();
 
     await first.waitForTimeout(30_000);
@@ -139,7 +140,7 @@ test.describe('renewal while the user works', () => {
     // The provider session is still there, so sign-in comes straight back.
     await notice.getByRole('link', { name: 'Sign in again' }).click();
     await expect(page).toHaveURL('/form');
-    await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+    await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
     await expect(page.getByLabel('What happened, in detail')).toHaveValue('Water came in under the door at 09:10.');
     await expect(page.getByTestId('session-ended')).toHaveCount(0);

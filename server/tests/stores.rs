@@ -276,3 +276,45 @@ async fn a_session_in_use_has_its_idle_expiry_moved_without_a_write_per_request(
     let second = page().await.unwrap();
     assert!(second.headers().get("set-cookie").is_none(), "and the next ones, minutes apart, write nothing");
 }
+
+#[tokio::test]
+async fn seal_keys_rotate_without_signing_anyone_out_and_a_dropped_key_ends_its_sessions() {
+    let dir = temp_dir("seal-rotation");
+    let db = dir.join("sessions.sqlite3").display().to_string();
+    let (old, new) = (SealKey::generate(), SealKey::generate());
+    let app = TestApp::start_with(
+        Setup::default().var("SESSION_STORE", db).var("SESSION_SEAL_KEYS", old.to_base64()),
+    )
+    .await;
+    app.sign_in("/").await;
+
+    // The new key first, the old one kept: still signed in, and the renewal reseals with the new.
+    let rotated = format!("{},{}", new.to_base64(), old.to_base64());
+    let both = app.another_instance(&[("SESSION_SEAL_KEYS", &rotated)]).await;
+    assert!(authenticated_at(&both.url, &app.browser).await, "the old key still opens the record");
+    assert_eq!(outcome(&app.refresh_at(&both.url, &app.browser).await), "renewed");
+
+    // Only the new key now: the renewed record opens. An instance that never had the new key
+    // cannot open it, and leaves it for those that can.
+    let only_new = app.another_instance(&[("SESSION_SEAL_KEYS", &new.to_base64())]).await;
+    assert!(authenticated_at(&only_new.url, &app.browser).await, "resealed with the new key at the renewal");
+    assert!(!authenticated_at(&app.url, &app.browser).await, "an instance without the new key signs the session out");
+    assert!(authenticated_at(&only_new.url, &app.browser).await, "without destroying it");
+    drop((app, both, only_new));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn redis_keys_expire_with_their_sessions() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let entries = redis.dump().await;
+    assert!(entries.len() >= 2, "a session record and a token set: {entries:?}");
+    for (key, _) in entries {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        assert!(ttl > 0 && ttl <= 8 * 3600 * 1000, "{key} expires with its session (PTTL {ttl})");
+    }
+}

@@ -15,7 +15,11 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::record::AuthenticatedSession;
-use crate::store::{now_ms, seal::Sealer, Kv, StoreError};
+use crate::store::{
+    now_ms,
+    seal::{Sealer, UnsealError},
+    Kv, StoreError,
+};
 
 /// A signed-in session that has not been written (signed in, renewed) for this long is
 /// forgotten, as its idle browser session is.
@@ -83,21 +87,30 @@ impl TokenStore {
         now_ms() + IDLE_TIMEOUT_SECS * 1000
     }
 
-    /// The signed-in session under `key`. One that does not unseal (a key no longer listed in
-    /// `SESSION_SEAL_KEYS`, a tampered record) ends there: deleted, logged, and read as absent.
+    /// The signed-in session under `key`. One that does not open reads as absent: that session
+    /// is signed out, and the reason logged. A tampered or malformed record is deleted; one
+    /// sealed under a key this instance does not list is left alone, since an instance that has
+    /// the key (in the middle of a rolling key rotation) may still use it.
     pub async fn get(&self, key: &SessionKey) -> Result<Option<StoredSession>, StoreError> {
         let Some(sealed) = self.kv.get(&key.store_key()).await? else {
             return Ok(None);
         };
-        let opened = self
-            .sealer
-            .unseal(&sealed, key.0.as_bytes())
-            .map_err(|e| e.to_string())
-            .and_then(|json| serde_json::from_slice::<AuthenticatedSession>(&json).map_err(|e| e.to_string()));
-        match opened {
+        let json = match self.sealer.unseal(&sealed, key.0.as_bytes()) {
+            Ok(json) => json,
+            Err(UnsealError::UnknownKey) => {
+                tracing::warn!("a token set is sealed under a key not in SESSION_SEAL_KEYS; that session is signed out here");
+                return Ok(None);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a token set did not open; that session is signed out");
+                self.kv.delete(&key.store_key()).await?;
+                return Ok(None);
+            }
+        };
+        match serde_json::from_slice::<AuthenticatedSession>(&json) {
             Ok(session) => Ok(Some(StoredSession { session: Arc::new(session), sealed: Arc::new(sealed) })),
             Err(error) => {
-                tracing::warn!(%error, "a sealed token set did not open; that session is signed out");
+                tracing::warn!(%error, "a token set opened but is not one; that session is signed out");
                 self.kv.delete(&key.store_key()).await?;
                 Ok(None)
             }

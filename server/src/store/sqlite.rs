@@ -133,3 +133,23 @@ impl SqliteKv {
         self.run(move |c| c.execute("DELETE FROM kv WHERE expires_at <= ?1", params![now_ms as i64]).map(|_| ())).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_values_read_as_absent_and_are_purged() {
+        let dir = std::env::temp_dir().join(format!("kv-purge-{}", std::process::id()));
+        let kv = SqliteKv::open(&dir.join("kv.sqlite3")).await.unwrap();
+        kv.set("old", b"v".to_vec(), 1_000).await.unwrap();
+        kv.set("live", b"v".to_vec(), 10_000).await.unwrap();
+        assert_eq!(kv.get("old", 5_000).await.unwrap(), None);
+        assert!(kv.compare_and_set("old", None, b"new".to_vec(), 9_000, 5_000).await.unwrap(), "expired counts as absent");
+        assert!(!kv.compare_and_set("live", None, b"new".to_vec(), 9_000, 5_000).await.unwrap());
+        kv.purge_expired(9_500).await.unwrap();
+        let count: i64 = kv.run(|c| c.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))).await.unwrap();
+        assert_eq!(count, 1, "only the live value is left");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

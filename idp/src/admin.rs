@@ -1,13 +1,15 @@
 //! A JSON admin API for development and tests, under `/admin/`, mounted only when the
 //! configuration sets `admin_api`: counters, refresh token families, a simulated refresh token
-//! reuse, and signing key rotation.
+//! reuse, signing key rotation, ending a user's provider sessions, and a slow `/authorize`.
 //!
 //! It has no authentication of its own. What it does refuse is a request that the browser marks
 //! `Sec-Fetch-Site: cross-site` (Fetch Metadata): a page on another site must not be able to
 //! drive it through a developer's browser. Same-site callers (the demo app on another port of
 //! `localhost`) and non-browser clients, which send no such header, are served.
 //!
-//! - `GET  /admin/metrics`: counts since start (see [`crate::metrics`]).
+//! - `GET  /admin/metrics`: counts since start (see [`crate::metrics`]), among them
+//!   `authorize_requests` by `prompt`: `{"default", "none", "login", "consent", "login consent",
+//!   "invalid"}`.
 //! - `GET  /admin/users/{sub}/families`: `{"families": [...]}`, newest first.
 //! - `POST /admin/families/{id}/revoke`: `{"revoked": true}`, or 404 `{"error": "unknown family"}`.
 //! - `POST /admin/users/{sub}/simulate-reuse`: presents the newest retired refresh token of the
@@ -15,10 +17,21 @@
 //!   `{"family", "error", "error_description"}`; 404 without an active family, 409 before the
 //!   family has rotated.
 //! - `POST /admin/keys/rotate`: `{"kid": new, "kids": [every kid in the JWKS]}`.
+//! - `POST /admin/users/{sub}/end-session`: ends every provider session of the user, as if they
+//!   had signed out of the provider elsewhere (the state file forgets them too; their refresh
+//!   token families are left alone): `{"ended": N}`, the number still running. The next
+//!   `prompt=none` from any of their browsers answers `login_required`.
+//! - `POST /admin/delay` with `{"authorize_ms": N}`: every later `/authorize` request waits N
+//!   milliseconds before it is answered (a slow provider, for timeout tests); 0 turns it off.
+//!   Answers the setting, `{"authorize_ms": N}`; at most [`MAX_DELAY_MS`].
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc},
+};
 
 use axum::{
+    body::Bytes,
     extract::{Path, Request, State},
     http::HeaderMap,
     middleware::{self, Next},
@@ -26,6 +39,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
@@ -44,6 +58,8 @@ pub fn router() -> Router<Arc<ProviderState>> {
         .route("/users/{sub}/simulate-reuse", post(simulate_reuse))
         .route("/families/{id}/revoke", post(revoke_family))
         .route("/keys/rotate", post(rotate_keys))
+        .route("/users/{sub}/end-session", post(end_sessions))
+        .route("/delay", post(set_delay))
         .layer(middleware::from_fn(refuse_cross_site))
 }
 
@@ -120,4 +136,35 @@ async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Result<Response
     let kids: Vec<String> = state.keys.published(now).iter().map(|k| k.kid().to_owned()).collect();
     tracing::info!(kid = key.kid(), published = kids.len(), "signing key rotated through the admin API");
     Ok(answer(json!({ "kid": key.kid(), "kids": kids })))
+}
+
+async fn end_sessions(
+    State(state): State<Arc<ProviderState>>,
+    Path(sub): Path<String>,
+) -> Result<Response, AdminError> {
+    let (ended, saving) = state.store.end_sessions_of(&sub, state.now());
+    saving.saved().await?;
+    tracing::info!(%sub, ended, "provider sessions ended through the admin API");
+    Ok(answer(json!({ "ended": ended })))
+}
+
+/// The longest delay `POST /admin/delay` sets: a minute, longer than any client's timeout, and
+/// short enough that a forgotten setting does not leave requests hanging for good.
+pub const MAX_DELAY_MS: u64 = 60_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delay {
+    authorize_ms: u64,
+}
+
+async fn set_delay(State(state): State<Arc<ProviderState>>, body: Bytes) -> Result<Response, AdminError> {
+    let delay: Delay = serde_json::from_slice(&body)
+        .map_err(|_| AdminError::BadRequest(r#"expected {"authorize_ms": <milliseconds>}"#))?;
+    if delay.authorize_ms > MAX_DELAY_MS {
+        return Err(AdminError::BadRequest("authorize_ms is at most 60000"));
+    }
+    state.authorize_delay_ms.store(delay.authorize_ms, Ordering::Relaxed);
+    tracing::info!(authorize_ms = delay.authorize_ms, "authorization endpoint delay set through the admin API");
+    Ok(answer(json!({ "authorize_ms": delay.authorize_ms })))
 }

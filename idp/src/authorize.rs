@@ -3,23 +3,46 @@
 //! Checks come in the order RFC 6749 §4.1.2.1 requires: first the client and its redirect URI,
 //! whose failure is shown as a page (a redirect would make this an open redirector); then
 //! everything else, whose failure goes back to the now-trusted redirect URI.
+//!
+//! Then the user (OIDC Core §3.1.2.3, §3.1.2.4). The provider session is reused unless `prompt`
+//! has `login`, `max_age` finds it too old, or an `id_token_hint` names another user (a session
+//! never silently stands in for someone else). A signed-in user who must accept updated terms
+//! sees them first ([`crate::terms`]); a client that requires consent, or a `prompt=consent`,
+//! gets the consent page ([`crate::consent`]); then the code is issued. With `prompt=none`
+//! nothing is ever shown: each page the request would need becomes its error at the redirect
+//! URI (OIDC Core §3.1.2.6), `login_required`, `interaction_required` or `consent_required`.
+//!
+//! Every answer for a trusted client, its redirects and the pages it shows, may be framed by the
+//! origins of that client's redirect URIs (`Content-Security-Policy: frame-ancestors`, see
+//! [`FrameAncestors`]): that is how a relying party runs `prompt=none` in a hidden iframe
+//! (silent renew). The redirect is what the browser checks for such a framed navigation. Every
+//! other page of the provider refuses to be framed.
 
-use std::sync::Arc;
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use axum::{
     extract::{Query, State},
-    response::Response,
+    http::header,
+    response::{IntoResponse, Response},
     Form,
 };
 use axum_extra::extract::CookieJar;
+use jsonwebtoken::Validation;
 use serde::Deserialize;
 
 use crate::{
     claims::{OFFLINE_ACCESS, SUPPORTED_SCOPES},
-    error::{redirect_with, AuthorizeError, AuthorizePageError, AuthorizeRedirectError},
+    config::ClientConfig,
+    consent,
+    error::{redirect_with, AuthorizePageError, AuthorizeRedirectError},
+    html::FrameAncestors,
+    keys::ALGORITHM,
     login,
     store::{AuthorizationCode, AuthorizationRequest, ProviderSession},
-    ProviderState,
+    terms, ProviderState,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,17 +58,62 @@ pub struct AuthorizeParams {
     prompt: Option<String>,
     /// Seconds since the user last entered a password beyond which they must do so again.
     max_age: Option<u64>,
+    /// An ID token this provider issued to the client: who the client believes is signed in.
+    id_token_hint: Option<String>,
 }
 
-/// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prompt {
-    /// Reuse the provider session if there is one, else show the sign-in form.
-    Default,
-    /// Always ask for the password, even with a session.
-    Login,
-    /// Never show anything: answer from the session or with `login_required`.
-    None,
+/// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`): a space-delimited set
+/// of values; none of them is the default (reuse the session, else show the sign-in form).
+///
+/// `select_account` is refused as unsupported, like any unknown value: a browser holds one
+/// provider session here, so there is never an account to choose, and discovery does not
+/// list it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Prompt {
+    /// Show nothing: answer from the session, or with an error.
+    none: bool,
+    /// Ask for the password, even with a session.
+    login: bool,
+    /// Show the consent page, even to a user who allowed this client before.
+    consent: bool,
+}
+
+impl Prompt {
+    fn parse(value: Option<&str>) -> Result<Self, &'static str> {
+        let mut prompt = Self::default();
+        for value in value.unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
+            match value {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                _ => return Err("unsupported prompt value; this provider supports none, login and consent"),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err("prompt=none cannot be combined with another value");
+        }
+        Ok(prompt)
+    }
+
+    /// Its name in the metrics (see [`crate::metrics::AUTHORIZE_PROMPTS`]).
+    fn metric(self) -> &'static str {
+        match (self.none, self.login, self.consent) {
+            (true, _, _) => "none",
+            (false, true, true) => "login consent",
+            (false, true, false) => "login",
+            (false, false, true) => "consent",
+            (false, false, false) => "default",
+        }
+    }
+}
+
+/// An authorization request that passed every check, and what it asks of the user.
+struct Validated {
+    request: AuthorizationRequest,
+    prompt: Prompt,
+    max_age: Option<u64>,
+    /// The `sub` of a valid `id_token_hint`.
+    hinted_sub: Option<String>,
 }
 
 /// `GET /authorize`.
@@ -53,8 +121,8 @@ pub async fn authorize(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
     Query(params): Query<AuthorizeParams>,
-) -> Result<Response, AuthorizeError> {
-    answer(&state, jar, params)
+) -> Response {
+    answer(&state, jar, params).await
 }
 
 /// `POST /authorize`, form-encoded: OIDC Core §3.1.2.1 requires both methods.
@@ -62,47 +130,65 @@ pub async fn authorize_form(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
     Form(params): Form<AuthorizeParams>,
-) -> Result<Response, AuthorizeError> {
-    answer(&state, jar, params)
+) -> Response {
+    answer(&state, jar, params).await
 }
 
-fn answer(state: &ProviderState, jar: CookieJar, params: AuthorizeParams) -> Result<Response, AuthorizeError> {
-    let max_age = params.max_age;
-    let (request, prompt) = validate(state, params)?;
-    let now = state.now();
-    // A session older than `max_age` counts as none (OIDC Core §3.1.2.1).
-    let session = login::current_session(state, &jar, now)
-        .filter(|session| max_age.is_none_or(|max_age| now.saturating_sub(session.auth_time) <= max_age));
-
-    match (prompt, session) {
-        (Prompt::None | Prompt::Default, Some(session)) => Ok(issue_code(state, request, &session, now)),
-        (Prompt::None, None) => {
-            Err(redirect_error(state, &request, "login_required", "no active session at the provider").into())
-        }
-        (Prompt::Login | Prompt::Default, _) => Ok(login::show_form(state, jar, request, now)),
+async fn answer(state: &ProviderState, jar: CookieJar, params: AuthorizeParams) -> Response {
+    state.metrics.count_authorize_request(Prompt::parse(params.prompt.as_deref()).map_or("invalid", Prompt::metric));
+    let delay = state.authorize_delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    // An untrusted client's error page may not be framed: nothing vouches for its framer.
+    let client = match trusted_client(state, &params) {
+        Ok(client) => client,
+        Err(error) => return error.into_response(),
+    };
+    let framing = FrameAncestors::of_client(client);
+    let mut response = match validate(state, client, params) {
+        Ok(validated) => decide(state, jar, validated, &framing),
+        Err(error) => error.into_response(),
+    };
+    // The pages were built with this policy; the redirects (a code or an error) get it here.
+    if response.status().is_redirection() {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, framing.redirect_policy());
+    }
+    response
 }
 
-fn validate(state: &ProviderState, params: AuthorizeParams) -> Result<(AuthorizationRequest, Prompt), AuthorizeError> {
+/// The client, if its `redirect_uri` is registered for it: only then may anything be sent there.
+fn trusted_client<'a>(
+    state: &'a ProviderState,
+    params: &AuthorizeParams,
+) -> Result<&'a ClientConfig, AuthorizePageError> {
     let client =
         params.client_id.as_deref().and_then(|id| state.config.client(id)).ok_or(AuthorizePageError::UnknownClient)?;
     // Exact string comparison, no prefix or pattern matching (RFC 9700 §4.1.3).
-    let redirect_uri = params
-        .redirect_uri
-        .filter(|uri| client.redirect_uris.iter().any(|registered| registered == uri))
-        .ok_or(AuthorizePageError::UnregisteredRedirectUri)?;
+    let registered = params.redirect_uri.as_ref().is_some_and(|uri| client.redirect_uris.iter().any(|r| r == uri));
+    if registered {
+        Ok(client)
+    } else {
+        Err(AuthorizePageError::UnregisteredRedirectUri)
+    }
+}
 
+fn validate(
+    state: &ProviderState,
+    client: &ClientConfig,
+    params: AuthorizeParams,
+) -> Result<Validated, AuthorizeRedirectError> {
     let mut request = AuthorizationRequest {
         client_id: client.client_id.clone(),
-        redirect_uri,
+        redirect_uri: params.redirect_uri.unwrap_or_default(),
         scopes: Vec::new(),
         state: params.state,
         nonce: params.nonce,
         code_challenge: String::new(),
+        prompt_consent: false,
     };
-    let refuse = |request: &AuthorizationRequest, error, description| {
-        AuthorizeError::from(redirect_error(state, request, error, description))
-    };
+    let refuse =
+        |request: &AuthorizationRequest, error, description| redirect_error(state, request, error, description);
 
     if params.response_type.as_deref() != Some("code") {
         return Err(refuse(&request, "unsupported_response_type", "only response_type=code is supported"));
@@ -113,8 +199,8 @@ fn validate(state: &ProviderState, params: AuthorizeParams) -> Result<(Authoriza
     }
     // Unknown scopes are dropped, not refused (RFC 6749 §3.3); the token response says what was
     // granted. So is `offline_access` for a client not registered for it. For one that is, the
-    // registration stands in for the `prompt=consent` of OIDC Core §11: this provider has no
-    // consent screen, and its clients are the operator's own.
+    // registration stands in for the `prompt=consent` of OIDC Core §11: its clients are the
+    // operator's own, and one that wants its users asked sets `require_consent`.
     request.scopes = SUPPORTED_SCOPES
         .iter()
         .filter(|s| requested.contains(s))
@@ -138,18 +224,128 @@ fn validate(state: &ProviderState, params: AuthorizeParams) -> Result<(Authoriza
     }
     request.code_challenge = challenge;
 
-    let prompt = match params.prompt.as_deref() {
-        None | Some("") => Prompt::Default,
-        Some("login") => Prompt::Login,
-        Some("none") => Prompt::None,
-        Some(_) => return Err(refuse(&request, "invalid_request", "prompt must be none or login")),
+    let prompt = Prompt::parse(params.prompt.as_deref()).map_err(|why| refuse(&request, "invalid_request", why))?;
+    request.prompt_consent = prompt.consent;
+
+    let hinted_sub = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
+        None => None,
+        Some(hint) => Some(hinted_subject(state, hint, &client.client_id).ok_or_else(|| {
+            refuse(&request, "invalid_request", "id_token_hint is not an ID token this provider issued to this client")
+        })?),
     };
-    Ok((request, prompt))
+    Ok(Validated { request, prompt, max_age: params.max_age, hinted_sub })
+}
+
+/// The `sub` of `hint` if it is an ID token this provider signed (with its current key or a
+/// previous one still published) for `client_id` (its `aud` contains it). Expiry is not checked:
+/// an expired ID token is exactly what a client holds when it renews (OIDC Core §3.1.2.1).
+fn hinted_subject(state: &ProviderState, hint: &str, client_id: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct HintClaims {
+        sub: String,
+    }
+    let header = jsonwebtoken::decode_header(hint).ok()?;
+    // This provider's ID tokens say `JWT`; an access token (`at+jwt`) is no hint.
+    if header.typ.as_deref().is_some_and(|typ| !typ.eq_ignore_ascii_case("JWT")) {
+        return None;
+    }
+    let key = state.keys.find(&header.kid?, state.now())?;
+    let mut validation = Validation::new(ALGORITHM);
+    validation.set_issuer(&[&state.issuer]);
+    validation.set_audience(&[client_id]);
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<HintClaims>(hint, key.decoding_key(), &validation).ok().map(|data| data.claims.sub)
 }
 
 /// `BASE64URL(SHA256(verifier))` without padding is always 43 characters.
 fn is_s256_challenge(challenge: &str) -> bool {
     challenge.len() == 43 && challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Answers a valid request from the provider session, with a page, or (under `prompt=none`)
+/// with the error that stands for the page.
+fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: &FrameAncestors) -> Response {
+    let Validated { request, prompt, max_age, hinted_sub } = validated;
+    let now = state.now();
+    let session = login::current_session(state, &jar, now);
+    // A session older than `max_age` counts as none (OIDC Core §3.1.2.1); so does a session of
+    // another user than the hint names.
+    let usable = session.filter(|session| {
+        max_age.is_none_or(|max_age| now.saturating_sub(session.auth_time) <= max_age)
+            && hinted_sub.as_ref().is_none_or(|sub| *sub == session.sub)
+    });
+
+    if prompt.none {
+        let Some(session) = usable else {
+            return redirect_error(state, &request, "login_required", "no usable session at the provider")
+                .into_response();
+        };
+        return match outstanding(state, &request, &session) {
+            Outstanding::Nothing => issue_code(state, request, &session, now),
+            Outstanding::Terms => {
+                redirect_error(state, &request, "interaction_required", "the user must accept updated terms")
+                    .into_response()
+            }
+            Outstanding::Consent => {
+                redirect_error(state, &request, "consent_required", "the user has not allowed this client")
+                    .into_response()
+            }
+        };
+    }
+    match usable {
+        Some(session) if !prompt.login => proceed(state, jar, request, &session, now, framing),
+        _ => {
+            // The form names the user the client expects, when it names one.
+            let username = hinted_sub.and_then(|sub| state.config.user_by_sub(&sub)).map(|u| u.username.as_str());
+            login::show_form(state, jar, request, username.unwrap_or_default(), now, framing)
+        }
+    }
+}
+
+/// What a signed-in request still needs from the user before its code, in the order asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outstanding {
+    /// The user has updated terms to accept (`interaction_required`).
+    Terms,
+    /// The client requires consent not yet given in this session, or the request has
+    /// `prompt=consent`.
+    Consent,
+    Nothing,
+}
+
+fn outstanding(state: &ProviderState, request: &AuthorizationRequest, session: &ProviderSession) -> Outstanding {
+    let terms_pending =
+        !session.terms_accepted && state.config.user_by_sub(&session.sub).is_some_and(|user| user.interaction_required);
+    let consent_pending = request.prompt_consent
+        || (state.config.client(&request.client_id).is_some_and(|client| client.require_consent)
+            && !session.consents.contains(&request.client_id));
+    if terms_pending {
+        Outstanding::Terms
+    } else if consent_pending {
+        Outstanding::Consent
+    } else {
+        Outstanding::Nothing
+    }
+}
+
+/// Shows the page `request` needs next in `session`, or issues its code; the answer carries
+/// `jar`'s changes. Called once the user is signed in: from here with a session, after the
+/// sign-in form, after the terms. `framing` is who may frame the page: the client's origins
+/// here, nobody after a form post.
+pub(crate) fn proceed(
+    state: &ProviderState,
+    jar: CookieJar,
+    request: AuthorizationRequest,
+    session: &ProviderSession,
+    now: u64,
+    framing: &FrameAncestors,
+) -> Response {
+    match outstanding(state, &request, session) {
+        Outstanding::Terms => terms::show(state, jar, request, session, now, framing),
+        Outstanding::Consent => consent::show(state, jar, request, session, now, framing),
+        Outstanding::Nothing => (jar, issue_code(state, request, session, now)).into_response(),
+    }
 }
 
 /// Issues a code for `request` from `session` and sends the browser back to the client.
@@ -189,5 +385,22 @@ pub(crate) fn redirect_error(
         issuer: state.config.issuer_str(),
         error,
         description,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_is_a_space_delimited_set_and_none_stands_alone() {
+        let parse = |value| Prompt::parse(Some(value));
+        assert_eq!(parse(""), Ok(Prompt::default()));
+        assert_eq!(parse("consent  login"), Ok(Prompt { login: true, consent: true, none: false }));
+        assert_eq!(parse("login login").map(Prompt::metric), Ok("login"));
+        assert_eq!(parse("none").map(Prompt::metric), Ok("none"));
+        for refused in ["none login", "consent none", "select_account", "None", "create"] {
+            assert!(parse(refused).is_err(), "{refused}");
+        }
     }
 }

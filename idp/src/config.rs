@@ -95,6 +95,12 @@ pub struct ClientConfig {
     /// alarm. 0 is strict: any retired token coming back revokes its family.
     #[serde(default)]
     pub refresh_reuse_grace_secs: u64,
+    /// After sign-in, the user is asked to allow this client (a consent page: Allow or Deny,
+    /// OIDC Core §3.1.2.4), once per provider session. Until they have, `prompt=none` answers
+    /// `consent_required` (§3.1.2.6). Off, the registration stands for consent, as it does for
+    /// the operator's own clients.
+    #[serde(default)]
+    pub require_consent: bool,
 }
 
 fn default_true() -> bool {
@@ -110,6 +116,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("offline_access", &self.offline_access)
             .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
+            .field("require_consent", &self.require_consent)
             .finish()
     }
 }
@@ -122,11 +129,21 @@ pub struct UserConfig {
     pub password: String,
     pub name: String,
     pub email: String,
+    /// The user must accept updated terms, on a page shown after the password, before any
+    /// client gets a code; accepted once per provider session. Until then `prompt=none`
+    /// answers `interaction_required` (OIDC Core §3.1.2.6): the user is signed in, but the
+    /// provider needs them at the screen.
+    #[serde(default)]
+    pub interaction_required: bool,
 }
 
 impl std::fmt::Debug for UserConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserConfig").field("sub", &self.sub).field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("UserConfig")
+            .field("sub", &self.sub)
+            .field("username", &self.username)
+            .field("interaction_required", &self.interaction_required)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,6 +253,28 @@ mod tests {
         assert!(!client.offline_access);
         assert!(client.rotate_refresh_tokens);
         assert_eq!(client.refresh_reuse_grace_secs, 0);
+        assert!(!client.require_consent);
+    }
+
+    #[test]
+    fn consent_and_interaction_settings_load_and_default_to_off() {
+        let text = MINIMAL.replace(r#"client_secret = "s""#, "client_secret = \"s\"\nrequire_consent = true")
+            + r#"
+            [[users]]
+            sub = "1"
+            username = "u"
+            password = "p"
+            name = "U"
+            email = "u@example.org"
+            interaction_required = true
+            "#;
+        let text = text.replace("users = []\n", "");
+        let config = ProviderConfig::from_toml(&text).unwrap();
+        assert!(config.clients[0].require_consent);
+        assert!(config.users[0].interaction_required);
+        let defaults = ProviderConfig::default();
+        assert!(defaults.clients.iter().all(|c| !c.require_consent));
+        assert!(defaults.users.iter().all(|u| !u.interaction_required));
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub enum AdminError {
     /// a page elsewhere must not drive this API through a visitor's browser.
     #[error("cross-site requests are refused")]
     CrossSite,
+    /// 400: the body is not what the endpoint takes.
+    #[error("{0}")]
+    BadRequest(&'static str),
     /// 404: no such user's family, or no such family.
     #[error("{0}")]
     NotFound(&'static str),
@@ -138,6 +141,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match self {
             Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +176,10 @@ pub enum AuthorizePageError {
     UnregisteredRedirectUri,
     #[error("this sign-in request is unknown or has expired; return to the application and start again")]
     UnknownInteraction,
+    /// The terms or consent page was answered after its provider session ended (signed out
+    /// elsewhere, or expired): nothing is recorded, no code is issued.
+    #[error("your sign-in at the provider has ended; return to the application and start again")]
+    SessionEnded,
     /// 500: the provider session could not be saved, so no session cookie is set.
     #[error("the provider could not save your sign-in; return to the application and try again")]
     NotSaved(#[from] NotSaved),
@@ -185,35 +193,7 @@ impl IntoResponse for AuthorizePageError {
             _ => StatusCode::BAD_REQUEST,
         };
         let body = format!("<h1>Sign-in cannot continue</h1><p>{}</p>", html::escape(&self.to_string()));
-        (status, html::page("Error", &body, None)).into_response()
-    }
-}
-
-/// Either way an authorization request can be refused.
-#[derive(Debug)]
-pub enum AuthorizeError {
-    Page(AuthorizePageError),
-    Redirect(AuthorizeRedirectError),
-}
-
-impl From<AuthorizePageError> for AuthorizeError {
-    fn from(error: AuthorizePageError) -> Self {
-        Self::Page(error)
-    }
-}
-
-impl From<AuthorizeRedirectError> for AuthorizeError {
-    fn from(error: AuthorizeRedirectError) -> Self {
-        Self::Redirect(error)
-    }
-}
-
-impl IntoResponse for AuthorizeError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Page(error) => error.into_response(),
-            Self::Redirect(error) => error.into_response(),
-        }
+        (status, html::page("Error", &body, None, &html::FrameAncestors::NONE)).into_response()
     }
 }
 

@@ -10,14 +10,17 @@
 //! Module map, one endpoint per file:
 //! - [`config`]: the TOML configuration (clients, demo users, lifetimes); `provider.toml` is the default.
 //! - `discovery`: `/.well-known/openid-configuration` and `/jwks`.
-//! - `authorize`: `/authorize`, the front door of the code flow.
+//! - `authorize`: `/authorize`, the front door of the code flow: `prompt` (with `none`, silent
+//!   renew), `id_token_hint`, `max_age`, and what a signed-in request still needs before its code.
 //! - `login`: the sign-in form and the provider session cookie.
+//! - `terms`: `/terms`, updated terms a user must accept after the password (`interaction_required`).
+//! - `consent`: `/consent`, the consent page of a client that requires it (`consent_required`).
 //! - `token`: `/token`, client authentication and the `authorization_code` grant.
 //! - `refresh`: the `refresh_token` grant at `/token`: rotation, reuse detection, grace window.
 //! - `revoke`: `/revoke`, token revocation.
 //! - `userinfo`: `/userinfo`, a protected resource that checks the access token.
-//! - `admin`: `/admin/…`, a JSON API for development (metrics, families, key rotation), only
-//!   when `admin_api` is set.
+//! - `admin`: `/admin/…`, a JSON API for development (metrics, families, key rotation, ending a
+//!   user's provider sessions, a slow `/authorize`), only when `admin_api` is set.
 //! - `claims`: the contents of ID tokens and access tokens.
 //! - [`testing`]: a provider on an ephemeral port for integration tests.
 //! - `keys`, `store` (with `store::families`, the refresh token families; `store::state_file`
@@ -29,6 +32,7 @@ mod authorize;
 mod claims;
 pub mod clock;
 pub mod config;
+mod consent;
 mod discovery;
 pub mod error;
 mod html;
@@ -38,11 +42,12 @@ mod metrics;
 mod refresh;
 mod revoke;
 mod store;
+mod terms;
 pub mod testing;
 mod token;
 mod userinfo;
 
-use std::sync::Arc;
+use std::sync::{atomic::AtomicU64, Arc};
 
 use axum::{
     routing::{get, post},
@@ -71,6 +76,9 @@ pub(crate) struct ProviderState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
+    /// Milliseconds every `/authorize` request waits before it is answered: a slow provider,
+    /// set through the admin API for timeout tests. 0, the default, is off.
+    pub authorize_delay_ms: AtomicU64,
 }
 
 impl ProviderState {
@@ -121,8 +129,15 @@ impl Provider {
             None => (Store::default(), KeySet::new(configured_key.unwrap_or_else(SigningKey::generate))),
         };
         tracing::info!(issuer = %config.issuer_str(), kid = keys.current().kid(), "OpenID Provider ready");
-        let state =
-            ProviderState { issuer: config.issuer_str(), config, keys, store, clock, metrics: Metrics::default() };
+        let state = ProviderState {
+            issuer: config.issuer_str(),
+            config,
+            keys,
+            store,
+            clock,
+            metrics: Metrics::default(),
+            authorize_delay_ms: AtomicU64::new(0),
+        };
         Ok(Self { state: Arc::new(state) })
     }
 
@@ -136,6 +151,8 @@ impl Provider {
             .route("/jwks", get(discovery::jwks))
             .route("/authorize", get(authorize::authorize).post(authorize::authorize_form))
             .route("/login", post(login::submit))
+            .route("/terms", post(terms::submit))
+            .route("/consent", post(consent::submit))
             .route("/token", post(token::token))
             .route("/revoke", post(revoke::revoke))
             .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))

@@ -4,6 +4,18 @@
 //! pending sign-in to the browser that opened it, so that a cross-site form post cannot sign a
 //! victim in as someone else (login CSRF); `idp_session` is the provider session, set only after
 //! a password was checked and always to a fresh value (no session fixation).
+//!
+//! `SameSite=Lax` is enough for silent renew in an iframe here: a browser sends Lax cookies with
+//! a framed request when the top-level page and every frame above it are of the same site (a
+//! site is the scheme and the registrable domain; ports do not count), and the demo app and this
+//! provider are the same site, `http://localhost` on ports 3000 and 4000. A provider on another
+//! site than its relying parties would need `SameSite=None; Secure` for its iframe to see the
+//! session, and would then meet browsers that block third-party cookies, where `prompt=none` in
+//! an iframe answers `login_required` every time.
+//!
+//! After the password come the pages a signed-in request may still need ([`crate::terms`],
+//! [`crate::consent`]); they park the request the same way, bound to the browser and to the
+//! provider session it was signed in with.
 
 use std::sync::Arc;
 
@@ -18,11 +30,11 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::{
-    authorize::{issue_code, redirect_error},
+    authorize::{proceed, redirect_error},
     config::UserConfig,
     error::AuthorizePageError,
-    html::{self, escape},
-    store::{random_token, AuthorizationRequest, ProviderSession},
+    html::{self, escape, FrameAncestors},
+    store::{random_token, AuthorizationRequest, ProviderSession, Step},
     ProviderState,
 };
 
@@ -42,13 +54,17 @@ pub struct LoginForm {
 }
 
 pub(crate) fn current_session(state: &ProviderState, jar: &CookieJar, now: u64) -> Option<ProviderSession> {
-    let cookie = jar.get(&state.cookie_name(SESSION_COOKIE))?;
-    state.store.session(cookie.value(), now)
+    state.store.session(session_key(state, jar)?, now)
 }
 
-/// Parks `request` as an interaction bound to this browser and shows the form.
-pub(crate) fn show_form(state: &ProviderState, jar: CookieJar, request: AuthorizationRequest, now: u64) -> Response {
-    let (jar, browser) = match jar.get(&state.cookie_name(BROWSER_COOKIE)) {
+/// The provider session cookie's value: the key of the session in the store.
+fn session_key<'a>(state: &ProviderState, jar: &'a CookieJar) -> Option<&'a str> {
+    jar.get(&state.cookie_name(SESSION_COOKIE)).map(|cookie| cookie.value())
+}
+
+/// This browser's id, from its cookie, or a new one with the cookie that sets it.
+pub(crate) fn browser(state: &ProviderState, jar: CookieJar) -> (CookieJar, String) {
+    match jar.get(&state.cookie_name(BROWSER_COOKIE)) {
         Some(cookie) => {
             let value = cookie.value().to_owned();
             (jar, value)
@@ -57,17 +73,67 @@ pub(crate) fn show_form(state: &ProviderState, jar: CookieJar, request: Authoriz
             let value = random_token();
             (jar.add(cookie(state, BROWSER_COOKIE, value.clone(), None)), value)
         }
-    };
+    }
+}
+
+/// Parks `request` as an interaction bound to this browser and shows the form, with `username`
+/// filled in (the user an `id_token_hint` named, if any).
+pub(crate) fn show_form(
+    state: &ProviderState,
+    jar: CookieJar,
+    request: AuthorizationRequest,
+    username: &str,
+    now: u64,
+    framing: &FrameAncestors,
+) -> Response {
+    let (jar, browser) = browser(state, jar);
     let form_target = origin_of(&request.redirect_uri);
     let client_id = request.client_id.clone();
-    let interaction = state.store.start_interaction(request, browser, now);
-    (jar, render_form(state, &interaction, &client_id, "", None, &form_target)).into_response()
+    let interaction = state.store.start_interaction(request, browser, Step::SignIn, now);
+    let form = SignInForm { interaction: &interaction, client_id: &client_id, username, error: None };
+    (jar, render_form(state, &form, &form_target, framing)).into_response()
+}
+
+/// A request parked at a page after sign-in, answered from the browser and the provider
+/// session it was parked for.
+pub(crate) struct Resumed {
+    pub request: AuthorizationRequest,
+    pub session: ProviderSession,
+    /// The session cookie's value, to record the answer in the session.
+    pub session_key: String,
+}
+
+/// Takes up the interaction `id` of this browser, parked at the page `step` makes for the
+/// provider session the browser is signed in with now. A page of another kind, or of another
+/// browser, is an unknown interaction; a session that ended, or was replaced by another sign-in
+/// meanwhile, is refused too, so that an answer is never recorded for another session than the
+/// one it was asked in.
+pub(crate) fn resume(
+    state: &ProviderState,
+    jar: &CookieJar,
+    id: &str,
+    step: fn(String) -> Step,
+    now: u64,
+) -> Result<Resumed, AuthorizePageError> {
+    let browser = jar.get(&state.cookie_name(BROWSER_COOKIE)).map(|c| c.value()).unwrap_or_default();
+    let interaction = state.store.interaction(id, browser, now).ok_or(AuthorizePageError::UnknownInteraction)?;
+    if std::mem::discriminant(&interaction.step) != std::mem::discriminant(&step(String::new())) {
+        return Err(AuthorizePageError::UnknownInteraction);
+    }
+    let session_key = session_key(state, jar).ok_or(AuthorizePageError::SessionEnded)?.to_owned();
+    let session = state.store.session(&session_key, now).ok_or(AuthorizePageError::SessionEnded)?;
+    if interaction.step != step(session.sid.clone()) {
+        return Err(AuthorizePageError::SessionEnded);
+    }
+    Ok(Resumed { request: interaction.request, session, session_key })
 }
 
 pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, Form(form): Form<LoginForm>) -> Response {
     let now = state.now();
     let browser = jar.get(&state.cookie_name(BROWSER_COOKIE)).map(|c| c.value().to_owned()).unwrap_or_default();
-    let Some(interaction) = state.store.interaction(&form.interaction, &browser, now) else {
+    let Some(interaction) =
+        state.store.interaction(&form.interaction, &browser, now).filter(|i| i.step == Step::SignIn)
+    else {
         return AuthorizePageError::UnknownInteraction.into_response();
     };
     let request = interaction.request;
@@ -79,8 +145,13 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
     let Some(user) = check_password(&state.config.users, &form.username, &form.password) else {
         tracing::warn!(client_id = %request.client_id, "sign-in refused: wrong username or password");
         let form_target = origin_of(&request.redirect_uri);
-        let error = Some("Wrong username or password.");
-        return render_form(&state, &form.interaction, &request.client_id, &form.username, error, &form_target);
+        let again = SignInForm {
+            interaction: &form.interaction,
+            client_id: &request.client_id,
+            username: &form.username,
+            error: Some("Wrong username or password."),
+        };
+        return render_form(&state, &again, &form_target, &FrameAncestors::NONE);
     };
 
     state.store.finish_interaction(&form.interaction);
@@ -89,6 +160,8 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
         sub: user.sub.clone(),
         auth_time: now,
         expires_at: now + state.config.lifetimes.provider_session_secs,
+        consents: Vec::new(),
+        terms_accepted: false,
     };
     tracing::info!(sub = %user.sub, client_id = %request.client_id, "user signed in at the provider");
     let (key, saving) = state.store.start_session(session.clone());
@@ -98,7 +171,8 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
     }
     let max_age = time_duration(state.config.lifetimes.provider_session_secs);
     let jar = jar.add(cookie(&state, SESSION_COOKIE, key, Some(max_age)));
-    (jar, issue_code(&state, request, &session, now)).into_response()
+    // The terms or consent page, if the request needs one, as a page of a form post: not framed.
+    proceed(&state, jar, request, &session, now, &FrameAncestors::NONE)
 }
 
 /// Compares every user's password in constant time, so that timing says nothing about which
@@ -124,19 +198,20 @@ fn time_duration(secs: u64) -> time::Duration {
     time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
-fn origin_of(uri: &str) -> String {
+/// The origin a page's form ends up at, through the redirect after its post.
+pub(crate) fn origin_of(uri: &str) -> String {
     Url::parse(uri).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
 }
 
-fn render_form(
-    state: &ProviderState,
-    interaction: &str,
-    client_id: &str,
-    username: &str,
-    error: Option<&str>,
-    form_target: &str,
-) -> Response {
-    let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
+struct SignInForm<'a> {
+    interaction: &'a str,
+    client_id: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+fn render_form(state: &ProviderState, form: &SignInForm<'_>, form_target: &str, framing: &FrameAncestors) -> Response {
+    let error = form.error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
     let demo_users: Vec<String> = state
         .config
         .users
@@ -157,10 +232,10 @@ fn render_form(
 <button type="submit" name="action" value="cancel" formnovalidate>Cancel</button>
 </form>
 <p class="hint">Development provider. Demo users: {users}</p>"#,
-        client = escape(client_id),
-        interaction = escape(interaction),
-        username = escape(username),
+        client = escape(form.client_id),
+        interaction = escape(form.interaction),
+        username = escape(form.username),
         users = demo_users.join(", "),
     );
-    html::page("Sign in", &body, Some(form_target))
+    html::page("Sign in", &body, Some(form_target), framing)
 }

@@ -16,6 +16,12 @@ use serde_json::{json, Map, Value};
 const MAX_OTHER_GRANT_TYPES: usize = 32;
 const OTHER_GRANT_TYPES: &str = "(other)";
 
+/// How `/authorize` requests are counted by their `prompt` (OIDC Core §3.1.2.1): `default`
+/// without one, the values as the provider orders them (`login consent`), and `invalid` for a
+/// value it refuses. A fixed set, so that no client can grow it; `none` counts silent requests,
+/// an iframe's renewals among them.
+pub const AUTHORIZE_PROMPTS: [&str; 6] = ["default", "none", "login", "consent", "login consent", "invalid"];
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     authorization_code: AtomicU64,
@@ -25,6 +31,7 @@ pub struct Metrics {
     pub families_revoked: AtomicU64,
     pub refresh_grace_reissues: AtomicU64,
     pub jwks_requests: AtomicU64,
+    authorize_requests: [AtomicU64; AUTHORIZE_PROMPTS.len()],
 }
 
 impl Metrics {
@@ -49,6 +56,12 @@ impl Metrics {
         }
     }
 
+    /// Counts an authorization request under `prompt`, one of [`AUTHORIZE_PROMPTS`].
+    pub fn count_authorize_request(&self, prompt: &str) {
+        let index = AUTHORIZE_PROMPTS.iter().position(|p| *p == prompt).unwrap_or(AUTHORIZE_PROMPTS.len() - 1);
+        Self::increment(&self.authorize_requests[index]);
+    }
+
     /// The JSON of `GET /admin/metrics`.
     pub fn snapshot(&self) -> Value {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -59,8 +72,14 @@ impl Metrics {
         }
         token_requests.insert("authorization_code".into(), load(&self.authorization_code).into());
         token_requests.insert("refresh_token".into(), load(&self.refresh_token).into());
+        let authorize_requests: Map<String, Value> = AUTHORIZE_PROMPTS
+            .iter()
+            .zip(&self.authorize_requests)
+            .map(|(prompt, counter)| ((*prompt).to_owned(), load(counter).into()))
+            .collect();
         json!({
             "token_requests": token_requests,
+            "authorize_requests": authorize_requests,
             "refresh_tokens_reused": load(&self.refresh_tokens_reused),
             "families_revoked": load(&self.families_revoked),
             "refresh_grace_reissues": load(&self.refresh_grace_reissues),

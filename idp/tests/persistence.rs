@@ -266,6 +266,33 @@ async fn a_provider_session_from_before_a_restart_still_answers_prompt_none_with
 }
 
 #[tokio::test]
+async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
+    let rp = Rp::new().await;
+    rp.sign_in().await;
+    let Rp { http, provider, state } = rp;
+    let (addr, file) = (provider.addr, provider.config().state_file.clone().unwrap());
+    provider.stop().await;
+    // As a provider from before consent and accepted terms were remembered left it.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE provider_sessions DROP COLUMN consents;
+             ALTER TABLE provider_sessions DROP COLUMN terms_accepted;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let provider = TestProvider::start_on(listener, |config| config.state_file = Some(file.clone())).await;
+    let rp = Rp { http, provider, state };
+    rp.sign_in_with(Some("none")).await;
+    rp.provider.stop().await;
+    let version: i32 =
+        rusqlite::Connection::open(&file).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 2);
+}
+
+#[tokio::test]
 async fn a_refresh_token_from_before_a_restart_rotates_after_it_and_its_predecessor_is_still_reuse() {
     let rp = Rp::new().await;
     let first = token(&rp.sign_in().await, "refresh_token").to_owned();

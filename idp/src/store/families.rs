@@ -554,6 +554,7 @@ mod tests {
             state: None,
             nonce: None,
             code_challenge: String::new(),
+            prompt_consent: false,
         };
         let code = store.issue_code(AuthorizationCode {
             request,

@@ -49,9 +49,14 @@ const GROUP_COMMIT_WAIT: Duration = Duration::from_micros(300);
 
 /// A change to persistent state, as one operation of the store made it.
 pub(crate) enum Change {
-    SessionStarted {
+    /// A provider session started, or changed (a consent, accepted terms): the whole row.
+    SessionSaved {
         key_hash: TokenHash,
         session: ProviderSession,
+    },
+    /// Provider sessions ended before their time (through the admin API).
+    SessionsEnded {
+        key_hashes: Vec<TokenHash>,
     },
     AccessTokenIssued(AccessTokenRow),
     AccessTokenRevoked {
@@ -235,18 +240,29 @@ pub(super) fn family_key(id: FamilyId) -> i64 {
 /// Writes one change, in the transaction of its batch. The schema is in `state_file`.
 pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
-        Change::SessionStarted { key_hash, session } => {
+        Change::SessionSaved { key_hash, session } => {
+            // Client ids may contain spaces (RFC 6749 Appendix A.1): a JSON array keeps them apart.
+            let consents = serde_json::to_string(&session.consents).expect("strings serialize");
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO provider_sessions (key_hash, sid, sub, auth_time, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO provider_sessions
+                   (key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 &key_hash[..],
                 session.sid,
                 session.sub,
                 session.auth_time,
-                session.expires_at
+                session.expires_at,
+                session.terms_accepted,
+                consents,
             ])?;
+        }
+        Change::SessionsEnded { key_hashes } => {
+            let mut statement = tx.prepare_cached("DELETE FROM provider_sessions WHERE key_hash = ?1")?;
+            for key_hash in key_hashes {
+                statement.execute(params![&key_hash[..]])?;
+            }
         }
         Change::AccessTokenIssued(row) => insert_access_token(tx, row)?,
         Change::AccessTokenRevoked { row } => revoke_access_token(tx, *row)?,

@@ -12,9 +12,10 @@
 //! lock and so in the same order, to the [`journal`]'s writer thread, which commits it to
 //! SQLite ([`state_file`] has the schema and what is loaded at start). The operation returns a
 //! [`Saving`]; the endpoint awaits it before sending the response that reveals the change.
-//! What is kept: provider sessions, refresh token families and their tokens (hashed), the
-//! access tokens' records, revocations and their reasons. What is not: sign-in interactions
-//! (ten minutes at most, and the form can be opened again) and authorization codes (a minute;
+//! What is kept: provider sessions (with the consents and accepted terms recorded in them),
+//! refresh token families and their tokens (hashed), the access tokens' records, revocations
+//! and their reasons. What is not: interactions waiting at the sign-in, terms or consent page
+//! (ten minutes at most, and the page can be opened again) and authorization codes (a minute;
 //! after a restart a pending code is unknown, so the client starts the sign-in again, and a
 //! code replayed across a restart is refused as unknown rather than revoking its tokens).
 
@@ -73,14 +74,32 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: String,
+    /// `prompt=consent` (OIDC Core §3.1.2.1): the consent page is shown even to a user who
+    /// allowed this client before.
+    pub prompt_consent: bool,
 }
 
-/// A request waiting at the sign-in form, bound to the browser that opened it.
+/// A request waiting for the user at one of the provider's pages, bound to the browser that
+/// opened it.
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub request: AuthorizationRequest,
     pub browser: String,
     pub created_at: u64,
+    pub step: Step,
+}
+
+/// The page an [`Interaction`] waits at; each form posts to its own endpoint, which accepts
+/// only interactions at its own step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The sign-in form (`/login`).
+    SignIn,
+    /// The updated terms (`/terms`), to be accepted in the provider session with this `sid`.
+    Terms(String),
+    /// The consent page (`/consent`), for the provider session with this `sid`: a page opened
+    /// for one session must not record consent in another that replaced it meanwhile.
+    Consent(String),
 }
 
 /// The user's session at the provider (OIDC Core `sid`), keyed by the hash of its cookie.
@@ -90,6 +109,11 @@ pub struct ProviderSession {
     pub sub: String,
     pub auth_time: u64,
     pub expires_at: u64,
+    /// The clients the user allowed in this session, on the consent page.
+    pub consents: Vec<String>,
+    /// Whether the user accepted the updated terms in this session (a user with
+    /// `interaction_required`).
+    pub terms_accepted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -194,11 +218,11 @@ impl Store {
         }
     }
 
-    pub fn start_interaction(&self, request: AuthorizationRequest, browser: String, now: u64) -> String {
+    pub fn start_interaction(&self, request: AuthorizationRequest, browser: String, step: Step, now: u64) -> String {
         let id = random_token();
         let mut inner = self.lock();
         self.purge_if_due(&mut inner, now);
-        inner.interactions.insert(id.clone(), Interaction { request, browser, created_at: now });
+        inner.interactions.insert(id.clone(), Interaction { request, browser, created_at: now, step });
         id
     }
 
@@ -219,7 +243,7 @@ impl Store {
         let key = random_token();
         let key_hash = token_hash(&key);
         let mut inner = self.lock();
-        let saving = self.save(|| Change::SessionStarted { key_hash, session: session.clone() });
+        let saving = self.save(|| Change::SessionSaved { key_hash, session: session.clone() });
         inner.sessions.insert(key_hash, session);
         (key, saving)
     }
@@ -227,6 +251,46 @@ impl Store {
     pub fn session(&self, key: &str, now: u64) -> Option<ProviderSession> {
         let key_hash = token_hash(key);
         self.lock().sessions.get(&key_hash).filter(|s| now < s.expires_at).cloned()
+    }
+
+    /// Remembers, in the session behind `key`, that its user allowed `client_id`; `None` if the
+    /// session has ended or expired.
+    pub fn grant_consent(&self, key: &str, client_id: &str, now: u64) -> Option<Saving> {
+        self.change_session(key, now, |session| {
+            if !session.consents.iter().any(|c| c == client_id) {
+                session.consents.push(client_id.to_owned());
+            }
+        })
+    }
+
+    /// Remembers, in the session behind `key`, that its user accepted the updated terms.
+    pub fn accept_terms(&self, key: &str, now: u64) -> Option<Saving> {
+        self.change_session(key, now, |session| session.terms_accepted = true)
+    }
+
+    fn change_session(&self, key: &str, now: u64, change: impl FnOnce(&mut ProviderSession)) -> Option<Saving> {
+        let key_hash = token_hash(key);
+        let mut inner = self.lock();
+        let session = inner.sessions.get_mut(&key_hash).filter(|s| now < s.expires_at)?;
+        change(session);
+        // The whole row, taken under the lock: of two changes to one session, the file keeps
+        // the later, which includes the earlier.
+        Some(self.save(|| Change::SessionSaved { key_hash, session: session.clone() }))
+    }
+
+    /// Ends every provider session of `sub`, in memory and in the state file; returns how many
+    /// were still running. Their refresh token families are left alone: signing out of the
+    /// provider is not revoking what a client was granted (`offline_access` is for exactly that).
+    pub fn end_sessions_of(&self, sub: &str, now: u64) -> (usize, Saving) {
+        let mut inner = self.lock();
+        let ended: Vec<TokenHash> = inner.sessions.iter().filter(|(_, s)| s.sub == sub).map(|(key, _)| *key).collect();
+        let running = ended.iter().filter(|key| inner.sessions[*key].expires_at > now).count();
+        for key in &ended {
+            inner.sessions.remove(key);
+        }
+        let saving =
+            if ended.is_empty() { Saving::done() } else { self.save(|| Change::SessionsEnded { key_hashes: ended }) };
+        (running, saving)
     }
 
     pub fn issue_code(&self, grant: AuthorizationCode) -> String {

@@ -3,12 +3,14 @@
 //! start; from then on memory is the source of truth for reads, and the [`journal`](super::journal)
 //! writes every change through.
 //!
-//! Schema (version 1, with `application_id` set so that no other database is mistaken for one):
+//! Schema (version 2, with `application_id` set so that no other database is mistaken for one;
+//! a version 1 file is migrated at start, see [`MIGRATE_FROM_1`]):
 //! - `signing_keys`: each key in PKCS#8 DER with its `kid`; `published_until` is NULL for the
 //!   current key and, for a rotated-out one, when its last token expires (OIDC Core §10.1.1).
 //!   Newest last, by `seq`.
 //! - `provider_sessions`: keyed by the SHA-256 of the session cookie; `sid`, `sub`,
-//!   `auth_time`, `expires_at`.
+//!   `auth_time`, `expires_at`, whether the user accepted the updated terms in it
+//!   (`terms_accepted`), and the clients they allowed in it (`consents`, a JSON array).
 //! - `families`: one row per refresh token family: its grant (client, `sub`, `sid`,
 //!   `auth_time`, scopes), lifetimes, rotations, current generation, revocation reason, and the
 //!   two plaintexts a feature may need (see [`families`](super::families)).
@@ -43,7 +45,7 @@ use crate::{
 
 /// "idps", in `PRAGMA application_id`: this file is a state file of this provider.
 const APPLICATION_ID: i32 = 0x6964_7073;
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 /// The write-ahead log is copied into the database (a checkpoint, the only time a commit waits
 /// for the disk) once it holds this many pages, 40 MB at most. SQLite's default of 1,000 pages
 /// makes a busy provider checkpoint several times a second, each a stall for every request
@@ -64,7 +66,9 @@ CREATE TABLE provider_sessions (
     sid TEXT NOT NULL,
     sub TEXT NOT NULL,
     auth_time INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    terms_accepted INTEGER NOT NULL DEFAULT 0,
+    consents TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE TABLE families (
     id INTEGER PRIMARY KEY,
@@ -100,6 +104,13 @@ CREATE TABLE access_tokens (
     revoked INTEGER NOT NULL
 );
 CREATE INDEX access_tokens_by_expires_at ON access_tokens (expires_at);
+";
+
+/// Version 1 to 2: provider sessions remember consent and accepted terms. A session from
+/// before has neither, so its user is asked once more, as after a sign-in.
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE provider_sessions ADD COLUMN terms_accepted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE provider_sessions ADD COLUMN consents TEXT NOT NULL DEFAULT '[]';
 ";
 
 /// What a provider needs from its configuration to open its state file.
@@ -162,9 +173,11 @@ fn prepare(connection: &Connection) -> Result<(), String> {
     let application_id: i32 = connection.pragma_query_value(None, "application_id", |row| row.get(0)).map_err(sql)?;
     let version: i32 = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql)?;
     let tables: i64 = connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(sql)?;
-    let new = match (application_id, version) {
-        (0, 0) if tables == 0 => true,
-        (APPLICATION_ID, SCHEMA_VERSION) => false,
+    // The schema to create or the migration to run, if any.
+    let update = match (application_id, version) {
+        (0, 0) if tables == 0 => Some(SCHEMA),
+        (APPLICATION_ID, SCHEMA_VERSION) => None,
+        (APPLICATION_ID, 1) => Some(MIGRATE_FROM_1),
         (APPLICATION_ID, other) => return Err(format!("schema version {other}, this provider reads {SCHEMA_VERSION}")),
         _ => return Err("an SQLite database, but not a state file of this provider".into()),
     };
@@ -177,11 +190,11 @@ fn prepare(connection: &Connection) -> Result<(), String> {
     connection.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
     connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES).map_err(sql)?;
     connection.set_prepared_statement_cache_capacity(32);
-    if new {
-        let create = format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    if let Some(update) = update {
+        let update = format!(
+            "BEGIN; {update} PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         );
-        connection.execute_batch(&create).map_err(sql)?;
+        connection.execute_batch(&update).map_err(sql)?;
     }
     Ok(())
 }
@@ -257,12 +270,22 @@ fn load_keys(
 }
 
 fn load_sessions(tx: &Transaction<'_>, now: u64, inner: &mut Inner) -> Result<(), LoadError> {
-    let mut statement =
-        tx.prepare("SELECT key_hash, sid, sub, auth_time, expires_at FROM provider_sessions WHERE expires_at > ?1")?;
+    let mut statement = tx.prepare(
+        "SELECT key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents
+         FROM provider_sessions WHERE expires_at > ?1",
+    )?;
     let mut rows = statement.query(params![now])?;
     while let Some(row) = rows.next()? {
-        let session =
-            ProviderSession { sid: row.get(1)?, sub: row.get(2)?, auth_time: row.get(3)?, expires_at: row.get(4)? };
+        let consents: String = row.get(6)?;
+        let session = ProviderSession {
+            sid: row.get(1)?,
+            sub: row.get(2)?,
+            auth_time: row.get(3)?,
+            expires_at: row.get(4)?,
+            terms_accepted: row.get(5)?,
+            consents: serde_json::from_str(&consents)
+                .map_err(|e| LoadError::Invalid(format!("consents are not a JSON array of strings: {e}")))?,
+        };
         inner.sessions.insert(hash(row, 0)?, session);
     }
     Ok(())

@@ -3,7 +3,8 @@ import { defineConfig } from '@playwright/test';
 /**
  * Real Chromium (Debian's, never a downloaded one) against the real app on :3000 and the
  * embedded OpenID Provider on :4000, both started by scripts/e2e.sh; and, for the Redis journey
- * only, a second app on :3100 (provider :4100) whose sessions live in Redis. The journeys run side by
+ * only, a second app on :3100 (provider :4100) whose sessions live in Redis; and for silent renew,
+ * a third on :3200 (provider :4200) that renews through a hidden iframe only. The journeys run side by
  * side: most of a renewal journey is waiting for tokens to expire, and each journey that counts
  * figures at the provider signs in as a user of its own (tests/users.ts).
  */
@@ -17,7 +18,8 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   projects: [
-    { name: 'sqlite', testIgnore: /redis\.spec\.ts/ },
+    { name: 'sqlite', testIgnore: /(redis|iframe)\.spec\.ts/ },
+    { name: 'iframe', testMatch: /iframe\.spec\.ts/, use: { baseURL: process.env.IFRAME_APP_URL ?? 'http://localhost:3200' } },
     { name: 'redis', testMatch: /redis\.spec\.ts/, use: { baseURL: process.env.REDIS_APP_URL ?? 'http://localhost:3100' } },
   ],
   use: {

@@ -4,12 +4,14 @@
 # - the app on :3000 with its embedded provider on :4000 (end2end/provider.toml: ten-second
 #   access tokens), sessions in SQLite under target/e2e/;
 # - a second app on :3100 with its own embedded provider on :4100, sessions in a Redis on a free
-#   port (scripts/e2e-redis.sh), for the journey that takes Redis away and brings it back.
+#   port (scripts/e2e-redis.sh), for the journey that takes Redis away and brings it back;
+# - a third app on :3200 with its own embedded provider on :4200, renewing through the hidden
+#   iframe only (RENEW_STRATEGY=iframe, no refresh token), for the silent renew journeys.
 # SERVER_BIN=target/release/server runs them against a `cargo leptos build --release` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for port in 3000 4000 3100 4100; do
+for port in 3000 4000 3100 4100 3200 4200; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use; stop what listens there first" >&2
     exit 1
@@ -19,7 +21,7 @@ done
 SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 rm -rf target/e2e target/e2e-redis
-mkdir -p target/e2e-redis/work
+mkdir -p target/e2e-redis/work target/e2e-iframe
 
 PIDS=()
 cleanup() {
@@ -34,8 +36,13 @@ export LEPTOS_OUTPUT_NAME=oidc-session LEPTOS_SITE_ROOT="$PWD/target/site" LEPTO
   RUST_LOG="${RUST_LOG:-info,tower_http=warn}" EMBEDDED_IDP_CONFIG="$PWD/end2end/provider.toml" \
   RENEW_BEFORE_EXPIRY_SECS=3 RENEW_JITTER_SECS=1
 
-LEPTOS_SITE_ADDR=127.0.0.1:3000 SESSION_STORE=target/e2e/sessions.sqlite3 \
+LEPTOS_SITE_ADDR=127.0.0.1:3000 SESSION_STORE=target/e2e/sessions.sqlite3 RENEW_STRATEGY=refresh_token \
   "$SERVER" >target/e2e-server.log 2>&1 &
+PIDS+=($!)
+
+(cd target/e2e-iframe && LEPTOS_SITE_ADDR=127.0.0.1:3200 APP_URL=http://localhost:3200 \
+  EMBEDDED_IDP_ADDR=127.0.0.1:4200 SESSION_STORE=sessions.sqlite3 RENEW_STRATEGY=iframe \
+  SILENT_RENEW_TIMEOUT_SECS=3 exec "$SERVER" >"$OLDPWD/target/e2e-server-iframe.log" 2>&1) &
 PIDS+=($!)
 
 scripts/e2e-redis.sh start "$REDIS_PORT"
@@ -48,7 +55,7 @@ PIDS+=($!)
 status=0
 (cd end2end && npx --no-install playwright test "$@") || status=$?
 if [ "$status" -ne 0 ]; then
-  for log in target/e2e-server.log target/e2e-server-redis.log; do
+  for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log; do
     echo "--- server log ($log) ---"
     tail -n 60 "$log"
   done

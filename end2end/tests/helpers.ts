@@ -59,9 +59,10 @@ export function logEntries(page: Page, event: string, detail?: RegExp): Locator 
   return detail ? entries.filter({ hasText: detail }) : entries;
 }
 
-/** Renewals this tab made itself (not ones it adopted from another tab). */
-export function ownRenewals(page: Page): Locator {
-  return logEntries(page, 'userLoaded', /renewed; access token expires/);
+/** Renewals this tab made itself (not ones it adopted from another tab), by either path or one. */
+export function ownRenewals(page: Page, path?: 'refresh token' | 'iframe'): Locator {
+  const detail = path ? new RegExp(`renewed \\(${path}\\)`) : /renewed \((refresh token|iframe)\)/;
+  return logEntries(page, 'userLoaded', detail);
 }
 
 /** Opens `path`, signs in as `user` at the provider, and waits for the hydrated page. */

@@ -8,6 +8,7 @@ import {
   recordConsoleErrors,
   setVisibility,
   signIn,
+  signInAtProvider,
   waitForHydration,
 } from './helpers';
 import { USERS } from './users';
@@ -117,7 +118,7 @@ test.describe('renewal while the user works', () => {
     }
   });
 
-  test('a reused refresh token ends the session; the draft survives, and sign-in brings it back', async ({
+  test('a reused refresh token and an ended provider session: the session ends in place, the draft survives sign-in', async ({
     page,
     request,
   }) => {
@@ -127,23 +128,46 @@ test.describe('renewal while the user works', () => {
     // The family has a retired token once the app has renewed.
     await expect(ownRenewals(page).first()).toBeVisible({ timeout: 15_000 });
 
+    // Reuse revokes the family; with the provider session gone too, the iframe cannot help.
     const simulated = await request.post(`${PROVIDER}/admin/users/${USERS.erin.sub}/simulate-reuse`);
     expect(simulated.status()).toBe(200);
+    const ended = await request.post(`${PROVIDER}/admin/users/${USERS.erin.sub}/end-session`);
+    expect(ended.status()).toBe(200);
 
     const notice = page.getByTestId('session-ended');
     await expect(notice).toBeVisible({ timeout: 15_000 });
     await expect(notice).toContainText('Your draft is saved on this device.');
-    await expect(logEntries(page, 'silentRenewError', /invalid_grant/)).toHaveCount(1);
+    await expect(logEntries(page, 'silentRenewError', /refresh token refused \(invalid_grant\); trying the iframe/)).toHaveCount(1);
+    await expect(logEntries(page, 'silentRenewError', /renewal refused \(iframe\): login_required/)).toHaveCount(1);
     await expect(page).toHaveURL('/form');
     await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
 
-    // The provider session is still there, so sign-in comes straight back.
     await notice.getByRole('link', { name: 'Sign in again' }).click();
+    await signInAtProvider(page, USERS.erin.username, USERS.erin.password);
     await expect(page).toHaveURL('/form');
     await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
     await expect(page.getByLabel('What happened, in detail')).toHaveValue('Water came in under the door at 09:10.');
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
+  });
+
+  test('a revoked refresh token family is replaced through the iframe, without the user', async ({ page, request }) => {
+    await signIn(page, '/form', USERS.nina);
+    await page.getByLabel('Title').fill('Kept through it all');
+    await expect(ownRenewals(page, 'refresh token').first()).toBeVisible({ timeout: 15_000 });
+
+    const simulated = await request.post(`${PROVIDER}/admin/users/${USERS.nina.sub}/simulate-reuse`);
+    expect(simulated.status()).toBe(200);
+
+    await expect(ownRenewals(page, 'iframe')).toHaveCount(1, { timeout: 15_000 });
+    await expect(logEntries(page, 'silentRenewError', /refresh token refused \(invalid_grant\); trying the iframe/)).toHaveCount(1);
+    // The iframe brought a new refresh token (a new family): the next renewal uses it again.
+    await expect(ownRenewals(page, 'refresh token')).toHaveCount(2, { timeout: 15_000 });
+    await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+    await expect(page.getByLabel('Title')).toHaveValue('Kept through it all');
+    const families = await providerFamilies(request, USERS.nina.sub);
+    expect(families[0].active).toBe(true);
+    expect(families[1].revoked_reason).toBe('reuse');
   });
 
   test('submitting after the access token expired in a hidden tab succeeds', async ({ page, request }) => {

@@ -13,6 +13,7 @@ export const USERS = {
   kate: { username: 'kate', password: 'visible', sub: '248289761011', name: 'Kate Visible' },
   liam: { username: 'liam', password: 'asleep', sub: '248289761012', name: 'Liam Asleep' },
   mia: { username: 'mia', password: 'nolocks', sub: '248289761013', name: 'Mia Nolocks' },
+  nina: { username: 'nina', password: 'fallback', sub: '248289761014', name: 'Nina Fallback' },
 } as const;
 
 export type User = (typeof USERS)[keyof typeof USERS];

@@ -11,6 +11,8 @@
 //! | `EMBEDDED_IDP_ADDR`  | `127.0.0.1:4000`                          |
 //! | `EMBEDDED_IDP_CONFIG`| unset: the built-in `idp/provider.toml`   |
 //! | `USE_REFRESH_TOKEN`  | `true`: ask for `offline_access`          |
+//! | `RENEW_STRATEGY`     | `auto` (`refresh_token`, `iframe`)        |
+//! | `SILENT_RENEW_TIMEOUT_SECS` | `10`                               |
 //! | `RENEW_BEFORE_EXPIRY_SECS` | `15`                                |
 //! | `RENEW_JITTER_SECS`  | `5`                                       |
 //! | `IGNORE_NONCE_AFTER_REFRESH` | `false`                           |
@@ -24,6 +26,8 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use openidconnect::{ClientId, ClientSecret, IssuerUrl};
 use url::Url;
+
+use app::auth::RenewStrategy;
 
 use crate::store::{seal::SealKey, StoreLocation};
 
@@ -68,8 +72,14 @@ pub struct Config {
 /// How sessions are kept alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenewalConfig {
-    /// Ask for a refresh token (`offline_access`) and renew with it.
+    /// Ask for a refresh token (`offline_access`) and renew with it. Off with the `iframe`
+    /// strategy, which renews through the provider's session only.
     pub use_refresh_token: bool,
+    /// Which path renews: the refresh token, the hidden iframe (`prompt=none`), or the first
+    /// that the session allows.
+    pub strategy: RenewStrategy,
+    /// How long the browser waits for an iframe renewal before counting it as failed.
+    pub silent_renew_timeout_secs: u64,
     /// The browser renews this long before the access token expires…
     pub before_expiry_secs: u64,
     /// …and up to this much earlier still, at random, so that clients spread out.
@@ -126,8 +136,15 @@ impl Config {
                 .map_err(|e| invalid("SESSION_SEAL_KEYS", e))?,
             None => Vec::new(),
         };
+        let strategy = match var("RENEW_STRATEGY") {
+            Some(text) => RenewStrategy::parse(text.trim())
+                .ok_or_else(|| invalid("RENEW_STRATEGY", format!("{text}: must be refresh_token, iframe or auto")))?,
+            None => RenewStrategy::Auto,
+        };
         let renewal = RenewalConfig {
-            use_refresh_token: flag(&var, "USE_REFRESH_TOKEN", true)?,
+            use_refresh_token: strategy != RenewStrategy::Iframe && flag(&var, "USE_REFRESH_TOKEN", true)?,
+            strategy,
+            silent_renew_timeout_secs: seconds(&var, "SILENT_RENEW_TIMEOUT_SECS", 10)?,
             before_expiry_secs: seconds(&var, "RENEW_BEFORE_EXPIRY_SECS", 15)?,
             jitter_secs: seconds(&var, "RENEW_JITTER_SECS", 5)?,
             ignore_nonce_after_refresh: flag(&var, "IGNORE_NONCE_AFTER_REFRESH", false)?,
@@ -190,11 +207,18 @@ impl Config {
         format!("{}/auth/callback", self.origin())
     }
 
+    /// The redirect URI of silent renew, to register at the provider too.
+    pub fn silent_callback_url(&self) -> String {
+        format!("{}/auth/silent-callback", self.origin())
+    }
+
     /// What the browser is told about when to renew.
     pub fn renewal_policy(&self) -> app::auth::RenewalPolicy {
         app::auth::RenewalPolicy {
             before_expiry_secs: self.renewal.before_expiry_secs,
             jitter_secs: self.renewal.jitter_secs,
+            strategy: self.renewal.strategy,
+            silent_renew_timeout_secs: self.renewal.silent_renew_timeout_secs,
         }
     }
 
@@ -317,6 +341,8 @@ mod tests {
             (&[("SESSION_STORE", "postgres://db/sessions")], "SESSION_STORE"),
             (&[("SESSION_STORE", "redis://[bad")], "SESSION_STORE"),
             (&[("SESSION_SEAL_KEYS", "c2hvcnQ")], "SESSION_SEAL_KEYS"),
+            (&[("RENEW_STRATEGY", "magic")], "RENEW_STRATEGY"),
+            (&[("SILENT_RENEW_TIMEOUT_SECS", "soon")], "SILENT_RENEW_TIMEOUT_SECS"),
         ];
         for (vars, setting) in cases {
             let error = load(vars).unwrap_err();
@@ -351,6 +377,14 @@ mod tests {
         let config = load(&[("SESSION_STORE", "redis://127.0.0.1:6379/2")]).unwrap();
         assert_eq!(config.store, StoreLocation::Redis("redis://127.0.0.1:6379/2".into()));
         assert_eq!(load(&[("SESSION_STORE", "memory")]).unwrap().store, StoreLocation::Memory);
+    }
+
+    #[test]
+    fn the_iframe_strategy_asks_for_no_refresh_token() {
+        let config = load(&[("RENEW_STRATEGY", "iframe")]).unwrap();
+        assert!(!config.renewal.use_refresh_token);
+        assert!(!config.scopes.iter().any(|s| s == "offline_access"));
+        assert_eq!(load(&[]).unwrap().renewal.strategy, RenewStrategy::Auto);
     }
 
     #[test]

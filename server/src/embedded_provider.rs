@@ -28,6 +28,7 @@ pub async fn start(
         provider_config.state_file = Some(config.data_dir.join("provider.sqlite3"));
     }
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
+    provider_config.register_redirect_uri(&config.client_id, &config.silent_callback_url());
     let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -14,22 +14,26 @@ use leptos_axum::ResponseOptions;
 use crate::AppState;
 
 /// The CSP of pages the Leptos app renders: scripts from this origin or carrying this response's
-/// nonce, wasm allowed to compile, nothing inline otherwise, no framing.
+/// nonce, wasm allowed to compile, nothing inline otherwise, no framing of the page itself;
+/// frames of this origin and the provider's only (silent renew's hidden iframe starts here and
+/// passes through the provider).
 #[derive(Clone)]
 pub struct PageCsp {
     /// `connect-src` beyond `'self'`: the live-reload socket of `cargo leptos watch`.
     extra_connect: String,
+    /// The provider's origin, for `frame-src`.
+    provider_origin: String,
 }
 
 impl PageCsp {
-    pub fn new(app_host: &str, leptos: &leptos::config::LeptosOptions) -> Self {
+    pub fn new(app_host: &str, provider_origin: String, leptos: &leptos::config::LeptosOptions) -> Self {
         let extra_connect = if std::env::var_os("LEPTOS_WATCH").is_some() {
             let port = leptos.reload_external_port.unwrap_or(leptos.reload_port);
             format!(" ws://{app_host}:{port}")
         } else {
             String::new()
         };
-        Self { extra_connect }
+        Self { extra_connect, provider_origin }
     }
 
     /// Called in the render context of each page: sets the CSP for the nonce Leptos put on its
@@ -40,9 +44,9 @@ impl PageCsp {
         };
         let policy = format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
-             img-src 'self' data:; connect-src 'self'{}; frame-ancestors 'none'; form-action 'self'; \
-             base-uri 'none'; object-src 'none'",
-            self.extra_connect
+             img-src 'self' data:; connect-src 'self'{}; frame-src 'self' {}; frame-ancestors 'none'; \
+             form-action 'self'; base-uri 'none'; object-src 'none'",
+            self.extra_connect, self.provider_origin
         );
         if let Ok(value) = HeaderValue::from_str(&policy) {
             response.insert_header(header::CONTENT_SECURITY_POLICY, value);
@@ -51,14 +55,15 @@ impl PageCsp {
     }
 }
 
-/// For every response: no sniffing, no framing, referrers only within the site, and a CSP that
-/// allows nothing active where the page did not set its own.
+/// For every response: no sniffing, no framing (unless a route allows its own origin, as silent
+/// renew's do), referrers only within the site, and a CSP that allows nothing active where the
+/// page did not set its own.
 pub async fn baseline_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    headers.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
     headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ));

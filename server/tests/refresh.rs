@@ -92,7 +92,7 @@ async fn a_provider_that_is_down_is_transient_and_the_session_survives_until_it_
 }
 
 #[tokio::test]
-async fn a_reused_refresh_token_ends_the_session_and_no_other() {
+async fn a_reused_refresh_token_is_refused_then_dropped_and_no_other_session_is_touched() {
     let app = signed_in(Setup::default()).await;
     let bob = app.other_browser("bob", "builder").await;
     assert_eq!(outcome(&app.refresh().await), "renewed", "alice's family now has a retired token");
@@ -101,12 +101,12 @@ async fn a_reused_refresh_token_ends_the_session_and_no_other() {
     assert_eq!(simulated.status(), StatusCode::OK);
     let refused = app.refresh().await;
     assert_eq!(refused, json!({ "outcome": "reauth_required", "reason": "invalid_grant" }));
-    assert_eq!(app.session().await["authenticated"], false);
-    assert_eq!(
-        app.refresh().await,
-        json!({ "outcome": "reauth_required", "reason": "signed_out" }),
-        "no second token request for an ended session"
-    );
+    let grants = app.refresh_grants().await;
+    // The refused token is never presented again; the session is left for the iframe, which
+    // renews through the provider's session, or for the user.
+    assert_eq!(app.session().await["has_refresh_token"], json!(null));
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "no_refresh_token" }));
+    assert_eq!(app.refresh_grants().await, grants, "no second token request with a refused token");
 
     assert_eq!(outcome(&app.refresh_as(&bob).await), "renewed", "bob's session is untouched");
     assert_eq!(app.session_of(&bob).await["authenticated"], true);
@@ -280,6 +280,10 @@ async fn the_renewal_policy_in_the_session_comes_from_the_settings() {
     let setup = Setup::default().var("RENEW_BEFORE_EXPIRY_SECS", "7").var("RENEW_JITTER_SECS", "2");
     let app = signed_in(setup).await;
     let session = app.session().await;
-    assert_eq!(session["renewal"], json!({ "before_expiry_secs": 7, "jitter_secs": 2 }));
+    assert_eq!(
+        session["renewal"],
+        json!({ "before_expiry_secs": 7, "jitter_secs": 2, "strategy": "auto", "silent_renew_timeout_secs": 10 })
+    );
+    assert_eq!(session["has_refresh_token"], true);
     assert!(session["access_token_expires_in"].as_u64().unwrap() > 50);
 }

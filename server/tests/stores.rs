@@ -282,10 +282,8 @@ async fn seal_keys_rotate_without_signing_anyone_out_and_a_dropped_key_ends_its_
     let dir = temp_dir("seal-rotation");
     let db = dir.join("sessions.sqlite3").display().to_string();
     let (old, new) = (SealKey::generate(), SealKey::generate());
-    let app = TestApp::start_with(
-        Setup::default().var("SESSION_STORE", db).var("SESSION_SEAL_KEYS", old.to_base64()),
-    )
-    .await;
+    let app =
+        TestApp::start_with(Setup::default().var("SESSION_STORE", db).var("SESSION_SEAL_KEYS", old.to_base64())).await;
     app.sign_in("/").await;
 
     // The new key first, the old one kept: still signed in, and the renewal reseals with the new.

@@ -6,7 +6,8 @@
 //! - `api`: the other server functions (session, claims, saving the form).
 //! - `backend` (ssr): the [`AuthBackend`] the server provides to the server functions.
 //! - `context`: the client auth context and its signals and events.
-//! - `renewal`, `tabs` (hydrate): the renewal driver, and how tabs share one renewal.
+//! - `renewal`, `silent_renew`, `tabs` (hydrate): the renewal driver, the hidden iframe of
+//!   silent renew, and how tabs share one renewal.
 //! - `schedule`: when to renew and how to back off, testable apart from the browser.
 
 mod api;
@@ -19,6 +20,8 @@ mod renewal;
 pub mod schedule;
 mod session;
 #[cfg(feature = "hydrate")]
+mod silent_renew;
+#[cfg(feature = "hydrate")]
 mod tabs;
 
 pub use api::{
@@ -29,4 +32,4 @@ pub use backend::{AuthBackend, BoxFuture, SharedBackend};
 pub(crate) use context::now_ms;
 pub use context::{provide_auth_context, AuthContext, AuthEvent, AuthEventKind, AuthStatus};
 pub use refresh::{refresh, ReauthReason, Refresh, RefreshOutcome};
-pub use session::{login_url, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};
+pub use session::{login_url, Claims, IdTokenClaims, RenewStrategy, RenewalPolicy, SessionInfo, SessionView};

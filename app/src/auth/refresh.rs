@@ -26,8 +26,8 @@ pub enum RefreshOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReauthReason {
-    /// The provider refused the refresh token: expired, revoked, or reused (RFC 6749 §5.2).
-    /// The session has ended.
+    /// The provider refused the refresh token: expired, revoked, or reused (RFC 6749 §5.2). The
+    /// refresh token is dropped; the session may still be renewed through the iframe.
     InvalidGrant,
     /// The session holds no refresh token (none was issued, or a non-rotating one was refused).
     NoRefreshToken,
@@ -35,6 +35,14 @@ pub enum ReauthReason {
     IdTokenRejected,
     /// There is no signed-in session (signed out, or ended elsewhere).
     SignedOut,
+    /// Silent renew: the provider has no session for the user any more (OIDC Core §3.1.2.6).
+    LoginRequired,
+    /// Silent renew: the provider needs the user's consent first.
+    ConsentRequired,
+    /// Silent renew: the provider needs the user for something else first.
+    InteractionRequired,
+    /// Silent renew kept failing until the access token expired.
+    RenewalFailed,
 }
 
 impl ReauthReason {
@@ -44,6 +52,10 @@ impl ReauthReason {
             Self::NoRefreshToken => "no_refresh_token",
             Self::IdTokenRejected => "id_token_rejected",
             Self::SignedOut => "signed_out",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RenewalFailed => "renewal_failed",
         }
     }
 }

@@ -1,11 +1,15 @@
-//! The renewal driver, in the browser only: it schedules `POST /auth/refresh` ahead of the
-//! access token's expiry and keeps the [`AuthContext`] signals in step.
+//! The renewal driver, in the browser only: it schedules renewal ahead of the access token's
+//! expiry and keeps the [`AuthContext`] signals in step.
 //!
 //! - A timer fires the lead time (plus jitter) before expiry: `accessTokenExpiring`, then renewal.
 //! - Renewal runs under a Web Lock shared by all tabs; inside it the tab first re-reads the
 //!   session and adopts a renewal another tab just made, so one renewal serves every tab.
+//! - The path follows `RENEW_STRATEGY`: `POST /auth/refresh`, and when the server has no usable
+//!   refresh token, a hidden iframe with `prompt=none` ([`super::silent_renew`]); when the
+//!   provider needs the user, interactive sign-in. The event log names the path.
 //! - `renewed`: reschedule and tell the other tabs. `transient`: retry with capped backoff and
-//!   jitter; the session stays. `reauth_required`: stop, and say so (the pages keep the draft).
+//!   jitter; the session stays (the iframe only a bounded number of times, then until the access
+//!   token really expires). `reauth_required`: stop, and say so (the pages keep the draft).
 //! - Timers are throttled in hidden tabs and stop while a machine sleeps, so the driver also
 //!   re-checks when the tab becomes visible, when the network comes back, and when its
 //!   heartbeat fires late; a stale token is then renewed at once.
@@ -19,8 +23,9 @@ use super::{
     api::get_session,
     context::{now_ms, AuthContext, AuthEventKind, AuthStatus},
     refresh::{refresh, ReauthReason, RefreshOutcome},
-    schedule,
-    session::{RenewalPolicy, SessionInfo},
+    schedule::{self, RenewalPath},
+    session::{RenewStrategy, RenewalPolicy, SessionInfo},
+    silent_renew::{IframeOutcome, SilentRenew},
     tabs::{self, TabChannel, TabMessage},
 };
 use crate::format::utc_time;
@@ -29,7 +34,12 @@ const RENEWAL_LOCK: &str = "oidc-session-renewal";
 const TAB_CHANNEL: &str = "oidc-session";
 const HEARTBEAT_MS: f64 = 5_000.0;
 /// Used if the server sent no policy (it always does for a signed-in session).
-const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy { before_expiry_secs: 15, jitter_secs: 5 };
+const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy {
+    before_expiry_secs: 15,
+    jitter_secs: 5,
+    strategy: RenewStrategy::Auto,
+    silent_renew_timeout_secs: 10,
+};
 
 /// Starts the driver once the session has loaded, if it is a signed-in one.
 pub(super) fn start(context: AuthContext) {
@@ -42,11 +52,16 @@ pub(super) fn start(context: AuthContext) {
             writers.status.set(AuthStatus::SignedOut);
             return;
         };
+        let silent = SilentRenew::new(move |ignored| {
+            leptos::logging::warn!("{ignored}");
+            context.log(AuthEventKind::SilentRenewError, ignored);
+        });
         let renewer = Rc::new(Renewer {
             context,
             policy: info.renewal.unwrap_or(DEFAULT_POLICY),
             subject,
-            state: RefCell::new(State::default()),
+            silent,
+            state: RefCell::new(State { has_refresh_token: info.has_refresh_token, ..State::default() }),
             channel: RefCell::new(None),
         });
         renewer.listen();
@@ -59,6 +74,7 @@ struct Renewer {
     context: AuthContext,
     policy: RenewalPolicy,
     subject: String,
+    silent: SilentRenew,
     state: RefCell<State>,
     channel: RefCell<Option<TabChannel>>,
 }
@@ -74,6 +90,10 @@ struct State {
     in_flight: bool,
     /// Transient failures in a row.
     failures: u32,
+    /// Transient failures of the iframe in a row; at the bound, no more tries before expiry.
+    iframe_failures: u32,
+    /// Whether the server holds a refresh token for the session, as last heard.
+    has_refresh_token: bool,
     stopped: bool,
     last_tick_ms: f64,
 }
@@ -82,7 +102,8 @@ struct State {
 enum Attempt {
     /// Another tab renewed while this one waited for the lock.
     Adopted(SessionInfo),
-    Outcome(RefreshOutcome),
+    /// The outcome, and the path that gave it.
+    Outcome(RefreshOutcome, RenewalPath),
 }
 
 impl Renewer {
@@ -180,9 +201,15 @@ impl Renewer {
     }
 
     fn on_expiry(&self) {
-        let expired = now_ms() >= self.state.borrow().expires_ms;
-        if expired && !self.state.borrow().stopped {
+        let (expired, stopped, gave_up) = {
+            let state = self.state.borrow();
+            (now_ms() >= state.expires_ms, state.stopped, state.iframe_failures >= schedule::MAX_IFRAME_FAILURES)
+        };
+        if expired && !stopped {
             self.context.log(AuthEventKind::AccessTokenExpired, "the access token expired before a renewal");
+            if gave_up {
+                self.stop(ReauthReason::RenewalFailed);
+            }
         }
     }
 
@@ -220,10 +247,8 @@ impl Renewer {
             let attempt = tabs::with_lock(RENEWAL_LOCK, this.clone().attempt()).await;
             this.state.borrow_mut().in_flight = false;
             let outcome = attempt.unwrap_or_else(|| {
-                Attempt::Outcome(RefreshOutcome::Transient {
-                    retry_after: 0,
-                    detail: "the browser lost the task".into(),
-                })
+                let lost = RefreshOutcome::Transient { retry_after: 0, detail: "the browser lost the task".into() };
+                Attempt::Outcome(lost, RenewalPath::RefreshToken)
             });
             this.settle(outcome);
         });
@@ -234,27 +259,69 @@ impl Renewer {
         // costs a read of the session and no token request.
         if let Ok(info) = get_session().await {
             if !info.authenticated || info.subject.as_deref() != Some(self.subject.as_str()) {
-                return Attempt::Outcome(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
+                let signed_out = RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
+                return Attempt::Outcome(signed_out, RenewalPath::RefreshToken);
             }
             if info.access_token_expires_in.is_some_and(|left| schedule::is_fresh(left, self.policy)) {
                 return Attempt::Adopted(info);
             }
+            self.state.borrow_mut().has_refresh_token = info.has_refresh_token;
         }
-        match refresh().await {
-            Ok(outcome) => Attempt::Outcome(outcome),
-            Err(error) => Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail: unreachable(&error) }),
+        let strategy = self.policy.strategy;
+        if schedule::first_path(strategy, self.state.borrow().has_refresh_token) == RenewalPath::RefreshToken {
+            match refresh().await {
+                Ok(RefreshOutcome::ReauthRequired { reason }) if schedule::iframe_after_refresh(strategy, reason) => {
+                    self.context.log(
+                        AuthEventKind::SilentRenewError,
+                        format!("refresh token refused ({}); trying the iframe", reason.as_str()),
+                    );
+                }
+                Ok(outcome) => return Attempt::Outcome(outcome, RenewalPath::RefreshToken),
+                Err(error) => {
+                    let transient = RefreshOutcome::Transient { retry_after: 0, detail: unreachable(&error) };
+                    return Attempt::Outcome(transient, RenewalPath::RefreshToken);
+                }
+            }
+        }
+        Attempt::Outcome(self.renew_in_iframe().await, RenewalPath::Iframe)
+    }
+
+    /// The iframe path; a "renewed" is confirmed by the session the server now has.
+    async fn renew_in_iframe(&self) -> RefreshOutcome {
+        if self.state.borrow().iframe_failures >= schedule::MAX_IFRAME_FAILURES {
+            let detail = "silent renew gave up until the access token expires".into();
+            return RefreshOutcome::Transient { retry_after: 0, detail };
+        }
+        let timeout = Duration::from_secs(self.policy.silent_renew_timeout_secs);
+        match self.silent.run(timeout).await {
+            IframeOutcome::Renewed => match get_session().await {
+                Ok(SessionInfo {
+                    authenticated: true,
+                    access_token_expires_at: Some(expires_at),
+                    access_token_expires_in: Some(expires_in),
+                    has_refresh_token,
+                    ..
+                }) => {
+                    self.state.borrow_mut().has_refresh_token = has_refresh_token;
+                    RefreshOutcome::Renewed { expires_at, expires_in }
+                }
+                Ok(_) => RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut },
+                Err(error) => RefreshOutcome::Transient { retry_after: 0, detail: unreachable(&error) },
+            },
+            IframeOutcome::Interactive(reason) => RefreshOutcome::ReauthRequired { reason },
+            IframeOutcome::Transient(detail) => RefreshOutcome::Transient { retry_after: 0, detail },
         }
     }
 
     fn settle(self: &Rc<Self>, attempt: Attempt) {
         let writers = self.context.writers();
-        let outcome = match attempt {
+        let (outcome, path) = match attempt {
             Attempt::Adopted(info) => {
                 writers.status.set(AuthStatus::SignedIn);
                 self.adopt(&info, "renewed in another tab");
                 return;
             }
-            Attempt::Outcome(outcome) => outcome,
+            Attempt::Outcome(outcome, path) => (outcome, path),
         };
         writers.last_outcome.set(Some(outcome.clone()));
         match outcome {
@@ -262,28 +329,50 @@ impl Renewer {
                 writers.status.set(AuthStatus::SignedIn);
                 writers.last_error.set(None);
                 writers.renewals.update(|n| *n += 1);
-                self.adopt_expiry(expires_at, expires_in, "renewed");
+                self.state.borrow_mut().iframe_failures = 0;
+                self.adopt_expiry(expires_at, expires_in, &format!("renewed ({})", path.label()));
                 self.post(&TabMessage::Renewed { subject: self.subject.clone(), expires_at, expires_in });
             }
             RefreshOutcome::Transient { retry_after, detail } => {
                 writers.status.set(AuthStatus::SignedIn);
-                let failures = {
+                let (failures, iframe_failures) = {
                     let mut state = self.state.borrow_mut();
                     state.failures += 1;
-                    state.failures
+                    if path == RenewalPath::Iframe {
+                        state.iframe_failures += 1;
+                    }
+                    (state.failures, state.iframe_failures)
                 };
+                writers.last_error.set(Some(detail.clone()));
+                if iframe_failures >= schedule::MAX_IFRAME_FAILURES {
+                    self.context.log(
+                        AuthEventKind::SilentRenewError,
+                        format!(
+                            "transient ({}): {detail}; no more tries before the access token expires",
+                            path.label()
+                        ),
+                    );
+                    // Kept until the access token really expires (see `on_expiry`); if it already
+                    // has, that is now.
+                    if now_ms() >= self.state.borrow().expires_ms {
+                        self.stop(ReauthReason::RenewalFailed);
+                    }
+                    return;
+                }
                 let delay = schedule::retry_delay_ms(failures, retry_after, js_sys::Math::random());
                 self.context.log(
                     AuthEventKind::SilentRenewError,
-                    format!("transient: {detail}; retry in {:.1} s", delay / 1000.0),
+                    format!("transient ({}): {detail}; retry in {:.1} s", path.label(), delay / 1000.0),
                 );
-                writers.last_error.set(Some(detail));
                 let this = self.clone();
                 let timer = set_timeout_with_handle(move || this.renew(), millis(delay));
                 self.state.borrow_mut().renew_timer = timer.ok();
             }
             RefreshOutcome::ReauthRequired { reason } => {
-                self.context.log(AuthEventKind::SilentRenewError, format!("renewal refused: {}", reason.as_str()));
+                self.context.log(
+                    AuthEventKind::SilentRenewError,
+                    format!("renewal refused ({}): {}", path.label(), reason.as_str()),
+                );
                 writers.last_error.set(Some(format!("sign-in required ({})", reason.as_str())));
                 self.stop(reason);
                 self.post(&TabMessage::SessionEnded { subject: self.subject.clone(), reason });

@@ -1,8 +1,50 @@
-//! The arithmetic of renewal, apart from timers and the DOM so that it can be tested natively:
-//! when a renewal is due, how long to back off after a transient failure, and when a timer has
-//! fired so late that the machine must have slept.
+//! The decisions of renewal, apart from timers and the DOM so that they can be tested natively:
+//! when a renewal is due, which path it takes, how long to back off after a transient failure,
+//! and when a timer has fired so late that the machine must have slept.
 
-use super::session::RenewalPolicy;
+use super::{
+    refresh::ReauthReason,
+    session::{RenewStrategy, RenewalPolicy},
+};
+
+/// Transient failures of the iframe in a row after which it is not tried again before the access
+/// token expires: a bound, never a loop.
+pub const MAX_IFRAME_FAILURES: u32 = 3;
+
+/// The two ways to renew.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenewalPath {
+    /// `POST /auth/refresh`: the server uses the refresh token.
+    RefreshToken,
+    /// A hidden iframe to the provider with `prompt=none`, finished at `/auth/silent-callback`.
+    Iframe,
+}
+
+impl RenewalPath {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::RefreshToken => "refresh token",
+            Self::Iframe => "iframe",
+        }
+    }
+}
+
+/// The path a renewal tries first.
+pub fn first_path(strategy: RenewStrategy, has_refresh_token: bool) -> RenewalPath {
+    match strategy {
+        RenewStrategy::Iframe => RenewalPath::Iframe,
+        RenewStrategy::RefreshToken => RenewalPath::RefreshToken,
+        RenewStrategy::Auto if has_refresh_token => RenewalPath::RefreshToken,
+        RenewStrategy::Auto => RenewalPath::Iframe,
+    }
+}
+
+/// Whether a refresh the server could not make may still be made through the iframe: the refresh
+/// token is gone or refused, but the provider's session may be alive. A session that ended, or
+/// whose ID token changed subject, cannot be rescued that way.
+pub fn iframe_after_refresh(strategy: RenewStrategy, reason: ReauthReason) -> bool {
+    strategy != RenewStrategy::Iframe && matches!(reason, ReauthReason::InvalidGrant | ReauthReason::NoRefreshToken)
+}
 
 /// A renewal never starts more than half the access token's lifetime early, so that a lead
 /// time longer than a short-lived token cannot turn into a renewal loop.
@@ -48,7 +90,12 @@ pub fn fired_late(expected_ms: f64, actual_ms: f64) -> bool {
 mod tests {
     use super::*;
 
-    const POLICY: RenewalPolicy = RenewalPolicy { before_expiry_secs: 15, jitter_secs: 5 };
+    const POLICY: RenewalPolicy = RenewalPolicy {
+        before_expiry_secs: 15,
+        jitter_secs: 5,
+        strategy: RenewStrategy::Auto,
+        silent_renew_timeout_secs: 10,
+    };
 
     #[test]
     fn renewal_is_due_the_lead_time_before_expiry_with_jitter_on_top() {
@@ -59,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_lead_time_longer_than_the_token_never_makes_a_renewal_loop() {
-        let long = RenewalPolicy { before_expiry_secs: 300, jitter_secs: 60 };
+        let long = RenewalPolicy { before_expiry_secs: 300, jitter_secs: 60, ..POLICY };
         assert_eq!(renewal_due_ms(0.0, 10, long, 1.0), 5_000.0);
         assert!(renewal_due_ms(0.0, 1, long, 1.0) > 0.0);
     }
@@ -85,5 +132,18 @@ mod tests {
     fn a_timer_is_late_only_well_past_its_time() {
         assert!(!fired_late(5_000.0, 5_200.0));
         assert!(fired_late(5_000.0, 60_000.0));
+    }
+
+    #[test]
+    fn the_strategy_chooses_the_first_path_and_the_fallback() {
+        use RenewStrategy::*;
+        assert_eq!(first_path(Auto, true), RenewalPath::RefreshToken);
+        assert_eq!(first_path(Auto, false), RenewalPath::Iframe);
+        assert_eq!(first_path(RefreshToken, false), RenewalPath::RefreshToken);
+        assert_eq!(first_path(Iframe, true), RenewalPath::Iframe);
+        assert!(iframe_after_refresh(RefreshToken, ReauthReason::InvalidGrant));
+        assert!(iframe_after_refresh(Auto, ReauthReason::NoRefreshToken));
+        assert!(!iframe_after_refresh(Auto, ReauthReason::SignedOut));
+        assert!(!iframe_after_refresh(RefreshToken, ReauthReason::IdTokenRejected));
     }
 }

@@ -24,17 +24,55 @@ pub struct SessionInfo {
     /// The provider's session id (`sid`), which back-channel logout names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Whether the server holds a refresh token for this session (never the token itself): the
+    /// browser renews with it, else through the provider's session in a hidden iframe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_refresh_token: bool,
     /// How the browser should keep this session alive; set by the server's configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal: Option<RenewalPolicy>,
 }
 
-/// When the client auth context renews: `before_expiry_secs` ahead of expiry, minus a random
-/// part of `jitter_secs`, so that many clients signed in at once do not renew in lockstep.
+/// When and how the client auth context renews: `before_expiry_secs` ahead of expiry, minus a
+/// random part of `jitter_secs`, so that many clients signed in at once do not renew in lockstep;
+/// by the path `strategy` says; an iframe renewal given up after `silent_renew_timeout_secs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalPolicy {
     pub before_expiry_secs: u64,
     pub jitter_secs: u64,
+    #[serde(default)]
+    pub strategy: RenewStrategy,
+    #[serde(default = "default_silent_renew_timeout")]
+    pub silent_renew_timeout_secs: u64,
+}
+
+fn default_silent_renew_timeout() -> u64 {
+    10
+}
+
+/// `RENEW_STRATEGY`: which path renews a session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenewStrategy {
+    /// The refresh token; when the provider refuses it, the hidden iframe before asking the user.
+    RefreshToken,
+    /// The hidden iframe only (`prompt=none` against the provider's session); no refresh token is
+    /// asked for.
+    Iframe,
+    /// The refresh token when the session has one, else the iframe.
+    #[default]
+    Auto,
+}
+
+impl RenewStrategy {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "refresh_token" => Some(Self::RefreshToken),
+            "iframe" => Some(Self::Iframe),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
 }
 
 /// Verified claims about the user (from the ID token or the userinfo endpoint): facts, not a

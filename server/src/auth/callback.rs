@@ -8,16 +8,17 @@ use axum::{
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::oidc_client::RedirectTarget;
 use super::record;
 use crate::{error::AuthError, unix_now, AppState};
 
 /// The authorization response (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`).
 #[derive(Debug, Deserialize)]
 pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-    iss: Option<String>,
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub iss: Option<String>,
 }
 
 pub async fn callback(
@@ -28,7 +29,10 @@ pub async fn callback(
     let now = unix_now();
     let client_state = query.state.ok_or(AuthError::UnknownState)?;
     // The state is consumed whatever happens next: a callback URL works once.
-    let pending = record::take_pending(&session, &client_state, now).await?.ok_or(AuthError::UnknownState)?;
+    let pending = record::take_pending(&session, &client_state, now)
+        .await?
+        .filter(|pending| !pending.silent)
+        .ok_or(AuthError::UnknownState)?;
     if query.iss.as_deref().is_some_and(|iss| iss != state.oidc.issuer()) {
         return Err(AuthError::IssuerMismatch);
     }
@@ -37,7 +41,8 @@ pub async fn callback(
     }
     let code = query.code.ok_or(AuthError::MissingCode)?;
 
-    let authenticated = state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, now).await?;
+    let authenticated =
+        state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, RedirectTarget::SignIn, now).await?;
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
     record::sign_in(&session, &state.tokens, &authenticated).await?;

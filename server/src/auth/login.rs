@@ -37,6 +37,7 @@ pub async fn login(
             pkce_verifier: start.pkce_verifier,
             return_to,
             created_at: unix_now(),
+            silent: false,
         },
     )
     .await?;

@@ -7,6 +7,8 @@
 //! - `GET /auth/session` ([`session`]): the session as JSON, never a token.
 //! - `POST /auth/refresh` ([`refresh`], a server function of the app): renews, single-flight.
 //! - `POST /auth/logout` ([`logout`]): ends the session here.
+//! - `GET /auth/silent-renew`, `GET /auth/silent-callback` ([`silent_renew`]): renewal through
+//!   the provider's session in a hidden iframe (register the silent callback too).
 //!
 //! Behind them: [`oidc_client`] (the provider, through `openidconnect`), [`jwks`] (its keys,
 //! fetched again when they rotate), [`record`] and [`token_store`] (what is kept, and where),
@@ -22,6 +24,7 @@ pub mod record;
 pub mod refresh;
 pub mod return_to;
 pub mod session;
+pub mod silent_renew;
 pub mod token_store;
 
 use axum::{
@@ -37,4 +40,6 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/callback", get(callback::callback))
         .route("/auth/session", get(session::session))
         .route("/auth/logout", post(logout::logout))
+        .route("/auth/silent-renew", get(silent_renew::start))
+        .route("/auth/silent-callback", get(silent_renew::callback))
 }

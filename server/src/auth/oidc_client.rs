@@ -80,6 +80,16 @@ pub struct OidcClient {
     allowed_algs: Vec<CoreJwsSigningAlgorithm>,
     jwks: JwksCache,
     auto_userinfo: bool,
+    silent_redirect: RedirectUrl,
+}
+
+/// Which redirect URI a request names: each flow has its own, registered at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectTarget {
+    /// `/auth/callback`: interactive sign-in.
+    SignIn,
+    /// `/auth/silent-callback`: silent renew in a hidden iframe.
+    Silent,
 }
 
 /// What `/auth/login` keeps to finish the flow at `/auth/callback`.
@@ -167,6 +177,8 @@ impl OidcClient {
             JwksCache::load(metadata.jwks_uri().url().to_string(), http.clone()).await.map_err(DiscoveryError)?;
         let redirect_url = RedirectUrl::new(config.callback_url())
             .map_err(|e| DiscoveryError(format!("callback URL {}: {e}", config.callback_url())))?;
+        let silent_redirect = RedirectUrl::new(config.silent_callback_url())
+            .map_err(|e| DiscoveryError(format!("callback URL {}: {e}", config.silent_callback_url())))?;
         let client = Client::<EndpointMaybeSet>::from_provider_metadata(
             metadata,
             config.client_id.clone(),
@@ -183,6 +195,7 @@ impl OidcClient {
             allowed_algs,
             jwks,
             auto_userinfo: config.auto_userinfo,
+            silent_redirect,
         })
     }
 
@@ -194,6 +207,23 @@ impl OidcClient {
             .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
             .add_scopes(self.scopes.iter().cloned())
             .set_pkce_challenge(challenge)
+            .url();
+        AuthorizationStart { url, state, nonce, pkce_verifier }
+    }
+
+    /// The silent renew request (OIDC Core §3.1.2.1): `prompt=none`, so the provider answers
+    /// from its session or with `login_required` and never shows anything; `id_token_hint`, so
+    /// it never answers for another user; otherwise as [`OidcClient::start`].
+    pub fn start_silent(&self, id_token_hint: &str) -> AuthorizationStart {
+        let (challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = self
+            .client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .add_scopes(self.scopes.iter().cloned())
+            .set_pkce_challenge(challenge)
+            .set_redirect_uri(std::borrow::Cow::Borrowed(&self.silent_redirect))
+            .add_prompt(CoreAuthPrompt::None)
+            .add_extra_param("id_token_hint", id_token_hint)
             .url();
         AuthorizationStart { url, state, nonce, pkce_verifier }
     }
@@ -212,21 +242,20 @@ impl OidcClient {
         code: String,
         pkce_verifier: PkceCodeVerifier,
         nonce: Nonce,
+        target: RedirectTarget,
         now: u64,
     ) -> Result<AuthenticatedSession, AuthError> {
-        let response = self
-            .client
-            .exchange_code(AuthorizationCode::new(code))
-            .set_pkce_verifier(pkce_verifier)
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                RequestTokenError::ServerResponse(response) => AuthError::TokenRefused {
-                    error: response.error().as_ref().to_owned(),
-                    description: response.error_description().cloned().unwrap_or_default(),
-                },
-                other => AuthError::ProviderUnavailable(error_chain(&other)),
-            })?;
+        let mut request = self.client.exchange_code(AuthorizationCode::new(code)).set_pkce_verifier(pkce_verifier);
+        if target == RedirectTarget::Silent {
+            request = request.set_redirect_uri(std::borrow::Cow::Borrowed(&self.silent_redirect));
+        }
+        let response = request.request_async(&self.http).await.map_err(|e| match e {
+            RequestTokenError::ServerResponse(response) => AuthError::TokenRefused {
+                error: response.error().as_ref().to_owned(),
+                description: response.error_description().cloned().unwrap_or_default(),
+            },
+            other => AuthError::ProviderUnavailable(error_chain(&other)),
+        })?;
 
         let id_token =
             response.id_token().ok_or(AuthError::InvalidIdToken("the token response has no ID token".into()))?;

@@ -32,6 +32,11 @@ impl IdTokenJwt {
     pub fn new(jwt: String) -> Self {
         Self(jwt)
     }
+
+    /// The JWT itself, for `id_token_hint` (server-to-provider only, never to a page).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for IdTokenJwt {
@@ -73,6 +78,7 @@ impl AuthenticatedSession {
             access_token_expires_at: Some(self.tokens.access_token_expires_at),
             access_token_expires_in: Some(self.tokens.access_token_expires_at.saturating_sub(now)),
             sid: self.sid.clone(),
+            has_refresh_token: self.tokens.refresh_token.is_some(),
             renewal: Some(renewal),
         }
     }
@@ -86,7 +92,8 @@ impl AuthenticatedSession {
     }
 }
 
-/// A sign-in between `/auth/login` and `/auth/callback`, found again by its `state`.
+/// A sign-in between `/auth/login` and `/auth/callback`, or a silent renew between
+/// `/auth/silent-renew` and `/auth/silent-callback`, found again by its `state`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PendingLogin {
     pub state: CsrfToken,
@@ -94,6 +101,10 @@ pub struct PendingLogin {
     pub pkce_verifier: PkceCodeVerifier,
     pub return_to: ReturnTo,
     pub created_at: u64,
+    /// A silent renew (`prompt=none` in an iframe): answered only at the silent callback, and
+    /// never at the interactive one, nor the other way round.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// The signed-in session of this browser, if any, with its key.

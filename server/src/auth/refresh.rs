@@ -187,7 +187,7 @@ impl Renewer {
         let refreshed =
             match self.oidc.refresh(&refresh_token, session, self.config.ignore_nonce_after_refresh, now).await {
                 Ok(refreshed) => refreshed,
-                Err(error) => return self.failed(key, &session.subject, error).await,
+                Err(error) => return self.failed(key, &current, error).await,
             };
 
         let mut next = (**session).clone();
@@ -220,17 +220,27 @@ impl Renewer {
         Ok(RefreshOutcome::Renewed { expires_at: now + refreshed.expires_in, expires_in: refreshed.expires_in })
     }
 
-    async fn failed(&self, key: &SessionKey, subject: &str, error: RefreshError) -> Result<RefreshOutcome, StoreError> {
+    async fn failed(
+        &self,
+        key: &SessionKey,
+        current: &StoredSession,
+        error: RefreshError,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let subject = &current.session.subject;
         Ok(match error {
             RefreshError::Transient { public, detail } => {
                 tracing::warn!(sub = %subject, error = %detail, "renewal failed for now; the session is kept");
                 RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: public.to_owned() }
             }
             RefreshError::InvalidGrant(description) => {
-                // The family may have been revoked for reuse, which also revoked the access
-                // token: nothing of this session is usable any more.
-                self.tokens.remove(key).await?;
-                tracing::warn!(sub = %subject, %description, "the provider refused the refresh token; the session ended");
+                // The refresh token is of no use any more (expired, revoked, or its family revoked
+                // for reuse): it is dropped, so that it is never presented again. The session
+                // stays for a renewal through the provider's session (the iframe), which the
+                // browser tries next, or for the user to sign in again.
+                let mut next = (*current.session).clone();
+                next.tokens.refresh_token = None;
+                self.tokens.replace(key, current, &next).await?;
+                tracing::warn!(sub = %subject, %description, "the provider refused the refresh token; it is dropped");
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::InvalidGrant }
             }
             RefreshError::IdTokenRejected(why) => {

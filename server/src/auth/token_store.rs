@@ -98,7 +98,9 @@ impl TokenStore {
         let json = match self.sealer.unseal(&sealed, key.0.as_bytes()) {
             Ok(json) => json,
             Err(UnsealError::UnknownKey) => {
-                tracing::warn!("a token set is sealed under a key not in SESSION_SEAL_KEYS; that session is signed out here");
+                tracing::warn!(
+                    "a token set is sealed under a key not in SESSION_SEAL_KEYS; that session is signed out here"
+                );
                 return Ok(None);
             }
             Err(error) => {

@@ -145,7 +145,10 @@ mod tests {
         kv.set("old", b"v".to_vec(), 1_000).await.unwrap();
         kv.set("live", b"v".to_vec(), 10_000).await.unwrap();
         assert_eq!(kv.get("old", 5_000).await.unwrap(), None);
-        assert!(kv.compare_and_set("old", None, b"new".to_vec(), 9_000, 5_000).await.unwrap(), "expired counts as absent");
+        assert!(
+            kv.compare_and_set("old", None, b"new".to_vec(), 9_000, 5_000).await.unwrap(),
+            "expired counts as absent"
+        );
         assert!(!kv.compare_and_set("live", None, b"new".to_vec(), 9_000, 5_000).await.unwrap());
         kv.purge_expired(9_500).await.unwrap();
         let count: i64 = kv.run(|c| c.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))).await.unwrap();

@@ -76,7 +76,7 @@ impl TestApp {
     pub async fn start_with(setup: Setup) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let callback = format!("{url}/auth/callback");
+        let (callback, silent_callback) = (format!("{url}/auth/callback"), format!("{url}/auth/silent-callback"));
         // The provider must know the app's callback, and the app the provider's issuer: bind
         // both listeners first, then configure each with the other's address.
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,6 +89,7 @@ impl TestApp {
         let adjust = setup.provider;
         let provider = TestProvider::start_on(provider_listener, |config| {
             config.register_redirect_uri("demo-app", &callback);
+            config.register_redirect_uri("demo-app", &silent_callback);
             if let Some(issuer) = &issuer {
                 config.issuer = issuer.parse().unwrap();
             }
@@ -312,6 +313,8 @@ pub enum ProxyMode {
     SlowTokens,
     /// Never answers token requests (and never passes them on): a provider that hangs.
     SwallowTokens,
+    /// Removes `id_token_hint` from authorization requests: a provider that ignores the hint.
+    StripHint,
 }
 
 /// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
@@ -344,7 +347,13 @@ impl Proxy {
                 }
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-                let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+                let mut path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+                if mode == ProxyMode::StripHint && path.starts_with("/authorize?") {
+                    let url = reqwest::Url::parse(&format!("http://proxy{path}")).unwrap();
+                    let kept = url.query_pairs().filter(|(name, _)| name != "id_token_hint");
+                    let query = serde_urlencoded::to_string(kept.collect::<Vec<_>>()).unwrap();
+                    path = format!("/authorize?{query}");
+                }
                 match (mode, path.as_str()) {
                     (ProxyMode::SwallowTokens, "/token") => std::future::pending::<()>().await,
                     (ProxyMode::SlowTokens, "/token") => {
@@ -381,7 +390,8 @@ impl Proxy {
                         ProxyMode::Forward
                         | ProxyMode::Unavailable
                         | ProxyMode::SlowTokens
-                        | ProxyMode::SwallowTokens => {}
+                        | ProxyMode::SwallowTokens
+                        | ProxyMode::StripHint => {}
                     }
                     body = serde_json::to_vec(&json).unwrap();
                     headers.remove(reqwest::header::CONTENT_LENGTH);

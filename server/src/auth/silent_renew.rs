@@ -1,0 +1,171 @@
+//! Silent renew through the provider's session, for a hidden iframe (OIDC Core §3.1.2.1
+//! `prompt=none`, §3.1.2.6 its errors):
+//!
+//! - `GET /auth/silent-renew`: the iframe's first stop. For the signed-in session it starts an
+//!   authorization request like sign-in's (fresh `state`, `nonce`, PKCE verifier, all kept
+//!   server-side) with `prompt=none` and the session's ID token as `id_token_hint`, and sends the
+//!   iframe to the provider. The hint and the verifier never reach the page.
+//! - `GET /auth/silent-callback`, the redirect URI: checks `state` (a silent request of this
+//!   browser), exchanges the code, validates the ID token (nonce, and a `sub` equal to the
+//!   session's: another subject ends the session), and stores the tokens.
+//!
+//! Both answer a tiny page, with no app bundle, that posts only the outcome (`renewed`,
+//! `login_required`, `consent_required`, `interaction_required`, or a failure: never a code or a
+//! token) to its parent, `targetOrigin` this app's own origin. It may be framed by this origin
+//! only. Whatever goes wrong is an outcome on that page, never a 5xx.
+
+use std::sync::LazyLock;
+
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderValue},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use sha2::{Digest, Sha256};
+use tower_sessions::Session;
+
+use super::{
+    callback::CallbackQuery,
+    oidc_client::RedirectTarget,
+    record::{self, AuthenticatedSession, PendingLogin, TokenSet},
+    return_to::ReturnTo,
+};
+use crate::{unix_now, AppState};
+
+/// Posts the outcome, read from the page's `<meta>`, to the parent if there is one. Static, so
+/// that the page's CSP can allow exactly it by its hash.
+const SCRIPT: &str = "(function(){var m=document.querySelector('meta[name=\"silent-renew-outcome\"]');\
+if(m&&window.parent!==window){window.parent.postMessage({type:'oidc-silent-renew',outcome:m.content},\
+window.location.origin);}})();";
+
+static SCRIPT_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()))));
+
+/// `GET /auth/silent-renew`: from the iframe to the provider, with `prompt=none`.
+pub async fn start(State(state): State<AppState>, session: Session) -> Response {
+    match begin(&state, &session).await {
+        Ok(redirect) => framable(redirect.into_response()),
+        Err(outcome) => outcome_page(outcome),
+    }
+}
+
+async fn begin(state: &AppState, session: &Session) -> Result<Redirect, &'static str> {
+    let signed_in = record::authenticated(session, &state.tokens).await.map_err(|error| {
+        tracing::warn!(%error, "silent renew could not read the session");
+        "transient"
+    })?;
+    let Some((_, stored)) = signed_in else {
+        return Err("signed_out");
+    };
+    let start = state.oidc.start_silent(stored.session.tokens.id_token.as_str());
+    let pending = PendingLogin {
+        state: start.state,
+        nonce: start.nonce,
+        pkce_verifier: start.pkce_verifier,
+        return_to: ReturnTo::home(),
+        created_at: unix_now(),
+        silent: true,
+    };
+    record::push_pending(session, pending).await.map_err(|_| "transient")?;
+    Ok(Redirect::to(start.url.as_str()))
+}
+
+/// `GET /auth/silent-callback`: the provider's answer, finished here.
+pub async fn callback(State(state): State<AppState>, session: Session, Query(query): Query<CallbackQuery>) -> Response {
+    let outcome = match finish(&state, &session, query).await {
+        Ok(sub) => {
+            tracing::info!(%sub, "session renewed through the iframe");
+            "renewed"
+        }
+        Err(outcome) => outcome,
+    };
+    outcome_page(outcome)
+}
+
+async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Result<String, &'static str> {
+    let now = unix_now();
+    let client_state = query.state.ok_or("unknown_state")?;
+    let pending = record::take_pending(session, &client_state, now)
+        .await
+        .map_err(|_| "transient")?
+        .filter(|pending| pending.silent)
+        .ok_or_else(|| {
+            tracing::warn!("silent callback with a state this browser did not start");
+            "unknown_state"
+        })?;
+    if query.iss.as_deref().is_some_and(|iss| iss != state.oidc.issuer()) {
+        tracing::warn!("silent callback names another issuer");
+        return Err("issuer_mismatch");
+    }
+    if let Some(error) = query.error {
+        tracing::info!(%error, "the provider refused silent renew");
+        return Err(match error.as_str() {
+            "login_required" => "login_required",
+            "consent_required" => "consent_required",
+            "interaction_required" => "interaction_required",
+            "account_selection_required" => "account_selection_required",
+            _ => "provider_error",
+        });
+    }
+    let code = query.code.ok_or("missing_code")?;
+    let (key, current) = match record::authenticated(session, &state.tokens).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err("signed_out"),
+        Err(_) => return Err("transient"),
+    };
+    let renewed = state
+        .oidc
+        .exchange_code(code, pending.pkce_verifier, pending.nonce, RedirectTarget::Silent, now)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "silent renew: the code exchange failed");
+            "provider_error"
+        })?;
+    if renewed.subject != current.session.subject {
+        // The provider now has another user in this browser: this session must not continue as
+        // either of them.
+        tracing::warn!(sub = %current.session.subject, other = %renewed.subject, "silent renew answered for another subject; the session ends");
+        let _ = record::sign_out(session, &state.tokens).await;
+        return Err("subject_changed");
+    }
+    let next = AuthenticatedSession {
+        // A refresh token comes only if the provider granted offline access again; a session that
+        // had none keeps having none.
+        tokens: TokenSet {
+            refresh_token: renewed.tokens.refresh_token.or_else(|| current.session.tokens.refresh_token.clone()),
+            ..renewed.tokens
+        },
+        userinfo_claims: current.session.userinfo_claims.clone(),
+        ..renewed
+    };
+    match state.tokens.replace(&key, &current, &next).await {
+        Ok(true) => Ok(next.subject),
+        Ok(false) => Err("transient"),
+        Err(_) => Err("transient"),
+    }
+}
+
+/// The tiny page: the outcome in a `<meta>`, the static script that posts it.
+fn outcome_page(outcome: &'static str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"silent-renew-outcome\" content=\"{outcome}\"><title>Session renewal</title>\
+         <script>{SCRIPT}</script></head><body></body></html>"
+    );
+    let csp = format!("default-src 'none'; script-src {}; frame-ancestors 'self'; base-uri 'none'", *SCRIPT_HASH);
+    let mut response = framable(Html(html).into_response());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("ASCII"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The callback URL holds the code: it must not leave in a Referer.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// These two routes are loaded in the app's own hidden iframe: framing by this origin is allowed
+/// (every other response of the app denies all framing).
+fn framable(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    response
+}

@@ -1,0 +1,153 @@
+//! Silent renew over real HTTP, as the hidden iframe's requests go: `/auth/silent-renew` to the
+//! provider with `prompt=none`, back to `/auth/silent-callback`, and the tiny page that posts the
+//! outcome. A cookie-keeping client plays the iframe (it shares the browser's cookies).
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::{location, query, with_param, ProxyMode, Setup, TestApp};
+
+const ALICE_SUB: &str = "248289761001";
+
+async fn signed_in(setup: Setup) -> TestApp {
+    let app = TestApp::start_with(setup).await;
+    assert_eq!(app.sign_in("/").await.status(), StatusCode::SEE_OTHER);
+    app
+}
+
+/// The outcome the page would post to its parent.
+fn outcome_of(page: &str) -> String {
+    let marker = r#"<meta name="silent-renew-outcome" content=""#;
+    let start = page.find(marker).expect("an outcome page") + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
+/// `/auth/silent-renew`, then the provider; returns the silent callback URL it sends back to.
+async fn silent_authorize(app: &TestApp) -> String {
+    let start = app.get(&app.url("/auth/silent-renew")).await;
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    assert_eq!(start.headers()["x-frame-options"], "SAMEORIGIN");
+    let authorize = location(&start);
+    let params = query(&authorize);
+    assert_eq!(params["prompt"], "none");
+    assert_eq!(params["redirect_uri"], app.url("/auth/silent-callback"));
+    assert!(params["id_token_hint"].starts_with("eyJ"), "the hint goes from the server to the provider");
+    assert!(params.contains_key("state") && params.contains_key("nonce") && params.contains_key("code_challenge"));
+    let answer = app.get(&authorize).await;
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER, "prompt=none never shows a page");
+    location(&answer)
+}
+
+/// The page at `url` (a silent callback), which must be an outcome page, never a 5xx.
+async fn silent_callback(app: &TestApp, url: &str) -> String {
+    let response = app.get(url).await;
+    assert_eq!(response.status(), StatusCode::OK, "an outcome page, never a 5xx");
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn silent_renew_through_the_provider_session_stores_new_tokens_and_posts_only_the_outcome() {
+    let app = signed_in(Setup::default()).await;
+    let codes_before = app.metrics().await["token_requests"]["authorization_code"].as_u64().unwrap();
+    let callback = silent_authorize(&app).await;
+    assert!(callback.starts_with(&app.url("/auth/silent-callback?")), "{callback}");
+
+    let response = app.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let page = response.text().await.unwrap();
+    assert_eq!(outcome_of(&page), "renewed");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'sha256-") && csp.contains("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(headers["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(page.contains("window.location.origin"), "posted to this app's own origin only");
+    let code = query(&callback)["code"].clone();
+    assert!(!page.contains(&code) && !page.contains("eyJ"), "never a code or a token in the page");
+
+    assert_eq!(app.metrics().await["token_requests"]["authorization_code"], codes_before + 1);
+    let session = app.session().await;
+    assert_eq!(session["authenticated"], true);
+    assert_eq!(session["subject"], ALICE_SUB);
+}
+
+#[tokio::test]
+async fn a_silent_callback_with_an_unknown_state_is_a_failure_outcome_and_changes_nothing() {
+    let app = signed_in(Setup::default()).await;
+    let callback = silent_authorize(&app).await;
+    let page = silent_callback(&app, &with_param(&callback, "state", "forged")).await;
+    assert_eq!(outcome_of(&page), "unknown_state");
+    let page = silent_callback(&app, &app.url("/auth/silent-callback")).await;
+    assert_eq!(outcome_of(&page), "unknown_state", "no state at all");
+    assert_eq!(app.session().await["authenticated"], true);
+
+    // The real one still works once, and a replay of it is unknown again.
+    let page = silent_callback(&app, &callback).await;
+    assert_eq!(outcome_of(&page), "renewed");
+    let page = silent_callback(&app, &callback).await;
+    assert_eq!(outcome_of(&page), "unknown_state");
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
+#[tokio::test]
+async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
+    let app = signed_in(Setup::default()).await;
+    let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    let callback = silent_authorize(&app).await;
+    assert_eq!(query(&callback)["error"], "login_required");
+    let page = silent_callback(&app, &callback).await;
+    assert_eq!(outcome_of(&page), "login_required");
+    assert_eq!(app.session().await["authenticated"], true, "kept until the user signs in again");
+}
+
+#[tokio::test]
+async fn an_answer_for_another_subject_ends_the_session() {
+    // A provider that ignores id_token_hint, and a browser where bob has since signed in there.
+    let app = signed_in(Setup::default().proxy(ProxyMode::StripHint)).await;
+    let bob_login = format!("{}/authorize?{}", app.provider.issuer, {
+        let start = app.get(&app.login_url("/")).await;
+        let mut params: Vec<(String, String)> = query(&location(&start)).into_iter().collect();
+        params.push(("prompt".into(), "login".into()));
+        serde_urlencoded::to_string(params).unwrap()
+    });
+    app.submit_provider_form(&bob_login, &[("username", "bob"), ("password", "builder")]).await;
+
+    let callback = silent_authorize(&app).await;
+    let page = silent_callback(&app, &callback).await;
+    assert_eq!(outcome_of(&page), "subject_changed");
+    let session: Value = app.session().await;
+    assert_eq!(session["authenticated"], false, "neither alice's session nor bob's");
+}
+
+#[tokio::test]
+async fn a_state_of_one_kind_of_request_is_refused_by_the_other_callback() {
+    let app = signed_in(Setup::default()).await;
+    let silent = silent_authorize(&app).await;
+    let at_interactive = app.get(&silent.replace("/auth/silent-callback", "/auth/callback")).await;
+    assert_eq!(at_interactive.status(), StatusCode::BAD_REQUEST);
+
+    // The provider session answers the interactive request at once, with a code.
+    let interactive = location(&app.get(&app.begin_login("/").await).await);
+    let page = silent_callback(&app, &interactive.replace("/auth/callback", "/auth/silent-callback")).await;
+    assert_eq!(outcome_of(&page), "unknown_state");
+}
+
+#[tokio::test]
+async fn silent_renew_without_a_session_posts_signed_out() {
+    let app = TestApp::start().await;
+    let response = app.get(&app.url("/auth/silent-renew")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(outcome_of(&response.text().await.unwrap()), "signed_out");
+}
+
+#[tokio::test]
+async fn app_pages_may_frame_only_this_origin_and_the_provider_and_are_never_framed() {
+    let app = signed_in(Setup::default()).await;
+    let page = app.browser.get(app.url("/form")).header("Accept", "text/html").send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains(&format!("frame-src 'self' {}", app.provider.issuer)), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+}

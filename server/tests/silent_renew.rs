@@ -151,3 +151,77 @@ async fn app_pages_may_frame_only_this_origin_and_the_provider_and_are_never_fra
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(page.headers()["x-frame-options"], "DENY");
 }
+
+/// A new provider session for `username` in this browser, begun through the public client
+/// `demo-spa` (so nothing of the app's is consented to or accepted in it); returns the page that
+/// follows the password (a consent or terms page), which is left unanswered.
+async fn provider_session_through_another_client(app: &TestApp, username: &str, password: &str) -> String {
+    let params = [
+        ("response_type", "code"),
+        ("client_id", "demo-spa"),
+        ("redirect_uri", "http://localhost:3000/spa/callback"),
+        ("scope", "openid"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+        ("state", "other-client"),
+    ];
+    let url = format!("{}/authorize?{}", app.provider.issuer, serde_urlencoded::to_string(params).unwrap());
+    let page = app.get(&url).await.text().await.unwrap();
+    let interaction = idp::testing::interaction_id(&page).unwrap();
+    let form = [("interaction", interaction.as_str()), ("username", username), ("password", password)];
+    let response = app.browser.post(format!("{}/login", app.provider.issuer)).form(&form).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
+/// Answers the consent or terms page the provider shows after the password, with `action`.
+async fn answer_provider_page(app: &TestApp, page: &str, path: &str, action: &str) -> reqwest::Response {
+    let interaction = idp::testing::interaction_id(page).expect("a page with an interaction");
+    let form = [("interaction", interaction.as_str()), ("action", action)];
+    app.browser.post(format!("{}{path}", app.provider.issuer)).form(&form).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn consent_required_is_the_outcome_when_the_provider_session_lacks_the_apps_consent() {
+    let app = TestApp::start_with(Setup::default().provider(|config| {
+        config.clients.iter_mut().filter(|c| c.client_id == "demo-app").for_each(|c| c.require_consent = true);
+    }))
+    .await;
+    let authorize = app.begin_login("/").await;
+    let page = app.get(&authorize).await.text().await.unwrap();
+    let interaction = idp::testing::interaction_id(&page).unwrap();
+    let form = [("interaction", interaction.as_str()), ("username", "alice"), ("password", "wonderland")];
+    let consent = app.browser.post(format!("{}/login", app.provider.issuer)).form(&form).send().await.unwrap();
+    let allowed = answer_provider_page(&app, &consent.text().await.unwrap(), "/consent", "allow").await;
+    app.get(&location(&allowed)).await;
+    assert_eq!(app.session().await["authenticated"], true);
+
+    // Signed out at the provider, then in again through another client: no consent for the app.
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    provider_session_through_another_client(&app, "alice", "wonderland").await;
+    let callback = silent_authorize(&app).await;
+    assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "consent_required");
+    assert_eq!(app.session().await["authenticated"], true, "kept until the user acts");
+}
+
+#[tokio::test]
+async fn interaction_required_is_the_outcome_while_the_user_has_terms_to_accept() {
+    let app = TestApp::start_with(Setup::default().provider(|config| {
+        config.users.iter_mut().filter(|u| u.username == "alice").for_each(|u| u.interaction_required = true);
+    }))
+    .await;
+    let authorize = app.begin_login("/").await;
+    let page = app.get(&authorize).await.text().await.unwrap();
+    let interaction = idp::testing::interaction_id(&page).unwrap();
+    let form = [("interaction", interaction.as_str()), ("username", "alice"), ("password", "wonderland")];
+    let terms = app.browser.post(format!("{}/login", app.provider.issuer)).form(&form).send().await.unwrap();
+    let accepted = answer_provider_page(&app, &terms.text().await.unwrap(), "/terms", "accept").await;
+    app.get(&location(&accepted)).await;
+    assert_eq!(app.session().await["authenticated"], true);
+
+    // A new provider session whose terms page is still unanswered.
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    let pending = provider_session_through_another_client(&app, "alice", "wonderland").await;
+    assert!(pending.contains("Updated terms"), "{pending}");
+    let callback = silent_authorize(&app).await;
+    assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "interaction_required");
+}

@@ -1,6 +1,7 @@
 //! A JSON admin API for development and tests, under `/admin/`, mounted only when the
 //! configuration sets `admin_api`: counters, refresh token families, a simulated refresh token
-//! reuse, signing key rotation, ending a user's provider sessions, and a slow `/authorize`.
+//! reuse, signing key rotation, ending provider sessions, a slow `/authorize`, and logout
+//! tokens with chosen defects.
 //!
 //! It has no authentication of its own. What it does refuse is a request that the browser marks
 //! `Sec-Fetch-Site: cross-site` (Fetch Metadata): a page on another site must not be able to
@@ -9,7 +10,8 @@
 //!
 //! - `GET  /admin/metrics`: counts since start (see [`crate::metrics`]), among them
 //!   `authorize_requests` by `prompt`: `{"default", "none", "login", "consent", "login consent",
-//!   "invalid"}`.
+//!   "invalid"}`, and `backchannel_logouts`: `{"sent", "delivered", "failed", "retries"}` (see
+//!   [`crate::backchannel`]; the tokens of `/admin/logout-token` are not counted).
 //! - `GET  /admin/users/{sub}/families`: `{"families": [...]}`, newest first.
 //! - `POST /admin/families/{id}/revoke`: `{"revoked": true}`, or 404 `{"error": "unknown family"}`.
 //! - `POST /admin/users/{sub}/simulate-reuse`: presents the newest retired refresh token of the
@@ -20,7 +22,21 @@
 //! - `POST /admin/users/{sub}/end-session`: ends every provider session of the user, as if they
 //!   had signed out of the provider elsewhere (the state file forgets them too; their refresh
 //!   token families are left alone): `{"ended": N}`, the number still running. The next
-//!   `prompt=none` from any of their browsers answers `login_required`.
+//!   `prompt=none` from any of their browsers answers `login_required`, their OP iframes answer
+//!   `changed`, and each session's clients get logout tokens (Back-Channel Logout), in the
+//!   background.
+//! - `POST /admin/sessions/{sid}/end`: the same for one provider session: `{"ended": true}`, or
+//!   404 `{"error": "unknown session"}` (never was, ended, or expired).
+//! - `POST /admin/logout-token` with `{"client_id", "sub"?, "sid"?, "defects"?: [..],
+//!   "replay_jti"?}`: builds a logout token for the client (`sub` and `sid` as given, at least
+//!   one of them; `jti` random, or `replay_jti`), gives it the chosen defects (see
+//!   [`crate::backchannel::Defect`]: `bad_signature`, `alg_none`, `hs256_with_public_key`,
+//!   `unknown_kid`, `wrong_iss`, `wrong_aud`, `expired`, `iat_future`, `nonce_present`,
+//!   `events_missing`, `events_wrong`, `no_sub_no_sid`, `typ_wrong`; none: a valid token), POSTs
+//!   it to the client's `backchannel_logout_uri` once, and answers `{"status": <the client's
+//!   HTTP status>, "body": <its body as text>, "jti": "..."}`. 404 for an unknown client, 409
+//!   for one without a `backchannel_logout_uri`, 400 for an unknown defect or a combination
+//!   that cannot be built, 502 `{"error"}` when the client cannot be reached.
 //! - `POST /admin/delay` with `{"authorize_ms": N}`: every later `/authorize` request waits N
 //!   milliseconds before it is answered (a slow provider, for timeout tests); 0 turns it off.
 //!   Answers the setting, `{"authorize_ms": N}`; at most [`MAX_DELAY_MS`].
@@ -43,6 +59,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
+    backchannel::{self, Defect, Ending, Forging},
     error::{no_store, AdminError},
     keys::SigningKey,
     metrics::Metrics,
@@ -59,6 +76,8 @@ pub fn router() -> Router<Arc<ProviderState>> {
         .route("/families/{id}/revoke", post(revoke_family))
         .route("/keys/rotate", post(rotate_keys))
         .route("/users/{sub}/end-session", post(end_sessions))
+        .route("/sessions/{sid}/end", post(end_session))
+        .route("/logout-token", post(logout_token))
         .route("/delay", post(set_delay))
         .layer(middleware::from_fn(refuse_cross_site))
 }
@@ -144,8 +163,61 @@ async fn end_sessions(
 ) -> Result<Response, AdminError> {
     let (ended, saving) = state.store.end_sessions_of(&sub, state.now());
     saving.saved().await?;
-    tracing::info!(%sub, ended, "provider sessions ended through the admin API");
-    Ok(answer(json!({ "ended": ended })))
+    tracing::info!(%sub, ended = ended.len(), "provider sessions ended through the admin API");
+    for session in &ended {
+        drop(backchannel::notify(&state, session, Ending::Admin));
+    }
+    Ok(answer(json!({ "ended": ended.len() })))
+}
+
+async fn end_session(State(state): State<Arc<ProviderState>>, Path(sid): Path<String>) -> Result<Response, AdminError> {
+    let (session, saving) =
+        state.store.end_session_by_sid(&sid, state.now()).ok_or(AdminError::NotFound("unknown session"))?;
+    saving.saved().await?;
+    drop(backchannel::notify(&state, &session, Ending::Admin));
+    Ok(answer(json!({ "ended": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutTokenRequest {
+    client_id: String,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    defects: Vec<Defect>,
+    #[serde(default)]
+    replay_jti: Option<String>,
+}
+
+/// A logout token with the asked defects, delivered once and synchronously, for testing a
+/// client's validation; nothing is ended and nothing is counted.
+async fn logout_token(State(state): State<Arc<ProviderState>>, body: Bytes) -> Result<Response, AdminError> {
+    let request: LogoutTokenRequest = serde_json::from_slice(&body).map_err(|_| {
+        AdminError::BadRequest(
+            r#"expected {"client_id", "sub"?, "sid"?, "defects"?: [...], "replay_jti"?} with defects among bad_signature, alg_none, hs256_with_public_key, unknown_kid, wrong_iss, wrong_aud, expired, iat_future, nonce_present, events_missing, events_wrong, no_sub_no_sid, typ_wrong"#,
+        )
+    })?;
+    let client = state.config.client(&request.client_id).ok_or(AdminError::NotFound("unknown client"))?;
+    let uri = client
+        .backchannel_logout_uri
+        .as_deref()
+        .ok_or(AdminError::Conflict("the client has no backchannel_logout_uri"))?;
+    let forging = Forging {
+        client_id: &client.client_id,
+        sub: request.sub.as_deref(),
+        sid: request.sid.as_deref(),
+        defects: &request.defects,
+        jti: request.replay_jti.as_deref(),
+    };
+    let (jti, token) = backchannel::forge(&state, &forging)?;
+    let (status, body) = backchannel::deliver_once(&state, uri, &token)
+        .await
+        .map_err(|error| AdminError::Unreachable(error.to_string()))?;
+    tracing::info!(client_id = %client.client_id, defects = ?request.defects, status, "logout token sent through the admin API");
+    Ok(answer(json!({ "status": status, "body": body, "jti": jti })))
 }
 
 /// The longest delay `POST /admin/delay` sets: a minute, longer than any client's timeout, and

@@ -12,6 +12,9 @@
 //! nothing is ever shown: each page the request would need becomes its error at the redirect
 //! URI (OIDC Core §3.1.2.6), `login_required`, `interaction_required` or `consent_required`.
 //!
+//! A code comes with `session_state` (Session Management 1.0 §2, see [`crate::check_session`]),
+//! and the browser state cookie it was computed from.
+//!
 //! Every answer for a trusted client, its redirects and the pages it shows, may be framed by the
 //! origins of that client's redirect URIs (`Content-Security-Policy: frame-ancestors`, see
 //! [`FrameAncestors`]): that is how a relying party runs `prompt=none` in a hidden iframe
@@ -34,6 +37,7 @@ use jsonwebtoken::Validation;
 use serde::Deserialize;
 
 use crate::{
+    check_session,
     claims::{OFFLINE_ACCESS, SUPPORTED_SCOPES},
     config::ClientConfig,
     consent,
@@ -236,14 +240,41 @@ fn validate(
     Ok(Validated { request, prompt, max_age: params.max_age, hinted_sub })
 }
 
-/// The `sub` of `hint` if it is an ID token this provider signed (with its current key or a
-/// previous one still published) for `client_id` (its `aud` contains it). Expiry is not checked:
-/// an expired ID token is exactly what a client holds when it renews (OIDC Core §3.1.2.1).
+/// The `sub` of `hint` if it is an ID token this provider issued to `client_id` (see
+/// [`verify_id_token_hint`]).
 fn hinted_subject(state: &ProviderState, hint: &str, client_id: &str) -> Option<String> {
+    verify_id_token_hint(state, hint).filter(|hint| hint.aud.iter().any(|aud| aud == client_id)).map(|hint| hint.sub)
+}
+
+/// What an `id_token_hint` says, once verified.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdTokenHint {
+    pub sub: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
-    struct HintClaims {
-        sub: String,
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
     }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+/// `hint`'s claims if it is an ID token this provider signed (with its current key or a previous
+/// one still published), with its `iss`. Expiry is not checked: an expired ID token is exactly
+/// what a client holds when it renews (OIDC Core §3.1.2.1) or signs out (RP-Initiated Logout
+/// 1.0 §2). The caller checks `aud` against the client it expects.
+pub(crate) fn verify_id_token_hint(state: &ProviderState, hint: &str) -> Option<IdTokenHint> {
     let header = jsonwebtoken::decode_header(hint).ok()?;
     // This provider's ID tokens say `JWT`; an access token (`at+jwt`) is no hint.
     if header.typ.as_deref().is_some_and(|typ| !typ.eq_ignore_ascii_case("JWT")) {
@@ -252,10 +283,10 @@ fn hinted_subject(state: &ProviderState, hint: &str, client_id: &str) -> Option<
     let key = state.keys.find(&header.kid?, state.now())?;
     let mut validation = Validation::new(ALGORITHM);
     validation.set_issuer(&[&state.issuer]);
-    validation.set_audience(&[client_id]);
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    validation.validate_aud = false;
     validation.validate_exp = false;
-    jsonwebtoken::decode::<HintClaims>(hint, key.decoding_key(), &validation).ok().map(|data| data.claims.sub)
+    jsonwebtoken::decode::<IdTokenHint>(hint, key.decoding_key(), &validation).ok().map(|data| data.claims)
 }
 
 /// `BASE64URL(SHA256(verifier))` without padding is always 43 characters.
@@ -282,7 +313,7 @@ fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: 
                 .into_response();
         };
         return match outstanding(state, &request, &session) {
-            Outstanding::Nothing => issue_code(state, request, &session, now),
+            Outstanding::Nothing => issue_code(state, jar, request, &session, now),
             Outstanding::Terms => {
                 redirect_error(state, &request, "interaction_required", "the user must accept updated terms")
                     .into_response()
@@ -344,19 +375,24 @@ pub(crate) fn proceed(
     match outstanding(state, &request, session) {
         Outstanding::Terms => terms::show(state, jar, request, session, now, framing),
         Outstanding::Consent => consent::show(state, jar, request, session, now, framing),
-        Outstanding::Nothing => (jar, issue_code(state, request, session, now)).into_response(),
+        Outstanding::Nothing => issue_code(state, jar, request, session, now),
     }
 }
 
-/// Issues a code for `request` from `session` and sends the browser back to the client.
+/// Issues a code for `request` from `session` and sends the browser back to the client with it
+/// and the `session_state` of the client in `session`; the answer carries `jar`'s changes and
+/// sets the browser state cookie that `session_state` was computed from (a browser that lost it
+/// would otherwise see `changed` for ever).
 pub(crate) fn issue_code(
     state: &ProviderState,
+    jar: CookieJar,
     request: AuthorizationRequest,
     session: &ProviderSession,
     now: u64,
 ) -> Response {
     let redirect_uri = request.redirect_uri.clone();
     let client_state = request.state.clone();
+    let session_state = check_session::session_state(&request.client_id, &redirect_uri, &session.browser_state);
     let code = state.store.issue_code(AuthorizationCode {
         request,
         sub: session.sub.clone(),
@@ -370,7 +406,9 @@ pub(crate) fn issue_code(
         pairs.push(("state", s));
     }
     pairs.push(("iss", &issuer));
-    redirect_with(&redirect_uri, &pairs)
+    pairs.push(("session_state", &session_state));
+    let jar = jar.add(check_session::browser_state_cookie(state, Some(session)));
+    (jar, redirect_with(&redirect_uri, &pairs)).into_response()
 }
 
 pub(crate) fn redirect_error(

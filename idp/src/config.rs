@@ -101,6 +101,15 @@ pub struct ClientConfig {
     /// the operator's own clients.
     #[serde(default)]
     pub require_consent: bool,
+    /// Where the provider POSTs a logout token when a provider session in which this client
+    /// received tokens ends (Back-Channel Logout 1.0 §2.2, `backchannel_logout_uri`): an
+    /// absolute http(s) URI without a fragment. Unset, the client is not told.
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Where `/end-session` may send the browser back after signing out (RP-Initiated Logout 1.0
+    /// §3, `post_logout_redirect_uris`), compared exactly, like redirect URIs.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -117,6 +126,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("rotate_refresh_tokens", &self.rotate_refresh_tokens)
             .field("refresh_reuse_grace_secs", &self.refresh_reuse_grace_secs)
             .field("require_consent", &self.require_consent)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
+            .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .finish()
     }
 }
@@ -176,6 +187,24 @@ impl ProviderConfig {
         }
     }
 
+    /// Sets `client_id`'s back-channel logout URI, as an embedding server does for its own
+    /// endpoint; it replaces any URI the file set (a client has one).
+    pub fn register_backchannel_logout_uri(&mut self, client_id: &str, uri: &str) {
+        if let Some(client) = self.clients.iter_mut().find(|c| c.client_id == client_id) {
+            client.backchannel_logout_uri = Some(uri.to_owned());
+        }
+    }
+
+    /// Registers `uri` as a post-logout redirect URI of `client_id`, as an embedding server does
+    /// for its own pages.
+    pub fn register_post_logout_redirect_uri(&mut self, client_id: &str, uri: &str) {
+        if let Some(client) = self.clients.iter_mut().find(|c| c.client_id == client_id) {
+            if !client.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                client.post_logout_redirect_uris.push(uri.to_owned());
+            }
+        }
+    }
+
     /// The issuer as a string without a trailing slash, exactly as it appears in `iss`.
     pub fn issuer_str(&self) -> String {
         self.issuer.as_str().trim_end_matches('/').to_owned()
@@ -193,7 +222,9 @@ impl ProviderConfig {
         self.users.iter().find(|u| u.sub == sub)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what serde cannot; [`crate::Provider::new`] runs it again, so that URIs registered
+    /// in code (`register_*`) are held to the same rules as the file's.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.query().is_some() {
             return Err(ConfigError::Invalid("issuer must be an http(s) URL without a query".into()));
         }
@@ -207,19 +238,31 @@ impl ProviderConfig {
                 )));
             }
             for uri in &client.redirect_uris {
-                let parsed = Url::parse(uri).map_err(|e| {
-                    ConfigError::Invalid(format!("client {}: redirect URI {uri}: {e}", client.client_id))
-                })?;
-                if parsed.fragment().is_some() {
-                    return Err(ConfigError::Invalid(format!(
-                        "client {}: redirect URI {uri} has a fragment (RFC 6749 §3.1.2)",
-                        client.client_id
-                    )));
-                }
+                check_uri(client, "redirect URI", uri, "RFC 6749 §3.1.2", false)?;
+            }
+            for uri in &client.post_logout_redirect_uris {
+                check_uri(client, "post_logout_redirect_uri", uri, "RP-Initiated Logout 1.0 §3", false)?;
+            }
+            if let Some(uri) = &client.backchannel_logout_uri {
+                check_uri(client, "backchannel_logout_uri", uri, "Back-Channel Logout 1.0 §2.2", true)?;
             }
         }
         Ok(())
     }
+}
+
+/// An absolute URI without a fragment; `http_only` also requires http or https (the provider
+/// itself POSTs to it).
+fn check_uri(client: &ClientConfig, setting: &str, uri: &str, spec: &str, http_only: bool) -> Result<(), ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid(format!("client {}: {setting} {uri}: {why}", client.client_id));
+    let parsed = Url::parse(uri).map_err(|e| invalid(e.to_string()))?;
+    if parsed.fragment().is_some() {
+        return Err(invalid(format!("has a fragment ({spec})")));
+    }
+    if http_only && !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(format!("must be http or https ({spec})")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,6 +297,44 @@ mod tests {
         assert!(client.rotate_refresh_tokens);
         assert_eq!(client.refresh_reuse_grace_secs, 0);
         assert!(!client.require_consent);
+        assert_eq!(client.backchannel_logout_uri, None);
+        assert!(client.post_logout_redirect_uris.is_empty());
+    }
+
+    #[test]
+    fn the_demo_app_is_registered_for_back_channel_logout_and_a_post_logout_redirect() {
+        let config = ProviderConfig::default();
+        let app = config.client("demo-app").unwrap();
+        assert_eq!(app.backchannel_logout_uri.as_deref(), Some("http://localhost:3000/auth/backchannel-logout"));
+        assert_eq!(app.post_logout_redirect_uris, ["http://localhost:3000/"]);
+    }
+
+    #[test]
+    fn logout_uris_registered_in_code_are_added_once_and_the_back_channel_uri_replaced() {
+        let mut config = ProviderConfig::from_toml(MINIMAL).unwrap();
+        config.register_post_logout_redirect_uri("c", "http://localhost/bye");
+        config.register_post_logout_redirect_uri("c", "http://localhost/bye");
+        config.register_backchannel_logout_uri("c", "http://localhost/one");
+        config.register_backchannel_logout_uri("c", "http://localhost/two");
+        config.register_backchannel_logout_uri("nobody", "http://localhost/three");
+        assert_eq!(config.clients[0].post_logout_redirect_uris, ["http://localhost/bye"]);
+        assert_eq!(config.clients[0].backchannel_logout_uri.as_deref(), Some("http://localhost/two"));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn logout_uris_with_a_fragment_or_a_back_channel_uri_that_is_not_http_are_refused() {
+        let client = r#"client_secret = "s""#;
+        for (setting, needle) in [
+            ("post_logout_redirect_uris = [\"http://localhost/#bye\"]", "post_logout_redirect_uri"),
+            ("backchannel_logout_uri = \"http://localhost/bc#x\"", "backchannel_logout_uri"),
+            ("backchannel_logout_uri = \"mailto:rp@example.org\"", "backchannel_logout_uri"),
+            ("backchannel_logout_uri = \"/relative\"", "backchannel_logout_uri"),
+        ] {
+            let text = MINIMAL.replace(client, &format!("{client}\n{setting}"));
+            let error = ProviderConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(error.contains(needle), "{setting}: {error}");
+        }
     }
 
     #[test]

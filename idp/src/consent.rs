@@ -106,5 +106,5 @@ pub async fn submit(
         return AuthorizePageError::from(error).into_response();
     }
     tracing::info!(client_id = %request.client_id, sub = %resumed.session.sub, "user allowed the client");
-    issue_code(&state, request, &resumed.session, now)
+    issue_code(&state, jar, request, &resumed.session, now)
 }

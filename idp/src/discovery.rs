@@ -37,6 +37,12 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
             "name", "preferred_username", "email", "email_verified"
         ],
         "authorization_response_iss_parameter_supported": true,
+        // Session Management 1.0 §3.3, RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0
+        // §2.1: every logout token carries `sid`, as every ID token does.
+        "check_session_iframe": config.endpoint("/check-session"),
+        "end_session_endpoint": config.endpoint("/end-session"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_required": true,
     }))
 }
 

@@ -132,6 +132,10 @@ pub enum AdminError {
     /// 409: the request does not apply to the thing's current state.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 502: the client the admin API was asked to call could not be reached; the cause (no
+    /// token in it) is the message.
+    #[error("the client could not be reached: {0}")]
+    Unreachable(String),
     /// 500: the change could not be saved to the state file.
     #[error(transparent)]
     NotSaved(#[from] NotSaved),
@@ -144,6 +148,7 @@ impl IntoResponse for AdminError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unreachable(_) => StatusCode::BAD_GATEWAY,
             Self::NotSaved(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         tracing::warn!(error = %self, "admin request refused");
@@ -197,6 +202,38 @@ impl IntoResponse for AuthorizePageError {
     }
 }
 
+/// A logout request the end-session endpoint refuses (RP-Initiated Logout 1.0 §2, §4): nothing
+/// is ended, and the browser is not redirected (§4: never after a failed validation); the user
+/// sees a page saying why, 400 (500 for [`EndSessionError::NotSaved`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EndSessionError {
+    /// `id_token_hint` is not an ID token this provider issued to one client: malformed, signed
+    /// by another key, another issuer's, an access token, or for several audiences.
+    #[error("the sign-out request's id_token_hint was not issued by this provider")]
+    InvalidHint,
+    /// `client_id`, or the hint's audience, names no registered client.
+    #[error("the sign-out request names an unknown application")]
+    UnknownClient,
+    /// `client_id` and the hint's `aud` disagree (§2: the provider MUST verify they match).
+    #[error("the sign-out request's client_id does not match its id_token_hint")]
+    ClientMismatch,
+    /// The session's end could not be saved, so it is not ended.
+    #[error("the provider could not save your sign-out; try again")]
+    NotSaved(#[from] NotSaved),
+}
+
+impl IntoResponse for EndSessionError {
+    fn into_response(self) -> Response {
+        tracing::warn!(error = %self, "sign-out request refused");
+        let (status, kept) = match self {
+            Self::NotSaved(_) => (StatusCode::INTERNAL_SERVER_ERROR, ""),
+            _ => (StatusCode::BAD_REQUEST, "<p>You are still signed in at the provider.</p>"),
+        };
+        let body = format!("<h1>Sign-out cannot continue</h1><p>{}</p>{kept}", html::escape(&self.to_string()));
+        (status, html::page("Error", &body, None, &html::FrameAncestors::NONE)).into_response()
+    }
+}
+
 /// An authorization error sent back to a verified redirect URI (RFC 6749 §4.1.2.1, OIDC Core
 /// §3.1.2.6), with `state` and, per RFC 9207, `iss`.
 #[derive(Debug)]
@@ -220,10 +257,13 @@ impl IntoResponse for AuthorizeRedirectError {
     }
 }
 
-/// A 303 to `base` with `pairs` appended to its query, keeping any query it already has.
+/// A 303 to `base` with `pairs` appended to its query, keeping any query it already has; with
+/// no pairs, to `base` exactly as registered.
 pub(crate) fn redirect_with(base: &str, pairs: &[(&str, &str)]) -> Response {
     let mut url = Url::parse(base).expect("redirect URIs are validated at registration");
-    url.query_pairs_mut().extend_pairs(pairs);
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
     Redirect::to(url.as_str()).into_response()
 }
 

@@ -4,7 +4,8 @@
 //! Framing (CSP Level 3 `frame-ancestors`): every page refuses to be framed (clickjacking), except
 //! the answers of the authorization endpoint, which the client's own origins may frame, so that
 //! a relying party can send `prompt=none` through a hidden iframe (silent renew, OIDC Core
-//! §3.1.2.1). `X-Frame-Options` is never sent: it cannot name an origin, and where both are
+//! §3.1.2.1), and the OP iframe of Session Management, which every client's origins may frame
+//! (see [`crate::check_session`]). `X-Frame-Options` is never sent: it cannot name an origin, and where both are
 //! present `frame-ancestors` wins anyway.
 
 use std::sync::LazyLock;
@@ -57,8 +58,13 @@ impl FrameAncestors {
     /// hold the iframe of a silent request. A redirect URI without a tuple origin (a custom
     /// scheme of a native app) adds nothing: no web page has that origin.
     pub fn of_client(client: &ClientConfig) -> Self {
+        Self::of_clients(std::slice::from_ref(client))
+    }
+
+    /// The origins of every redirect URI of `clients`, each once, in registration order.
+    pub fn of_clients(clients: &[ClientConfig]) -> Self {
         let mut origins: Vec<String> = Vec::new();
-        for uri in &client.redirect_uris {
+        for uri in clients.iter().flat_map(|client| &client.redirect_uris) {
             let origin = match Url::parse(uri).map(|u| u.origin()) {
                 Ok(origin) if origin.is_tuple() => origin.ascii_serialization(),
                 _ => continue,
@@ -70,8 +76,13 @@ impl FrameAncestors {
         Self(origins)
     }
 
+    /// The origins, as RFC 6454 serializes them (`http://localhost:3000`).
+    pub fn origins(&self) -> &[String] {
+        &self.0
+    }
+
     /// The `frame-ancestors` directive's value.
-    fn sources(&self) -> String {
+    pub fn sources(&self) -> String {
         if self.0.is_empty() {
             "'none'".to_owned()
         } else {

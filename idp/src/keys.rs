@@ -21,7 +21,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use p256::{
     elliptic_curve::sec1::ToEncodedPoint,
-    pkcs8::{DecodePrivateKey, EncodePrivateKey},
+    pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding},
     SecretKey,
 };
 use ring::{
@@ -127,6 +127,20 @@ impl SigningKey {
 
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
+    }
+
+    /// The ES256 signature of a JWS signing input (`header.payload`), for the admin API's
+    /// deliberately defective tokens, which need a header [`SigningKey::sign`] would not write.
+    pub fn sign_input(&self, input: &[u8]) -> Vec<u8> {
+        self.pair.sign(&self.random, input).expect("ECDSA signing does not fail").as_ref().to_vec()
+    }
+
+    /// The public key as SubjectPublicKeyInfo PEM (RFC 7468 §13), LF line endings and a final
+    /// newline: what a library turns the JWK into, and the HMAC key of the classic key
+    /// confusion attack (an HS256 token "signed" with the public key).
+    pub fn public_key_pem(&self) -> String {
+        let secret = SecretKey::from_pkcs8_der(&self.pkcs8).expect("the key was made from this document");
+        secret.public_key().to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes as PEM")
     }
 
     /// The public half as a JWK (RFC 7517 §4, RFC 7518 §6.2.1).

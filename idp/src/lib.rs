@@ -4,8 +4,9 @@
 //! It implements what the demo application needs and nothing it would have to fake: the
 //! authorization code flow with PKCE (RFC 6749, RFC 7636, OIDC Core 1.0), ES256-signed ID tokens
 //! from rotating keys, JWT access tokens (RFC 9068), refresh tokens with rotation and reuse
-//! detection (RFC 6749 §6, RFC 9700 §4.14), token revocation (RFC 7009) and the userinfo
-//! endpoint. Discovery lists exactly that.
+//! detection (RFC 6749 §6, RFC 9700 §4.14), token revocation (RFC 7009), the userinfo endpoint,
+//! and the end of sessions: Session Management 1.0 (`session_state`, the OP iframe),
+//! RP-Initiated Logout 1.0 and Back-Channel Logout 1.0. Discovery lists exactly that.
 //!
 //! Module map, one endpoint per file:
 //! - [`config`]: the TOML configuration (clients, demo users, lifetimes); `provider.toml` is the default.
@@ -19,8 +20,14 @@
 //! - `refresh`: the `refresh_token` grant at `/token`: rotation, reuse detection, grace window.
 //! - `revoke`: `/revoke`, token revocation.
 //! - `userinfo`: `/userinfo`, a protected resource that checks the access token.
-//! - `admin`: `/admin/…`, a JSON API for development (metrics, families, key rotation, ending a
-//!   user's provider sessions, a slow `/authorize`), only when `admin_api` is set.
+//! - `check_session`: `session_state`, the browser state cookie, and `/check-session`, the OP
+//!   iframe of Session Management.
+//! - `end_session`: `/end-session`, RP-Initiated Logout.
+//! - `backchannel`: logout tokens, sent to clients when a provider session ends (Back-Channel
+//!   Logout), and the admin API's defective ones.
+//! - `admin`: `/admin/…`, a JSON API for development (metrics, families, key rotation, ending
+//!   provider sessions, a slow `/authorize`, logout tokens with defects), only when `admin_api`
+//!   is set.
 //! - `claims`: the contents of ID tokens and access tokens.
 //! - [`testing`]: a provider on an ephemeral port for integration tests.
 //! - `keys`, `store` (with `store::families`, the refresh token families; `store::state_file`
@@ -29,11 +36,14 @@
 
 mod admin;
 mod authorize;
+mod backchannel;
+mod check_session;
 mod claims;
 pub mod clock;
 pub mod config;
 mod consent;
 mod discovery;
+mod end_session;
 pub mod error;
 mod html;
 mod keys;
@@ -79,6 +89,8 @@ pub(crate) struct ProviderState {
     /// Milliseconds every `/authorize` request waits before it is answered: a slow provider,
     /// set through the admin API for timeout tests. 0, the default, is off.
     pub authorize_delay_ms: AtomicU64,
+    /// The provider's own HTTP client: back-channel logout requests.
+    pub http: reqwest::Client,
 }
 
 impl ProviderState {
@@ -118,6 +130,10 @@ impl Provider {
     /// With `state_file` set, opens it (creating it if missing) and loads the provider's state
     /// from it; a file that cannot be opened or read is a [`ConfigError`] that names it.
     pub fn with_clock(config: ProviderConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        // Again: URIs registered in code after loading are held to the file's rules.
+        config.validate()?;
+        let http = backchannel::http_client()
+            .map_err(|e| ConfigError::Invalid(format!("the back-channel HTTP client cannot start: {e}")))?;
         let configured_key = config.signing_key_file.as_deref().map(SigningKey::from_pem_file).transpose()?;
         let (store, keys) = match &config.state_file {
             Some(path) => store::open_state_file(store::Opening {
@@ -137,6 +153,7 @@ impl Provider {
             clock,
             metrics: Metrics::default(),
             authorize_delay_ms: AtomicU64::new(0),
+            http,
         };
         Ok(Self { state: Arc::new(state) })
     }
@@ -156,6 +173,9 @@ impl Provider {
             .route("/token", post(token::token))
             .route("/revoke", post(revoke::revoke))
             .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+            .route("/check-session", get(check_session::page))
+            .route("/check-session/state", get(check_session::refresh))
+            .route("/end-session", get(end_session::end_session).post(end_session::end_session_form))
             // Browsers ask every origin for one; an empty answer keeps their consoles clean.
             .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }));
         // Off, the admin routes do not exist at all (404), rather than refuse.

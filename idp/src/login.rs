@@ -3,7 +3,9 @@
 //! Two cookies, both HttpOnly and `SameSite=Lax`: `idp_browser` names the browser, and binds each
 //! pending sign-in to the browser that opened it, so that a cross-site form post cannot sign a
 //! victim in as someone else (login CSRF); `idp_session` is the provider session, set only after
-//! a password was checked and always to a fresh value (no session fixation).
+//! a password was checked and always to a fresh value (no session fixation). A third, readable
+//! by script, carries the new session's browser state for Session Management
+//! ([`crate::check_session`]).
 //!
 //! `SameSite=Lax` is enough for silent renew in an iframe here: a browser sends Lax cookies with
 //! a framed request when the top-level page and every frame above it are of the same site (a
@@ -31,6 +33,7 @@ use url::Url;
 
 use crate::{
     authorize::{proceed, redirect_error},
+    check_session,
     config::UserConfig,
     error::AuthorizePageError,
     html::{self, escape, FrameAncestors},
@@ -58,7 +61,7 @@ pub(crate) fn current_session(state: &ProviderState, jar: &CookieJar, now: u64) 
 }
 
 /// The provider session cookie's value: the key of the session in the store.
-fn session_key<'a>(state: &ProviderState, jar: &'a CookieJar) -> Option<&'a str> {
+pub(crate) fn session_key<'a>(state: &ProviderState, jar: &'a CookieJar) -> Option<&'a str> {
     jar.get(&state.cookie_name(SESSION_COOKIE)).map(|cookie| cookie.value())
 }
 
@@ -162,6 +165,8 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
         expires_at: now + state.config.lifetimes.provider_session_secs,
         consents: Vec::new(),
         terms_accepted: false,
+        browser_state: random_token(),
+        clients: Vec::new(),
     };
     tracing::info!(sub = %user.sub, client_id = %request.client_id, "user signed in at the provider");
     let (key, saving) = state.store.start_session(session.clone());
@@ -170,7 +175,9 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
         return AuthorizePageError::from(error).into_response();
     }
     let max_age = time_duration(state.config.lifetimes.provider_session_secs);
-    let jar = jar.add(cookie(&state, SESSION_COOKIE, key, Some(max_age)));
+    let jar = jar
+        .add(cookie(&state, SESSION_COOKIE, key, Some(max_age)))
+        .add(check_session::browser_state_cookie(&state, Some(&session)));
     // The terms or consent page, if the request needs one, as a page of a form post: not framed.
     proceed(&state, jar, request, &session, now, &FrameAncestors::NONE)
 }
@@ -180,6 +187,12 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
 fn check_password<'a>(users: &'a [UserConfig], username: &str, password: &str) -> Option<&'a UserConfig> {
     let user = users.iter().find(|u| u.username == username)?;
     bool::from(user.password.as_bytes().ct_eq(password.as_bytes())).then_some(user)
+}
+
+/// `jar` without the provider session: its cookie and the browser state cookie deleted.
+pub(crate) fn signed_out(state: &ProviderState, jar: CookieJar) -> CookieJar {
+    jar.add(cookie(state, SESSION_COOKIE, String::new(), Some(time::Duration::ZERO)))
+        .add(check_session::browser_state_cookie(state, None))
 }
 
 fn cookie(state: &ProviderState, name: &str, value: String, max_age: Option<time::Duration>) -> Cookie<'static> {

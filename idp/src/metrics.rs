@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::{json, Map, Value};
 
+use crate::backchannel;
+
 /// Distinct unsupported `grant_type` values counted by name; any further ones are counted
 /// together, so that a client cannot grow this map without bound.
 const MAX_OTHER_GRANT_TYPES: usize = 32;
@@ -32,6 +34,8 @@ pub struct Metrics {
     pub refresh_grace_reissues: AtomicU64,
     pub jwks_requests: AtomicU64,
     authorize_requests: [AtomicU64; AUTHORIZE_PROMPTS.len()],
+    /// Shared with the tasks that deliver logout tokens, which outlive the request.
+    pub backchannel_logouts: std::sync::Arc<backchannel::Counters>,
 }
 
 impl Metrics {
@@ -84,6 +88,7 @@ impl Metrics {
             "families_revoked": load(&self.families_revoked),
             "refresh_grace_reissues": load(&self.refresh_grace_reissues),
             "jwks_requests": load(&self.jwks_requests),
+            "backchannel_logouts": self.backchannel_logouts.snapshot(),
         })
     }
 }

@@ -9,7 +9,9 @@
 //! `cargo bench -p idp --bench refresh_grants` measures the grants per second.
 //!
 //! Every refusal is `invalid_grant` (RFC 6749 §5.2) and its description names the case, with
-//! the word `unknown`, `expired`, `revoked` or `reused`, or "issued to another client".
+//! the word `unknown`, `expired`, `revoked` or `reused`, or "issued to another client". A reuse
+//! also ends the provider session the family was granted in ([`end_session_after_reuse`]), and
+//! its clients get logout tokens.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,7 @@ use axum::{
 use serde_json::json;
 
 use crate::{
+    backchannel::{self, Ending},
     claims::TokenGrant,
     config::ClientConfig,
     error::{no_store, NotSaved, TokenError},
@@ -118,8 +121,15 @@ pub(crate) async fn refresh_token_grant(
         }
         Refresh::Granted { family, grant, reissued: None } => (family, grant, successor),
         Refresh::Refused(refusal) => {
+            let reused_in = match &refusal {
+                Refusal::Reused { grant, .. } => Some(grant.sid.clone()),
+                _ => None,
+            };
             let error = refused(state, refusal);
             saving.saved().await?;
+            if let Some(sid) = reused_in {
+                end_session_after_reuse(state, &sid).await?;
+            }
             return Err(error);
         }
     };
@@ -153,6 +163,19 @@ pub(crate) async fn refresh_token_grant(
     // The tokens were signed while the grant was being written; they leave once it is on disk.
     saving.saved().await?;
     Ok((no_store(), Json(body)).into_response())
+}
+
+/// Ends the provider session `sid` after one of its families was revoked for reuse: whoever
+/// holds the stolen token may hold that session's cookie too. Its clients are told through the
+/// back channel, in the background.
+pub(crate) async fn end_session_after_reuse(state: &ProviderState, sid: &str) -> Result<(), NotSaved> {
+    let Some((session, saving)) = state.store.end_session_by_sid(sid, state.now()) else {
+        return Ok(());
+    };
+    saving.saved().await?;
+    tracing::warn!(%sid, sub = %session.sub, "the provider session of a reused token's family is ended");
+    drop(backchannel::notify(state, &session, Ending::Reuse));
+    Ok(())
 }
 
 /// The error for a refused refresh token; a reuse is also logged and counted.

@@ -45,10 +45,17 @@ impl TestProvider {
         Self::launch(listener, config, Arc::new(ManualClock::default()))
     }
 
+    /// The built-in configuration on `listener`'s address, then `adjust`. The built-in
+    /// back-channel logout URIs are dropped first: they point at the development app on
+    /// `localhost:3000`, where a test has no business posting logout tokens; a test that wants
+    /// them registers its own (`register_backchannel_logout_uri`).
     fn config_for(listener: &tokio::net::TcpListener, adjust: impl FnOnce(&mut ProviderConfig)) -> ProviderConfig {
         let addr = listener.local_addr().expect("bound");
         let mut config =
             ProviderConfig { issuer: format!("http://{addr}").parse().expect("valid URL"), ..Default::default() };
+        for client in &mut config.clients {
+            client.backchannel_logout_uri = None;
+        }
         adjust(&mut config);
         config
     }

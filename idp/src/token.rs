@@ -139,10 +139,11 @@ async fn authorization_code_grant(
         Redemption::Redeemed(grant) => grant,
         Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
         Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),
-        Redemption::Replayed { revoked_tokens, revoked_family } => {
+        Redemption::Replayed { revoked_tokens, revoked_family, sid } => {
             if let Some(family) = revoked_family {
                 Metrics::increment(&state.metrics.families_revoked);
                 tracing::warn!(client_id = %client.client_id, %family, "authorization code replayed; its refresh token family is revoked");
+                refresh::end_session_after_reuse(state, &sid).await?;
             }
             tracing::warn!(client_id = %client.client_id, revoked_tokens, "authorization code replayed; its tokens are revoked");
             return Err(TokenError::InvalidGrant("the authorization code was already used"));
@@ -159,6 +160,9 @@ async fn authorization_code_grant(
     if !verifier_matches(verifier, &request.code_challenge) {
         return Err(TokenError::InvalidGrant("code_verifier does not match the code_challenge"));
     }
+    // The client now holds tokens of this provider session: it is told when the session ends
+    // (Back-Channel Logout 1.0 §2.3), after a restart too.
+    state.store.record_client(&grant.sid, &client.client_id, now).saved().await?;
 
     // offline_access reached the code only if the client may have it (see `authorize`).
     let offline = client.offline_access && request.scopes.iter().any(|s| s == OFFLINE_ACCESS);

@@ -276,7 +276,9 @@ async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "ALTER TABLE provider_sessions DROP COLUMN consents;
+            "ALTER TABLE provider_sessions DROP COLUMN clients;
+             ALTER TABLE provider_sessions DROP COLUMN browser_state;
+             ALTER TABLE provider_sessions DROP COLUMN consents;
              ALTER TABLE provider_sessions DROP COLUMN terms_accepted;
              PRAGMA user_version = 1;",
         )
@@ -289,7 +291,45 @@ async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
     rp.provider.stop().await;
     let version: i32 =
         rusqlite::Connection::open(&file).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+#[tokio::test]
+async fn a_version_2_state_file_is_migrated_and_its_provider_sessions_get_a_browser_state() {
+    let rp = Rp::new().await;
+    rp.sign_in().await;
+    let Rp { http, provider, state } = rp;
+    let (addr, file) = (provider.addr, provider.config().state_file.clone().unwrap());
+    provider.stop().await;
+    // As a provider from before Session Management and Back-Channel Logout left it.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "ALTER TABLE provider_sessions DROP COLUMN clients;
+             ALTER TABLE provider_sessions DROP COLUMN browser_state;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let provider = TestProvider::start_on(listener, |config| config.state_file = Some(file.clone())).await;
+    let rp = Rp { http, provider, state };
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let silent = rp.http.get(rp.authorize_url(&challenge, Some("none"))).send().await.unwrap();
+    let query = query_of(&silent);
+    assert!(query.contains_key("code"), "the session was kept: {query:?}");
+    let (hash, salt) = query["session_state"].split_once('.').expect("a session_state");
+    assert_eq!((hash.len(), salt.is_empty()), (64, false));
+    rp.provider.stop().await;
+    let connection = rusqlite::Connection::open(&file).unwrap();
+    let version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 3);
+    let (browser_state, clients): (String, String) = connection
+        .query_row("SELECT browser_state, clients FROM provider_sessions", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap();
+    assert_eq!(browser_state.len(), 64, "a random browser state, not the empty one of 'no session'");
+    assert_eq!(clients, "[]", "nobody to tell about a session from before");
 }
 
 #[tokio::test]

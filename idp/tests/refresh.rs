@@ -615,6 +615,7 @@ async fn admin_metrics_count_token_requests_reuse_revocations_and_jwks_requests(
                 "default": 0, "none": 0, "login": 0, "consent": 0, "login consent": 0, "invalid": 0,
             },
             "refresh_tokens_reused": 0, "families_revoked": 0, "refresh_grace_reissues": 0, "jwks_requests": 0,
+            "backchannel_logouts": { "sent": 0, "delivered": 0, "failed": 0, "retries": 0 },
         })
     );
 

@@ -49,12 +49,13 @@ const GROUP_COMMIT_WAIT: Duration = Duration::from_micros(300);
 
 /// A change to persistent state, as one operation of the store made it.
 pub(crate) enum Change {
-    /// A provider session started, or changed (a consent, accepted terms): the whole row.
+    /// A provider session started, or changed (a consent, accepted terms, a client that received
+    /// tokens): the whole row.
     SessionSaved {
         key_hash: TokenHash,
         session: ProviderSession,
     },
-    /// Provider sessions ended before their time (through the admin API).
+    /// Provider sessions ended before their time: a sign-out, the admin API, reuse detection.
     SessionsEnded {
         key_hashes: Vec<TokenHash>,
     },
@@ -243,10 +244,11 @@ pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
         Change::SessionSaved { key_hash, session } => {
             // Client ids may contain spaces (RFC 6749 Appendix A.1): a JSON array keeps them apart.
             let consents = serde_json::to_string(&session.consents).expect("strings serialize");
+            let clients = serde_json::to_string(&session.clients).expect("strings serialize");
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO provider_sessions
-                   (key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   (key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents, browser_state, clients)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 &key_hash[..],
@@ -256,6 +258,8 @@ pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
                 session.expires_at,
                 session.terms_accepted,
                 consents,
+                session.browser_state,
+                clients,
             ])?;
         }
         Change::SessionsEnded { key_hashes } => {

@@ -12,7 +12,8 @@
 //! lock and so in the same order, to the [`journal`]'s writer thread, which commits it to
 //! SQLite ([`state_file`] has the schema and what is loaded at start). The operation returns a
 //! [`Saving`]; the endpoint awaits it before sending the response that reveals the change.
-//! What is kept: provider sessions (with the consents and accepted terms recorded in them),
+//! What is kept: provider sessions (with the consents and accepted terms recorded in them, their
+//! browser state for Session Management, and the clients that received tokens in them),
 //! refresh token families and their tokens (hashed), the access tokens' records, revocations
 //! and their reasons. What is not: interactions waiting at the sign-in, terms or consent page
 //! (ten minutes at most, and the page can be opened again) and authorization codes (a minute;
@@ -114,6 +115,12 @@ pub struct ProviderSession {
     /// Whether the user accepted the updated terms in this session (a user with
     /// `interaction_required`).
     pub terms_accepted: bool,
+    /// The OP browser state of OIDC Session Management 1.0 §3.2: random, one per session, so that
+    /// it changes whenever the browser's session does (see [`crate::check_session`]).
+    pub browser_state: String,
+    /// The clients that received tokens in this session, in the order they first did: the ones
+    /// told when it ends (Back-Channel Logout 1.0 §2.7).
+    pub clients: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +165,8 @@ pub enum Redemption {
         revoked_tokens: usize,
         /// The refresh token family started from the code, if this replay revoked it.
         revoked_family: Option<FamilyId>,
+        /// The provider session the code was issued in.
+        sid: String,
     },
 }
 
@@ -172,6 +181,9 @@ pub struct Store {
 struct Inner {
     interactions: HashMap<String, Interaction>,
     sessions: HashMap<TokenHash, ProviderSession>,
+    /// Each session's key by its `sid`: the back channel, the admin API and reuse detection know
+    /// a session by its `sid` only.
+    sids: HashMap<String, TokenHash>,
     codes: HashMap<String, CodeRecord>,
     access_tokens: HashMap<String, AccessTokenRecord>,
     families: HashMap<FamilyId, Family>,
@@ -244,7 +256,7 @@ impl Store {
         let key_hash = token_hash(&key);
         let mut inner = self.lock();
         let saving = self.save(|| Change::SessionSaved { key_hash, session: session.clone() });
-        inner.sessions.insert(key_hash, session);
+        inner.insert_session(key_hash, session);
         (key, saving)
     }
 
@@ -278,19 +290,63 @@ impl Store {
         Some(self.save(|| Change::SessionSaved { key_hash, session: session.clone() }))
     }
 
-    /// Ends every provider session of `sub`, in memory and in the state file; returns how many
-    /// were still running. Their refresh token families are left alone: signing out of the
+    /// Ends every provider session of `sub`, in memory and in the state file; returns the ones
+    /// that were still running. Their refresh token families are left alone: signing out of the
     /// provider is not revoking what a client was granted (`offline_access` is for exactly that).
-    pub fn end_sessions_of(&self, sub: &str, now: u64) -> (usize, Saving) {
+    pub fn end_sessions_of(&self, sub: &str, now: u64) -> (Vec<ProviderSession>, Saving) {
         let mut inner = self.lock();
         let ended: Vec<TokenHash> = inner.sessions.iter().filter(|(_, s)| s.sub == sub).map(|(key, _)| *key).collect();
-        let running = ended.iter().filter(|key| inner.sessions[*key].expires_at > now).count();
-        for key in &ended {
-            inner.sessions.remove(key);
+        self.end(&mut inner, ended, now)
+    }
+
+    /// Ends the session behind the cookie value `key` (a sign-out); `None` if it has ended or
+    /// expired already.
+    pub fn end_session(&self, key: &str, now: u64) -> Option<(ProviderSession, Saving)> {
+        let key_hash = token_hash(key);
+        let mut inner = self.lock();
+        if !inner.sessions.contains_key(&key_hash) {
+            return None;
         }
+        let (mut ended, saving) = self.end(&mut inner, vec![key_hash], now);
+        ended.pop().map(|session| (session, saving))
+    }
+
+    /// Ends the session with this `sid`; `None` if there is no such session running.
+    pub fn end_session_by_sid(&self, sid: &str, now: u64) -> Option<(ProviderSession, Saving)> {
+        let mut inner = self.lock();
+        let key_hash = *inner.sids.get(sid)?;
+        let (mut ended, saving) = self.end(&mut inner, vec![key_hash], now);
+        ended.pop().map(|session| (session, saving))
+    }
+
+    /// Removes the sessions `keys` (all present), in memory and in the state file; returns those
+    /// still running at `now`.
+    fn end(&self, inner: &mut Inner, keys: Vec<TokenHash>, now: u64) -> (Vec<ProviderSession>, Saving) {
+        let running = keys
+            .iter()
+            .filter_map(|key| inner.remove_session(key))
+            .filter(|session| now < session.expires_at)
+            .collect();
         let saving =
-            if ended.is_empty() { Saving::done() } else { self.save(|| Change::SessionsEnded { key_hashes: ended }) };
+            if keys.is_empty() { Saving::done() } else { self.save(|| Change::SessionsEnded { key_hashes: keys }) };
         (running, saving)
+    }
+
+    /// Records that `client_id` received tokens in the session `sid`, so that it is told when
+    /// the session ends; nothing if it had already, or the session has ended.
+    pub fn record_client(&self, sid: &str, client_id: &str, now: u64) -> Saving {
+        let mut inner = self.lock();
+        let Some(key_hash) = inner.sids.get(sid).copied() else {
+            return Saving::done();
+        };
+        let Some(session) = inner.sessions.get_mut(&key_hash).filter(|s| now < s.expires_at) else {
+            return Saving::done();
+        };
+        if session.clients.iter().any(|c| c == client_id) {
+            return Saving::done();
+        }
+        session.clients.push(client_id.to_owned());
+        self.save(|| Change::SessionSaved { key_hash, session: session.clone() })
     }
 
     pub fn issue_code(&self, grant: AuthorizationCode) -> String {
@@ -338,7 +394,8 @@ impl Store {
                 access_tokens: revoked_rows,
                 family: revoked_family.and_then(|id| families.get(&id).map(|family| (id, family.state()))),
             });
-            return (Redemption::Replayed { revoked_tokens, revoked_family }, saving);
+            let sid = record.grant.sid.clone();
+            return (Redemption::Replayed { revoked_tokens, revoked_family, sid }, saving);
         }
         record.redeemed = true;
         if now >= record.grant.issued_at + lifetime {
@@ -392,10 +449,23 @@ pub(crate) struct AccessTokenRow {
 }
 
 impl Inner {
+    fn insert_session(&mut self, key_hash: TokenHash, session: ProviderSession) {
+        self.sids.insert(session.sid.clone(), key_hash);
+        self.sessions.insert(key_hash, session);
+    }
+
+    fn remove_session(&mut self, key_hash: &TokenHash) -> Option<ProviderSession> {
+        let session = self.sessions.remove(key_hash)?;
+        self.sids.remove(&session.sid);
+        Some(session)
+    }
+
     /// Removes what has expired; the state file's purge ([`Change::Purged`]) removes the same.
     fn purge(&mut self, now: u64) {
         self.interactions.retain(|_, i| now < i.created_at + INTERACTION_SECS);
         self.sessions.retain(|_, s| now < s.expires_at);
+        let sessions = &self.sessions;
+        self.sids.retain(|_, key_hash| sessions.contains_key(key_hash));
         self.codes.retain(|_, c| now < c.grant.issued_at + CODE_MEMORY_SECS);
         self.access_tokens.retain(|_, t| now < t.expires_at);
         let families = self.families.len();

@@ -45,7 +45,7 @@ use crate::{
 
 /// "idps", in `PRAGMA application_id`: this file is a state file of this provider.
 const APPLICATION_ID: i32 = 0x6964_7073;
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 /// The write-ahead log is copied into the database (a checkpoint, the only time a commit waits
 /// for the disk) once it holds this many pages, 40 MB at most. SQLite's default of 1,000 pages
 /// makes a busy provider checkpoint several times a second, each a stall for every request
@@ -68,7 +68,9 @@ CREATE TABLE provider_sessions (
     auth_time INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     terms_accepted INTEGER NOT NULL DEFAULT 0,
-    consents TEXT NOT NULL DEFAULT '[]'
+    consents TEXT NOT NULL DEFAULT '[]',
+    browser_state TEXT NOT NULL,
+    clients TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE TABLE families (
     id INTEGER PRIMARY KEY,
@@ -111,6 +113,16 @@ CREATE INDEX access_tokens_by_expires_at ON access_tokens (expires_at);
 const MIGRATE_FROM_1: &str = "
 ALTER TABLE provider_sessions ADD COLUMN terms_accepted INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE provider_sessions ADD COLUMN consents TEXT NOT NULL DEFAULT '[]';
+";
+
+/// Version 2 to 3: provider sessions have a browser state (Session Management) and remember the
+/// clients that received tokens in them (Back-Channel Logout). A session from before gets a
+/// random browser state (its relying parties see one `changed`, and renew silently into the new
+/// value) and no clients: nobody is told when it ends, as before.
+const MIGRATE_FROM_2: &str = "
+ALTER TABLE provider_sessions ADD COLUMN browser_state TEXT NOT NULL DEFAULT '';
+ALTER TABLE provider_sessions ADD COLUMN clients TEXT NOT NULL DEFAULT '[]';
+UPDATE provider_sessions SET browser_state = lower(hex(randomblob(32)));
 ";
 
 /// What a provider needs from its configuration to open its state file.
@@ -175,9 +187,10 @@ fn prepare(connection: &Connection) -> Result<(), String> {
     let tables: i64 = connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(sql)?;
     // The schema to create or the migration to run, if any.
     let update = match (application_id, version) {
-        (0, 0) if tables == 0 => Some(SCHEMA),
+        (0, 0) if tables == 0 => Some(SCHEMA.to_owned()),
         (APPLICATION_ID, SCHEMA_VERSION) => None,
-        (APPLICATION_ID, 1) => Some(MIGRATE_FROM_1),
+        (APPLICATION_ID, 1) => Some(format!("{MIGRATE_FROM_1}{MIGRATE_FROM_2}")),
+        (APPLICATION_ID, 2) => Some(MIGRATE_FROM_2.to_owned()),
         (APPLICATION_ID, other) => return Err(format!("schema version {other}, this provider reads {SCHEMA_VERSION}")),
         _ => return Err("an SQLite database, but not a state file of this provider".into()),
     };
@@ -271,22 +284,26 @@ fn load_keys(
 
 fn load_sessions(tx: &Transaction<'_>, now: u64, inner: &mut Inner) -> Result<(), LoadError> {
     let mut statement = tx.prepare(
-        "SELECT key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents
+        "SELECT key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents, browser_state, clients
          FROM provider_sessions WHERE expires_at > ?1",
     )?;
     let mut rows = statement.query(params![now])?;
+    let client_ids = |text: String, what: &str| {
+        serde_json::from_str::<Vec<String>>(&text)
+            .map_err(|e| LoadError::Invalid(format!("{what} are not a JSON array of strings: {e}")))
+    };
     while let Some(row) = rows.next()? {
-        let consents: String = row.get(6)?;
         let session = ProviderSession {
             sid: row.get(1)?,
             sub: row.get(2)?,
             auth_time: row.get(3)?,
             expires_at: row.get(4)?,
             terms_accepted: row.get(5)?,
-            consents: serde_json::from_str(&consents)
-                .map_err(|e| LoadError::Invalid(format!("consents are not a JSON array of strings: {e}")))?,
+            consents: client_ids(row.get(6)?, "consents")?,
+            browser_state: row.get(7)?,
+            clients: client_ids(row.get(8)?, "clients")?,
         };
-        inner.sessions.insert(hash(row, 0)?, session);
+        inner.insert_session(hash(row, 0)?, session);
     }
     Ok(())
 }

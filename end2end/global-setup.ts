@@ -3,12 +3,15 @@ export default async function globalSetup(): Promise<void> {
   await waitFor(`${process.env.APP_URL ?? 'http://localhost:3000'}/auth/session`);
   await waitFor(`${REDIS_APP}/auth/session`);
   await waitFor(`${IFRAME_APP}/auth/session`);
+  await waitFor(`${CROSS_SITE_APP}/auth/session`);
 }
 
 /** The second app, whose sessions live in Redis (tests/redis.spec.ts). */
 export const REDIS_APP = process.env.REDIS_APP_URL ?? 'http://localhost:3100';
 /** The third app, which renews through the hidden iframe only (tests/iframe.spec.ts). */
 export const IFRAME_APP = process.env.IFRAME_APP_URL ?? 'http://localhost:3200';
+/** The fourth app, whose provider is on another site (tests/cross-site.spec.ts). */
+export const CROSS_SITE_APP = process.env.CROSS_SITE_APP_URL ?? 'http://localhost:3300';
 
 async function waitFor(target: string): Promise<void> {
   const url = target.replace('localhost', '127.0.0.1');

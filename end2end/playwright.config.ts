@@ -18,7 +18,12 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   projects: [
-    { name: 'sqlite', testIgnore: /(redis|iframe)\.spec\.ts/ },
+    { name: 'sqlite', testIgnore: /(redis|iframe|cross-site)\.spec\.ts/ },
+    {
+      name: 'cross-site',
+      testMatch: /cross-site\.spec\.ts/,
+      use: { baseURL: process.env.CROSS_SITE_APP_URL ?? 'http://localhost:3300' },
+    },
     { name: 'iframe', testMatch: /iframe\.spec\.ts/, use: { baseURL: process.env.IFRAME_APP_URL ?? 'http://localhost:3200' } },
     { name: 'redis', testMatch: /redis\.spec\.ts/, use: { baseURL: process.env.REDIS_APP_URL ?? 'http://localhost:3100' } },
   ],

@@ -6,12 +6,14 @@
 # - a second app on :3100 with its own embedded provider on :4100, sessions in a Redis on a free
 #   port (scripts/e2e-redis.sh), for the journey that takes Redis away and brings it back;
 # - a third app on :3200 with its own embedded provider on :4200, renewing through the hidden
-#   iframe only (RENEW_STRATEGY=iframe, no refresh token), for the silent renew journeys.
+#   iframe only (RENEW_STRATEGY=iframe, no refresh token), for the silent renew journeys;
+# - a fourth app on :3300 whose provider runs on its own at 127.0.0.1:4300, another site than
+#   the app's localhost (end2end/provider-cross-site.toml), for the cross-site journey.
 # SERVER_BIN=target/release/server runs them against a `cargo leptos build --release` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for port in 3000 4000 3100 4100 3200 4200; do
+for port in 3000 4000 3100 4100 3200 4200 3300 4300; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use; stop what listens there first" >&2
     exit 1
@@ -19,9 +21,10 @@ for port in 3000 4000 3100 4100 3200 4200; do
 done
 
 SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
+IDP="$(dirname "$SERVER")/idp"
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 rm -rf target/e2e target/e2e-redis
-mkdir -p target/e2e-redis/work target/e2e-iframe
+mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site
 
 PIDS=()
 cleanup() {
@@ -34,7 +37,7 @@ trap cleanup EXIT
 # Settings both apps share: the site, the suite's provider and renewal timing.
 export LEPTOS_OUTPUT_NAME=oidc-session LEPTOS_SITE_ROOT="$PWD/target/site" LEPTOS_SITE_PKG_DIR=pkg \
   RUST_LOG="${RUST_LOG:-info,tower_http=warn}" EMBEDDED_IDP_CONFIG="$PWD/end2end/provider.toml" \
-  RENEW_BEFORE_EXPIRY_SECS=3 RENEW_JITTER_SECS=1
+  RENEW_BEFORE_EXPIRY_SECS=3 RENEW_JITTER_SECS=1 CHECK_SESSION_INTERVAL_SECS=2
 
 LEPTOS_SITE_ADDR=127.0.0.1:3000 SESSION_STORE=target/e2e/sessions.sqlite3 RENEW_STRATEGY=refresh_token \
   "$SERVER" >target/e2e-server.log 2>&1 &
@@ -43,6 +46,15 @@ PIDS+=($!)
 (cd target/e2e-iframe && LEPTOS_SITE_ADDR=127.0.0.1:3200 APP_URL=http://localhost:3200 \
   EMBEDDED_IDP_ADDR=127.0.0.1:4200 SESSION_STORE=sessions.sqlite3 RENEW_STRATEGY=iframe \
   SILENT_RENEW_TIMEOUT_SECS=3 exec "$SERVER" >"$OLDPWD/target/e2e-server-iframe.log" 2>&1) &
+PIDS+=($!)
+
+RUST_LOG=info "$IDP" --config end2end/provider-cross-site.toml --addr 127.0.0.1:4300 \
+  --state target/e2e-cross-site/provider.sqlite3 >target/e2e-idp-cross-site.log 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/4300) 2>/dev/null && break; sleep 0.05; done
+(cd target/e2e-cross-site && LEPTOS_SITE_ADDR=127.0.0.1:3300 APP_URL=http://localhost:3300 \
+  OIDC_ISSUER=http://127.0.0.1:4300 OIDC_CLIENT_ID=demo-app OIDC_CLIENT_SECRET=demo-app-secret \
+  SESSION_STORE=memory RENEW_STRATEGY=refresh_token exec "$SERVER" >"$OLDPWD/target/e2e-server-cross-site.log" 2>&1) &
 PIDS+=($!)
 
 scripts/e2e-redis.sh start "$REDIS_PORT"
@@ -55,7 +67,8 @@ PIDS+=($!)
 status=0
 (cd end2end && npx --no-install playwright test "$@") || status=$?
 if [ "$status" -ne 0 ]; then
-  for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log; do
+  for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log \
+    target/e2e-server-cross-site.log target/e2e-idp-cross-site.log; do
     echo "--- server log ($log) ---"
     tail -n 60 "$log"
   done

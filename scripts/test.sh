@@ -27,6 +27,9 @@ RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p idp -p app -p server
 
 step "cargo leptos build"
 cargo leptos build
+# The stand-alone provider of the cross-site journey (already built by the tests above, in
+# general; this makes sure).
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo build -p idp --bin idp
 
 step "Playwright"
 scripts/e2e.sh

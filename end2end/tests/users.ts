@@ -14,6 +14,10 @@ export const USERS = {
   liam: { username: 'liam', password: 'asleep', sub: '248289761012', name: 'Liam Asleep' },
   mia: { username: 'mia', password: 'nolocks', sub: '248289761013', name: 'Mia Nolocks' },
   nina: { username: 'nina', password: 'fallback', sub: '248289761014', name: 'Nina Fallback' },
+  olga: { username: 'olga', password: 'twotabs2', sub: '248289761015', name: 'Olga Signout' },
+  pete: { username: 'pete', password: 'checked', sub: '248289761016', name: 'Pete Checked' },
+  quinn: { username: 'quinn', password: 'rekeyed', sub: '248289761017', name: 'Quinn Rekeyed' },
+  rosa: { username: 'rosa', password: 'backchannel', sub: '248289761018', name: 'Rosa Backchannel' },
 } as const;
 
 export type User = (typeof USERS)[keyof typeof USERS];

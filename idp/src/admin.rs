@@ -19,7 +19,8 @@
 //!   `{"family", "error", "error_description"}`; 404 without an active family, 409 before the
 //!   family has rotated.
 //! - `POST /admin/keys/rotate`: `{"kid": new, "kids": [every kid in the JWKS]}`.
-//! - `POST /admin/users/{sub}/end-session`: ends every provider session of the user, as if they
+//! - `POST /admin/users/{sub}/end-session[?backchannel=false]`: ends every provider session of
+//!   the user (without telling the clients, if asked), as if they
 //!   had signed out of the provider elsewhere (the state file forgets them too; their refresh
 //!   token families are left alone): `{"ended": N}`, the number still running. The next
 //!   `prompt=none` from any of their browsers answers `login_required`, their OP iframes answer
@@ -48,7 +49,7 @@ use std::{
 
 use axum::{
     body::Bytes,
-    extract::{Path, Request, State},
+    extract::{Path, Query, Request, State},
     http::HeaderMap,
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -157,15 +158,30 @@ async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Result<Response
     Ok(answer(json!({ "kid": key.kid(), "kids": kids })))
 }
 
+/// `?backchannel=false` ends the sessions without telling the clients: what a provider without
+/// back-channel logout does, so that a test can prove the app notices through check_session.
+#[derive(Deserialize)]
+struct EndOptions {
+    #[serde(default = "yes")]
+    backchannel: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 async fn end_sessions(
     State(state): State<Arc<ProviderState>>,
     Path(sub): Path<String>,
+    Query(options): Query<EndOptions>,
 ) -> Result<Response, AdminError> {
     let (ended, saving) = state.store.end_sessions_of(&sub, state.now());
     saving.saved().await?;
-    tracing::info!(%sub, ended = ended.len(), "provider sessions ended through the admin API");
-    for session in &ended {
-        drop(backchannel::notify(&state, session, Ending::Admin));
+    tracing::info!(%sub, ended = ended.len(), backchannel = options.backchannel, "provider sessions ended through the admin API");
+    if options.backchannel {
+        for session in &ended {
+            drop(backchannel::notify(&state, session, Ending::Admin));
+        }
     }
     Ok(answer(json!({ "ended": ended.len() })))
 }

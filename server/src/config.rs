@@ -13,6 +13,7 @@
 //! | `USE_REFRESH_TOKEN`  | `true`: ask for `offline_access`          |
 //! | `RENEW_STRATEGY`     | `auto` (`refresh_token`, `iframe`)        |
 //! | `SILENT_RENEW_TIMEOUT_SECS` | `10`                               |
+//! | `CHECK_SESSION_INTERVAL_SECS` | `5` (0: off)                     |
 //! | `RENEW_BEFORE_EXPIRY_SECS` | `15`                                |
 //! | `RENEW_JITTER_SECS`  | `5`                                       |
 //! | `IGNORE_NONCE_AFTER_REFRESH` | `false`                           |
@@ -80,6 +81,8 @@ pub struct RenewalConfig {
     pub strategy: RenewStrategy,
     /// How long the browser waits for an iframe renewal before counting it as failed.
     pub silent_renew_timeout_secs: u64,
+    /// How often the browser asks the provider's check_session iframe (0: never).
+    pub check_session_interval_secs: u64,
     /// The browser renews this long before the access token expires…
     pub before_expiry_secs: u64,
     /// …and up to this much earlier still, at random, so that clients spread out.
@@ -145,6 +148,7 @@ impl Config {
             use_refresh_token: strategy != RenewStrategy::Iframe && flag(&var, "USE_REFRESH_TOKEN", true)?,
             strategy,
             silent_renew_timeout_secs: seconds(&var, "SILENT_RENEW_TIMEOUT_SECS", 10)?,
+            check_session_interval_secs: seconds(&var, "CHECK_SESSION_INTERVAL_SECS", 5)?,
             before_expiry_secs: seconds(&var, "RENEW_BEFORE_EXPIRY_SECS", 15)?,
             jitter_secs: seconds(&var, "RENEW_JITTER_SECS", 5)?,
             ignore_nonce_after_refresh: flag(&var, "IGNORE_NONCE_AFTER_REFRESH", false)?,
@@ -210,6 +214,16 @@ impl Config {
     /// The redirect URI of silent renew, to register at the provider too.
     pub fn silent_callback_url(&self) -> String {
         format!("{}/auth/silent-callback", self.origin())
+    }
+
+    /// The redirect URI after RP-initiated logout, to register at the provider.
+    pub fn post_logout_url(&self) -> String {
+        format!("{}/", self.origin())
+    }
+
+    /// The back-channel logout URI, to register at the provider.
+    pub fn backchannel_logout_url(&self) -> String {
+        format!("{}/auth/backchannel-logout", self.origin())
     }
 
     /// What the browser is told about when to renew.
@@ -343,6 +357,7 @@ mod tests {
             (&[("SESSION_SEAL_KEYS", "c2hvcnQ")], "SESSION_SEAL_KEYS"),
             (&[("RENEW_STRATEGY", "magic")], "RENEW_STRATEGY"),
             (&[("SILENT_RENEW_TIMEOUT_SECS", "soon")], "SILENT_RENEW_TIMEOUT_SECS"),
+            (&[("CHECK_SESSION_INTERVAL_SECS", "often")], "CHECK_SESSION_INTERVAL_SECS"),
         ];
         for (vars, setting) in cases {
             let error = load(vars).unwrap_err();

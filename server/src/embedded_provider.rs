@@ -29,6 +29,8 @@ pub async fn start(
     }
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
     provider_config.register_redirect_uri(&config.client_id, &config.silent_callback_url());
+    provider_config.register_post_logout_redirect_uri(&config.client_id, &config.post_logout_url());
+    provider_config.register_backchannel_logout_uri(&config.client_id, &config.backchannel_logout_url());
     let provider = Provider::new(provider_config).map_err(|e| StartError::EmbeddedProvider(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -25,17 +25,22 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use app::{auth::SharedBackend, shell, App};
+use app::{
+    auth::{CheckSession, SharedBackend},
+    shell, App,
+};
 use axum::{extract::FromRef, middleware, Router};
 use leptos::{config::LeptosOptions, context::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::trace::TraceLayer;
 
 use crate::{
-    api::AccessTokenValidator,
+    api::{AccessTokenValidator, LoggedOut},
     auth::{
         backend::Backend,
+        events::SessionEvents,
         oidc_client::{DiscoveryError, OidcClient},
+        record::BrowserSettings,
         refresh::Renewer,
         token_store::TokenStore,
     },
@@ -55,6 +60,12 @@ pub struct AppState {
     pub oidc: Arc<OidcClient>,
     pub tokens: Arc<TokenStore>,
     pub renewer: Arc<Renewer>,
+    pub kv: Arc<Kv>,
+    pub events: Arc<SessionEvents>,
+    /// What every page learns about keeping its session alive and watching it.
+    pub browser: Arc<BrowserSettings>,
+    /// Back-channel logouts, which the protected API honours.
+    pub logged_out: Arc<LoggedOut>,
 }
 
 /// Why the server could not start; each names the setting to fix.
@@ -85,9 +96,35 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
     tracing::info!(issuer = %config.issuer.as_str(), client_id = %config.client_id.as_str(), "provider discovered");
     let tokens = Arc::new(TokenStore::new(kv.clone(), sealer));
     let renewer = Arc::new(Renewer::new(oidc.clone(), tokens.clone(), kv.clone(), config.renewal.clone()));
-    let api = api::router(Arc::new(AccessTokenValidator::new(oidc.clone(), config.api_audience.clone())));
+    let logged_out = Arc::new(LoggedOut::new(kv.clone()));
+    let validator = AccessTokenValidator::new(oidc.clone(), config.api_audience.clone(), logged_out.clone());
+    let api = api::router(Arc::new(validator));
     let backend: SharedBackend = Arc::new(Backend::new(renewer.clone(), api.clone()));
-    let state = AppState { leptos_options, config: Arc::new(config), oidc, tokens, renewer };
+    let browser = Arc::new(BrowserSettings {
+        renewal: config.renewal_policy(),
+        check_session: oidc
+            .session_metadata()
+            .check_session_iframe
+            .clone()
+            .filter(|_| config.renewal.check_session_interval_secs > 0)
+            .map(|iframe| CheckSession {
+                iframe,
+                client_id: config.client_id.to_string(),
+                interval_secs: config.renewal.check_session_interval_secs,
+            }),
+    });
+    let events = SessionEvents::new(kv.clone());
+    let state = AppState {
+        leptos_options,
+        config: Arc::new(config),
+        oidc,
+        tokens,
+        renewer,
+        kv: kv.clone(),
+        events,
+        browser,
+        logged_out,
+    };
     Ok(router(state, backend, api, SessionRecords::new(kv)))
 }
 
@@ -125,6 +162,8 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
         )
         .layer(middleware::from_fn_with_state(state.clone(), auth::session::attach_session_view));
 
+    // Server to server: authenticated by the logout token, not by a browser's cookie or Origin.
+    let provider_facing = auth::provider_routes().with_state(state.clone());
     let browser_facing = Router::new()
         .merge(auth::routes())
         .merge(leptos)
@@ -135,6 +174,7 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
 
     Router::new()
         .merge(browser_facing)
+        .merge(provider_facing)
         .merge(api)
         .layer(middleware::from_fn(security::baseline_headers))
         // Spans name the path only: a query can hold an authorization code or a state.

@@ -16,7 +16,9 @@ use crate::AppState;
 /// The CSP of pages the Leptos app renders: scripts from this origin or carrying this response's
 /// nonce, wasm allowed to compile, nothing inline otherwise, no framing of the page itself;
 /// frames of this origin and the provider's only (silent renew's hidden iframe starts here and
-/// passes through the provider).
+/// passes through the provider); forms to this origin, whose answer may redirect to the provider
+/// (sign-out continues at its end-session endpoint, and Chromium applies `form-action` to the
+/// redirect too).
 #[derive(Clone)]
 pub struct PageCsp {
     /// `connect-src` beyond `'self'`: the live-reload socket of `cargo leptos watch`.
@@ -45,8 +47,8 @@ impl PageCsp {
         let policy = format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'{}; frame-src 'self' {}; frame-ancestors 'none'; \
-             form-action 'self'; base-uri 'none'; object-src 'none'",
-            self.extra_connect, self.provider_origin
+             form-action 'self' {}; base-uri 'none'; object-src 'none'",
+            self.extra_connect, self.provider_origin, self.provider_origin
         );
         if let Ok(value) = HeaderValue::from_str(&policy) {
             response.insert_header(header::CONTENT_SECURITY_POLICY, value);

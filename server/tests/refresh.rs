@@ -92,22 +92,46 @@ async fn a_provider_that_is_down_is_transient_and_the_session_survives_until_it_
 }
 
 #[tokio::test]
-async fn a_reused_refresh_token_is_refused_then_dropped_and_no_other_session_is_touched() {
+async fn a_revoked_refresh_token_is_refused_then_dropped_and_no_other_session_is_touched() {
+    let app = signed_in(Setup::default()).await;
+    let bob = app.other_browser("bob", "builder").await;
+    let families: Value =
+        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
+    let family = families["families"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.admin_post(&format!("/families/{family}/revoke")).await.status(), StatusCode::OK);
+
+    let refused = app.refresh().await;
+    assert_eq!(refused, json!({ "outcome": "reauth_required", "reason": "invalid_grant" }));
+    let grants = app.refresh_grants().await;
+    // The refused token is never presented again; the session is left for the iframe, which
+    // renews through the provider's session, or for the user.
+    assert_eq!(app.session().await["authenticated"], true);
+    assert_eq!(app.session().await["has_refresh_token"], json!(null));
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "no_refresh_token" }));
+    assert_eq!(app.refresh_grants().await, grants, "no second token request with a refused token");
+
+    assert_eq!(outcome(&app.refresh_as(&bob).await), "renewed", "bob's session is untouched");
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_provider_session_and_so_this_session_and_no_other() {
     let app = signed_in(Setup::default()).await;
     let bob = app.other_browser("bob", "builder").await;
     assert_eq!(outcome(&app.refresh().await), "renewed", "alice's family now has a retired token");
 
     let simulated = app.admin_post(&format!("/users/{ALICE_SUB}/simulate-reuse")).await;
     assert_eq!(simulated.status(), StatusCode::OK);
-    let refused = app.refresh().await;
-    assert_eq!(refused, json!({ "outcome": "reauth_required", "reason": "invalid_grant" }));
-    let grants = app.refresh_grants().await;
-    // The refused token is never presented again; the session is left for the iframe, which
-    // renews through the provider's session, or for the user.
-    assert_eq!(app.session().await["has_refresh_token"], json!(null));
-    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "no_refresh_token" }));
-    assert_eq!(app.refresh_grants().await, grants, "no second token request with a refused token");
-
+    // The provider ends alice's provider session and tells the app over the back channel.
+    let mut ended = false;
+    for _ in 0..50 {
+        if app.session().await["authenticated"] == false {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ended, "the back-channel logout ended the session");
+    assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "signed_out" }));
     assert_eq!(outcome(&app.refresh_as(&bob).await), "renewed", "bob's session is untouched");
     assert_eq!(app.session_of(&bob).await["authenticated"], true);
 }
@@ -135,7 +159,7 @@ async fn a_refresh_token_that_is_not_rotated_is_reused_when_allowed() {
 }
 
 fn no_rotation(config: &mut idp::ProviderConfig) {
-    config.clients.iter_mut().for_each(|client| client.rotate_refresh_tokens = false);
+    config.clients.iter_mut().filter(|c| c.client_id == "demo-app").for_each(|c| c.rotate_refresh_tokens = false);
 }
 
 #[tokio::test]

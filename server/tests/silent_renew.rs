@@ -93,7 +93,7 @@ async fn a_silent_callback_with_an_unknown_state_is_a_failure_outcome_and_change
 #[tokio::test]
 async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
     let app = signed_in(Setup::default()).await;
-    let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
     assert_eq!(ended.status(), StatusCode::OK);
     let callback = silent_authorize(&app).await;
     assert_eq!(query(&callback)["error"], "login_required");
@@ -196,7 +196,7 @@ async fn consent_required_is_the_outcome_when_the_provider_session_lacks_the_app
     assert_eq!(app.session().await["authenticated"], true);
 
     // Signed out at the provider, then in again through another client: no consent for the app.
-    app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
     provider_session_through_another_client(&app, "alice", "wonderland").await;
     let callback = silent_authorize(&app).await;
     assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "consent_required");
@@ -219,7 +219,7 @@ async fn interaction_required_is_the_outcome_while_the_user_has_terms_to_accept(
     assert_eq!(app.session().await["authenticated"], true);
 
     // A new provider session whose terms page is still unanswered.
-    app.admin_post(&format!("/users/{ALICE_SUB}/end-session")).await;
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
     let pending = provider_session_through_another_client(&app, "alice", "wonderland").await;
     assert!(pending.contains("Updated terms"), "{pending}");
     let callback = silent_authorize(&app).await;

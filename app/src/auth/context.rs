@@ -55,6 +55,11 @@ pub enum AuthEventKind {
     SilentRenewError,
     /// The session ended: sign-in is required.
     UserSignedOut,
+    /// The provider session changed, or the session was ended elsewhere (check_session, the
+    /// server's push channel).
+    UserSessionChanged,
+    /// check_session stopped (an `error` answer, or its circuit breaker).
+    CheckSessionStopped,
 }
 
 impl AuthEventKind {
@@ -65,6 +70,8 @@ impl AuthEventKind {
             Self::AccessTokenExpired => "accessTokenExpired",
             Self::SilentRenewError => "silentRenewError",
             Self::UserSignedOut => "userSignedOut",
+            Self::UserSessionChanged => "userSessionChanged",
+            Self::CheckSessionStopped => "checkSessionStopped",
         }
     }
 }
@@ -92,6 +99,9 @@ pub struct AuthContext {
     pub last_outcome: ReadSignal<Option<RefreshOutcome>>,
     pub last_error: ReadSignal<Option<String>>,
     pub events: ReadSignal<Vec<AuthEvent>>,
+    /// Names this tab among the others of the browser (a random number; 0 on the server).
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub(crate) tab_id: u64,
     writers: AuthWriters,
 }
 
@@ -140,6 +150,18 @@ impl AuthContext {
         self.writers.status.set(AuthStatus::SignedOut);
     }
 
+    /// Tells the other tabs, before this one leaves, that the user signed out (and whether the
+    /// draft stays on this device), so that they leave too and show nothing of the user.
+    pub(crate) fn announce_sign_out(&self, subject: &str, keep_draft: bool) {
+        #[cfg(feature = "hydrate")]
+        super::tabs::TabChannel::announce(
+            super::renewal::TAB_CHANNEL,
+            &super::tabs::TabMessage::SignedOut { subject: subject.to_owned(), keep_draft, from: self.tab_id },
+        );
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (subject, keep_draft);
+    }
+
     /// Whether the page still acts for a signed-in user (who may need to sign in again).
     pub fn acting_for_user(&self) -> bool {
         self.status.get_untracked() != AuthStatus::SignedOut
@@ -148,7 +170,8 @@ impl AuthContext {
     /// The session has ended for good (a refused renewal here or in another tab, or a server
     /// function that found no session): every page learns it from `status`.
     pub(crate) fn end_session(&self, reason: ReauthReason) {
-        if self.reauth_required() {
+        // Already ended; or the user is signing out here, and nothing must save their draft again.
+        if self.reauth_required() || !self.acting_for_user() {
             return;
         }
         self.writers.status.set(AuthStatus::ReauthRequired(reason));
@@ -172,6 +195,7 @@ pub fn provide_auth_context() {
         last_outcome,
         last_error,
         events,
+        tab_id: (now_ms() as u64) ^ random_bits(),
         writers: AuthWriters {
             status: set_status,
             expires_at: set_expires_at,
@@ -184,6 +208,17 @@ pub fn provide_auth_context() {
     provide_context(context);
     #[cfg(feature = "hydrate")]
     super::renewal::start(context);
+}
+
+fn random_bits() -> u64 {
+    #[cfg(feature = "hydrate")]
+    {
+        (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0
+    }
 }
 
 /// The browser's clock in milliseconds (zero on the server, where nothing is scheduled).

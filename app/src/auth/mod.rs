@@ -6,13 +6,15 @@
 //! - `api`: the other server functions (session, claims, saving the form).
 //! - `backend` (ssr): the [`AuthBackend`] the server provides to the server functions.
 //! - `context`: the client auth context and its signals and events.
-//! - `renewal`, `silent_renew`, `tabs` (hydrate): the renewal driver, the hidden iframe of
-//!   silent renew, and how tabs share one renewal.
+//! - `renewal`, `silent_renew`, `check_session`, `tabs` (hydrate): the renewal driver, the
+//!   hidden iframe of silent renew, session monitoring, and how tabs share one renewal.
 //! - `schedule`: when to renew and how to back off, testable apart from the browser.
 
 mod api;
 #[cfg(feature = "ssr")]
 mod backend;
+#[cfg(feature = "hydrate")]
+mod check_session;
 mod context;
 mod refresh;
 #[cfg(feature = "hydrate")]
@@ -32,4 +34,6 @@ pub use backend::{AuthBackend, BoxFuture, SharedBackend};
 pub(crate) use context::now_ms;
 pub use context::{provide_auth_context, AuthContext, AuthEvent, AuthEventKind, AuthStatus};
 pub use refresh::{refresh, ReauthReason, Refresh, RefreshOutcome};
-pub use session::{login_url, Claims, IdTokenClaims, RenewStrategy, RenewalPolicy, SessionInfo, SessionView};
+pub use session::{
+    login_url, CheckSession, Claims, IdTokenClaims, RenewStrategy, RenewalPolicy, SessionInfo, SessionView,
+};

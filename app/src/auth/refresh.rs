@@ -43,6 +43,9 @@ pub enum ReauthReason {
     InteractionRequired,
     /// Silent renew kept failing until the access token expired.
     RenewalFailed,
+    /// The session was ended from outside: a back-channel logout, the provider session gone
+    /// (check_session), or a sign-out in another tab.
+    EndedElsewhere,
 }
 
 impl ReauthReason {
@@ -56,6 +59,7 @@ impl ReauthReason {
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
             Self::RenewalFailed => "renewal_failed",
+            Self::EndedElsewhere => "ended_elsewhere",
         }
     }
 }

@@ -17,10 +17,12 @@
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use leptos::{ev, prelude::*, task::spawn_local};
+use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::VisibilityState;
 
 use super::{
     api::get_session,
+    check_session::{CheckSessionMonitor, Verdict},
     context::{now_ms, AuthContext, AuthEventKind, AuthStatus},
     refresh::{refresh, ReauthReason, RefreshOutcome},
     schedule::{self, RenewalPath},
@@ -31,7 +33,8 @@ use super::{
 use crate::format::utc_time;
 
 const RENEWAL_LOCK: &str = "oidc-session-renewal";
-const TAB_CHANNEL: &str = "oidc-session";
+pub(super) const TAB_CHANNEL: &str = "oidc-session";
+const EVENTS_PATH: &str = "/auth/events";
 const HEARTBEAT_MS: f64 = 5_000.0;
 /// Used if the server sent no policy (it always does for a signed-in session).
 const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy {
@@ -63,12 +66,25 @@ pub(super) fn start(context: AuthContext) {
             silent,
             state: RefCell::new(State { has_refresh_token: info.has_refresh_token, ..State::default() }),
             channel: RefCell::new(None),
+            monitor: RefCell::new(None),
+            events: RefCell::new(None),
         });
         renewer.listen();
+        if let (Some(check), Some(session_state)) = (info.check_session.clone(), info.session_state.clone()) {
+            let weak = Rc::downgrade(&renewer);
+            let monitor = CheckSessionMonitor::start(check, session_state, move |verdict| {
+                if let Some(renewer) = weak.upgrade() {
+                    renewer.on_verdict(verdict);
+                }
+            });
+            *renewer.monitor.borrow_mut() = monitor;
+        }
         writers.status.set(AuthStatus::SignedIn);
         renewer.adopt(&info, "session loaded");
     });
 }
+
+type PushChannel = (web_sys::EventSource, Closure<dyn FnMut(web_sys::Event)>);
 
 struct Renewer {
     context: AuthContext,
@@ -77,6 +93,10 @@ struct Renewer {
     silent: SilentRenew,
     state: RefCell<State>,
     channel: RefCell<Option<TabChannel>>,
+    /// check_session, when the provider offers it.
+    monitor: RefCell<Option<Rc<CheckSessionMonitor>>>,
+    /// The server's push channel (`/auth/events`) and its listener.
+    events: RefCell<Option<PushChannel>>,
 }
 
 #[derive(Default)]
@@ -135,6 +155,75 @@ impl Renewer {
 
         let this = self.clone();
         *self.channel.borrow_mut() = TabChannel::open(TAB_CHANNEL, move |message| this.on_tab_message(message));
+
+        // The server says so when the session ends elsewhere (a back-channel logout, a sign-out in
+        // another browser tab): every tab learns it at once.
+        if let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) {
+            let weak = Rc::downgrade(self);
+            let on_ended = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                if let Some(this) = weak.upgrade() {
+                    this.ended_elsewhere("the server ended the session (signed out elsewhere)");
+                }
+            });
+            let _ = source.add_event_listener_with_callback("session-ended", on_ended.as_ref().unchecked_ref());
+            *self.events.borrow_mut() = Some((source, on_ended));
+        }
+    }
+
+    /// The session ended outside this tab: say so, keep the draft, stop everything.
+    fn ended_elsewhere(&self, why: &str) {
+        if self.state.borrow().stopped {
+            return;
+        }
+        self.context.log(AuthEventKind::UserSessionChanged, why);
+        self.stop(ReauthReason::EndedElsewhere);
+    }
+
+    fn on_verdict(self: &Rc<Self>, verdict: Verdict) {
+        match verdict {
+            Verdict::Recheck => self.recheck_provider_session(),
+            Verdict::Note(text) => self.context.log(AuthEventKind::UserSessionChanged, text),
+            Verdict::Stopped(reason) => {
+                self.context.log(AuthEventKind::CheckSessionStopped, reason);
+                if let Some(monitor) = self.monitor.borrow_mut().take() {
+                    monitor.stop();
+                }
+            }
+        }
+    }
+
+    /// check_session said `changed`: ask the provider with `prompt=none` (the silent renew
+    /// iframe) whether this user still has a session there.
+    fn recheck_provider_session(self: &Rc<Self>) {
+        self.context.log(AuthEventKind::UserSessionChanged, "check_session: changed; re-checking with prompt=none");
+        let this = self.clone();
+        spawn_local(async move {
+            let timeout = Duration::from_secs(this.policy.silent_renew_timeout_secs);
+            let runner = this.clone();
+            let outcome = tabs::with_lock(RENEWAL_LOCK, async move { runner.silent.run(timeout).await }).await;
+            let same_user = match outcome {
+                Some(IframeOutcome::Renewed) => match get_session().await {
+                    Ok(info) if info.authenticated && info.subject.as_deref() == Some(this.subject.as_str()) => {
+                        this.adopt(&info, "renewed (iframe)");
+                        info.session_state
+                    }
+                    Ok(_) => {
+                        this.ended_elsewhere("signed out at the provider (check_session)");
+                        None
+                    }
+                    Err(_) => None,
+                },
+                Some(IframeOutcome::Interactive(_)) => {
+                    this.ended_elsewhere("signed out at the provider (check_session)");
+                    None
+                }
+                Some(IframeOutcome::Transient(_)) | None => None,
+            };
+            let monitor = this.monitor.borrow().clone();
+            if let Some(verdict) = monitor.and_then(|monitor| monitor.rechecked(same_user)) {
+                this.on_verdict(verdict);
+            }
+        });
     }
 
     /// Takes the expiry in `info` as current and schedules the next renewal from it.
@@ -383,6 +472,12 @@ impl Renewer {
     fn stop(&self, reason: ReauthReason) {
         self.state.borrow_mut().stopped = true;
         self.disarm();
+        if let Some(monitor) = self.monitor.borrow_mut().take() {
+            monitor.stop();
+        }
+        if let Some((source, _)) = self.events.borrow_mut().take() {
+            source.close();
+        }
         self.context.end_session(reason);
     }
 
@@ -399,6 +494,28 @@ impl Renewer {
                 self.adopt_expiry(expires_at, expires_in, "renewed in another tab");
             }
             TabMessage::SessionEnded { subject, reason } if subject == self.subject => self.stop(reason),
+            // Signed out in another tab: this one shows nothing of the user any more. The draft is
+            // kept (saved as the page goes) or dropped, as the user chose there.
+            TabMessage::SignedOut { subject, keep_draft, from }
+                if subject == self.subject && from != self.context.tab_id =>
+            {
+                if !keep_draft {
+                    self.context.signing_out();
+                    crate::draft::clear(&subject);
+                }
+                self.stop(ReauthReason::SignedOut);
+                // Leave once the server has ended the session (the other tab's request is on its
+                // way): a page loaded before that would still show the user.
+                spawn_local(async move {
+                    for _ in 0..25 {
+                        if get_session().await.map(|info| !info.authenticated).unwrap_or(false) {
+                            break;
+                        }
+                        sleep(Duration::from_millis(100)).await;
+                    }
+                    let _ = window().location().replace("/");
+                });
+            }
             _ => {}
         }
     }
@@ -419,6 +536,13 @@ fn unreachable(error: &ServerFnError) -> String {
     } else {
         "the server is unavailable".into()
     }
+}
+
+async fn sleep(duration: Duration) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, duration.as_millis() as i32);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 fn millis(ms: f64) -> Duration {

@@ -28,9 +28,26 @@ pub struct SessionInfo {
     /// browser renews with it, else through the provider's session in a hidden iframe.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub has_refresh_token: bool,
+    /// OIDC Session Management 1.0: the provider's `session_state` at the last authorization
+    /// response (not a secret), which check_session compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
     /// How the browser should keep this session alive; set by the server's configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal: Option<RenewalPolicy>,
+    /// How the browser watches the provider session, if the provider offers check_session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_session: Option<CheckSession>,
+}
+
+/// Where and how often the browser asks the provider whether its session changed (OIDC Session
+/// Management 1.0 §4): the provider's `check_session_iframe`, this app's `client_id`, every
+/// `interval_secs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSession {
+    pub iframe: String,
+    pub client_id: String,
+    pub interval_secs: u64,
 }
 
 /// When and how the client auth context renews: `before_expiry_secs` ahead of expiry, minus a

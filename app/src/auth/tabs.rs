@@ -87,8 +87,22 @@ async fn sleep_ms(ms: f64) {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TabMessage {
-    Renewed { subject: String, expires_at: u64, expires_in: u64 },
-    SessionEnded { subject: String, reason: ReauthReason },
+    Renewed {
+        subject: String,
+        expires_at: u64,
+        expires_in: u64,
+    },
+    SessionEnded {
+        subject: String,
+        reason: ReauthReason,
+    },
+    /// The user signed out in tab `from`; the others follow at once, keeping the draft or not as
+    /// the user chose.
+    SignedOut {
+        subject: String,
+        keep_draft: bool,
+        from: u64,
+    },
 }
 
 /// A BroadcastChannel carrying [`TabMessage`]s as JSON. Never a token: tabs share the session
@@ -108,6 +122,14 @@ impl TabChannel {
         });
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         Some(Self { channel, _on_message: on_message })
+    }
+
+    /// Posts one message without keeping a channel open (a tab that is about to leave).
+    pub fn announce(name: &str, message: &TabMessage) {
+        if let (Ok(channel), Ok(text)) = (BroadcastChannel::new(name), serde_json::to_string(message)) {
+            let _ = channel.post_message(&JsValue::from_str(&text));
+            channel.close();
+        }
     }
 
     pub fn post(&self, message: &TabMessage) {

@@ -6,7 +6,7 @@
 use leptos::{either::Either, prelude::*};
 use leptos_router::hooks::use_location;
 
-use crate::auth::{login_url, AuthContext, RefreshOutcome};
+use crate::auth::{login_url, AuthContext, AuthStatus, ReauthReason, RefreshOutcome};
 
 #[component]
 pub fn SessionNotice(
@@ -31,9 +31,13 @@ pub fn SessionNotice(
     let kept = StoredValue::new(kept);
     move || {
         if auth.reauth_required() {
+            let what = match auth.status.get() {
+                AuthStatus::ReauthRequired(ReauthReason::EndedElsewhere) => "You were signed out elsewhere.",
+                _ => "Your session has ended.",
+            };
             Some(Either::Left(view! {
                 <div class="notice" role="alert" data-testid="session-ended">
-                    <strong>"Your session has ended."</strong>
+                    <strong>{what}</strong>
                     " " {kept.get_value()} " "
                     <a href=move || login_url(&here()) rel="external">"Sign in again"</a>
                     " to carry on where you left off."

@@ -13,6 +13,7 @@ pub fn SignOutButton(subject: String) -> impl IntoView {
     let subject = StoredValue::new(subject);
     let auth = expect_context::<AuthContext>();
     let sign_out = move |keep_draft: bool| {
+        subject.with_value(|subject| auth.announce_sign_out(subject, keep_draft));
         if !keep_draft {
             // First make the page stop saving (it would save again as it is left), then drop it.
             auth.signing_out();
@@ -33,6 +34,8 @@ pub fn SignOutButton(subject: String) -> impl IntoView {
                 if subject.with_value(|subject| draft::exists(subject)) {
                     ev.prevent_default();
                     set_asking.set(true);
+                } else {
+                    subject.with_value(|subject| auth.announce_sign_out(subject, true));
                 }
             }
         >

@@ -1,6 +1,8 @@
 //! Access token validation as a resource server does it (RFC 9068 §4): `typ` `at+jwt`, an
 //! asymmetric `alg`, the signature by the provider's key named by `kid` (fetching the JWKS again
-//! for a key it does not know yet), `iss`, `aud` containing this API, `exp`.
+//! for a key it does not know yet), `iss`, `aud` containing this API, `exp`. And one more check
+//! than the token itself can give: a token of a provider session that a back-channel logout
+//! ended (its `sid`, or its user before the logout) is refused, though it has not expired.
 
 use std::sync::Arc;
 
@@ -8,27 +10,19 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use jsonwebtoken::{jwk::Jwk, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Validation;
 use serde::Deserialize;
 
 use crate::auth::oidc_client::OidcClient;
-
-/// Only asymmetric algorithms: with HMAC, anyone holding the shared secret could mint tokens.
-const ALLOWED_ALGS: [Algorithm; 8] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
 
 /// The claims this API uses (RFC 9068 §2.2).
 #[derive(Debug, Deserialize)]
 pub struct AccessTokenClaims {
     pub sub: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub iat: Option<u64>,
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default)]
@@ -38,6 +32,7 @@ pub struct AccessTokenClaims {
 pub struct AccessTokenValidator {
     oidc: Arc<OidcClient>,
     audience: String,
+    logouts: Arc<LoggedOut>,
 }
 
 /// 401 with a `WWW-Authenticate` challenge (RFC 6750 §3.1). The reason is logged, not sent.
@@ -54,8 +49,8 @@ impl IntoResponse for InvalidToken {
 }
 
 impl AccessTokenValidator {
-    pub fn new(oidc: Arc<OidcClient>, audience: String) -> Self {
-        Self { oidc, audience }
+    pub fn new(oidc: Arc<OidcClient>, audience: String, logouts: Arc<LoggedOut>) -> Self {
+        Self { oidc, audience, logouts }
     }
 
     pub async fn validate(&self, token: &str) -> Result<AccessTokenClaims, InvalidToken> {
@@ -65,45 +60,63 @@ impl AccessTokenValidator {
         if typ != "at+jwt" && typ != "application/at+jwt" {
             return Err(refuse("typ is not at+jwt"));
         }
-        if !ALLOWED_ALGS.contains(&header.alg) {
-            return Err(refuse("alg not allowed"));
-        }
-        let jwks = self.oidc.jwks();
-        let keys = jwks.current();
-        let jwk = match find_key(&keys.jwt, header.kid.as_deref(), header.alg) {
-            Some(jwk) => jwk,
-            None => {
-                let keys = jwks.refetch_after(&keys).await.ok_or_else(|| refuse("unknown signing key"))?;
-                find_key(&keys.jwt, header.kid.as_deref(), header.alg).ok_or_else(|| refuse("unknown signing key"))?
-            }
-        };
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| refuse("unusable signing key"))?;
+        let key = self.oidc.jwks().decoding_key(&header).await.map_err(refuse)?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[self.oidc.issuer()]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
         // The BFF renews ahead of expiry, so no grace is needed here: expired means expired.
         validation.leeway = 0;
-        jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| InvalidToken(format!("{e}")))
+            .map_err(|e| InvalidToken(format!("{e}")))?;
+        if self.logouts.covers(&claims).await {
+            return Err(refuse("its provider session was logged out (back-channel)"));
+        }
+        Ok(claims)
     }
 }
 
-/// The key named by `kid`, or the only key if the token names none; it must suit `alg`.
-fn find_key(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
-    let suits = |jwk: &&Jwk| {
-        jwk.common.key_algorithm.is_none_or(|key_alg| key_alg.to_string().parse::<Algorithm>().ok() == Some(alg))
-            && jwk.common.public_key_use.as_ref().is_none_or(|u| *u == jsonwebtoken::jwk::PublicKeyUse::Signature)
-    };
-    match kid {
-        Some(kid) => keys.iter().filter(suits).find(|jwk| jwk.common.key_id.as_deref() == Some(kid)).cloned(),
-        None => {
-            let mut candidates = keys.iter().filter(suits);
-            match (candidates.next(), candidates.next()) {
-                (Some(only), None) => Some(only.clone()),
-                _ => None,
+/// Provider sessions and users that a back-channel logout ended, remembered in the session store
+/// (so every instance knows) for as long as an access token issued before could still be
+/// presented.
+pub struct LoggedOut {
+    kv: Arc<crate::store::Kv>,
+}
+
+/// Longer than any access token lives.
+const REMEMBER_SECS: u64 = 3600;
+
+impl LoggedOut {
+    pub fn new(kv: Arc<crate::store::Kv>) -> Self {
+        Self { kv }
+    }
+
+    /// Records a logout of `sid`, or of every session of `sub` up to `at` (Unix seconds).
+    pub async fn record(&self, sid: Option<&str>, sub: Option<&str>, at: u64) {
+        let until = crate::store::now_ms() + REMEMBER_SECS * 1000;
+        let written = match (sid, sub) {
+            (Some(sid), _) => self.kv.set(&format!("logged-out-sid:{sid}"), b"1".to_vec(), until).await,
+            (None, Some(sub)) => {
+                self.kv.set(&format!("logged-out-sub:{sub}"), at.to_string().into_bytes(), until).await
+            }
+            (None, None) => Ok(()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(%error, "could not record a back-channel logout for the API");
+        }
+    }
+
+    async fn covers(&self, claims: &AccessTokenClaims) -> bool {
+        if let Some(sid) = &claims.sid {
+            if matches!(self.kv.get(&format!("logged-out-sid:{sid}")).await, Ok(Some(_))) {
+                return true;
             }
         }
+        let Ok(Some(at)) = self.kv.get(&format!("logged-out-sub:{}", claims.sub)).await else {
+            return false;
+        };
+        let at: u64 = String::from_utf8_lossy(&at).parse().unwrap_or(0);
+        claims.iat.is_none_or(|iat| iat <= at)
     }
 }

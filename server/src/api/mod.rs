@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::{routing::post, Router};
 
-pub use access_token::AccessTokenValidator;
+pub use access_token::{AccessTokenValidator, LoggedOut};
 
 pub fn router(validator: Arc<AccessTokenValidator>) -> Router {
     Router::new().route("/api/reports", post(reports::create)).with_state(validator)

@@ -19,6 +19,8 @@ pub struct CallbackQuery {
     pub state: Option<String>,
     pub error: Option<String>,
     pub iss: Option<String>,
+    /// OIDC Session Management 1.0 §3, when the provider supports it.
+    pub session_state: Option<String>,
 }
 
 pub async fn callback(
@@ -41,8 +43,9 @@ pub async fn callback(
     }
     let code = query.code.ok_or(AuthError::MissingCode)?;
 
-    let authenticated =
+    let mut authenticated =
         state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, RedirectTarget::SignIn, now).await?;
+    authenticated.session_state = query.session_state;
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
     record::sign_in(&session, &state.tokens, &authenticated).await?;

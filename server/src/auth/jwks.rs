@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use jsonwebtoken::{jwk::Jwk, Algorithm, DecodingKey, Header};
 use openidconnect::{core::CoreJsonWebKeySet, reqwest};
 
 use super::oidc_client::error_chain;
@@ -72,6 +73,57 @@ impl JwksCache {
             Err(error) => {
                 tracing::warn!(%error, "could not fetch the provider's JWKS again");
                 None
+            }
+        }
+    }
+}
+
+/// The asymmetric algorithms a JWS from the provider may use. Never `none`, never HMAC: with
+/// HMAC, anyone holding the "key" (for a public key, everyone) could sign.
+pub const ASYMMETRIC_ALGS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+impl JwksCache {
+    /// The key that verifies a JWS with `header` (for `jsonwebtoken`): the one its `kid` names,
+    /// fetching the JWKS again if the cache lacks it; refused if its `alg` is not asymmetric or
+    /// does not suit the key.
+    pub async fn decoding_key(&self, header: &Header) -> Result<DecodingKey, &'static str> {
+        if !ASYMMETRIC_ALGS.contains(&header.alg) {
+            return Err("alg not allowed");
+        }
+        let keys = self.current();
+        let jwk = match find_key(&keys.jwt, header.kid.as_deref(), header.alg) {
+            Some(jwk) => jwk,
+            None => {
+                let keys = self.refetch_after(&keys).await.ok_or("unknown signing key")?;
+                find_key(&keys.jwt, header.kid.as_deref(), header.alg).ok_or("unknown signing key")?
+            }
+        };
+        DecodingKey::from_jwk(&jwk).map_err(|_| "unusable signing key")
+    }
+}
+
+/// The key named by `kid`, or the only key if the token names none; it must suit `alg`.
+fn find_key(keys: &[Jwk], kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+    let suits = |jwk: &&Jwk| {
+        jwk.common.key_algorithm.is_none_or(|key_alg| key_alg.to_string().parse::<Algorithm>().ok() == Some(alg))
+            && jwk.common.public_key_use.as_ref().is_none_or(|u| *u == jsonwebtoken::jwk::PublicKeyUse::Signature)
+    };
+    match kid {
+        Some(kid) => keys.iter().filter(suits).find(|jwk| jwk.common.key_id.as_deref() == Some(kid)).cloned(),
+        None => {
+            let mut candidates = keys.iter().filter(suits);
+            match (candidates.next(), candidates.next()) {
+                (Some(only), None) => Some(only.clone()),
+                _ => None,
             }
         }
     }

@@ -6,7 +6,12 @@
 //! - `GET /auth/callback` ([`callback`]): the redirect URI; exchanges the code.
 //! - `GET /auth/session` ([`session`]): the session as JSON, never a token.
 //! - `POST /auth/refresh` ([`refresh`], a server function of the app): renews, single-flight.
-//! - `POST /auth/logout` ([`logout`]): ends the session here.
+//! - `POST /auth/logout` ([`logout`]): revokes the tokens, ends the session here and sends the
+//!   browser to the provider's end-session endpoint (RP-initiated logout).
+//! - `GET /auth/events` ([`events`]): Server-Sent Events: every tab hears at once that its
+//!   session ended.
+//! - `POST /auth/backchannel-logout` ([`backchannel_logout`], [`logout_token`]): the provider
+//!   ends sessions server to server (register it at the provider).
 //! - `GET /auth/silent-renew`, `GET /auth/silent-callback` ([`silent_renew`]): renewal through
 //!   the provider's session in a hidden iframe (register the silent callback too).
 //!
@@ -14,11 +19,14 @@
 //! fetched again when they rotate), [`record`] and [`token_store`] (what is kept, and where),
 //! [`backend`] (what the app's server functions ask of the server).
 
+pub mod backchannel_logout;
 pub mod backend;
 pub mod callback;
+pub mod events;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod logout_token;
 pub mod oidc_client;
 pub mod record;
 pub mod refresh;
@@ -42,4 +50,10 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/logout", post(logout::logout))
         .route("/auth/silent-renew", get(silent_renew::start))
         .route("/auth/silent-callback", get(silent_renew::callback))
+        .route("/auth/events", get(events::events))
+}
+
+/// The routes the provider calls, server to server.
+pub fn provider_routes() -> Router<AppState> {
+    Router::new().route("/auth/backchannel-logout", post(backchannel_logout::backchannel_logout))
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use openidconnect::{
     core::{
         CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
-        CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-        CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+        CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
+        CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
     },
     reqwest, AccessToken, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, CsrfToken,
     EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IdTokenFields,
@@ -45,6 +45,34 @@ type TokenFields = IdTokenFields<
 type OidcTokenResponse = StandardTokenResponse<TokenFields, CoreTokenType>;
 type OidcIdToken = IdToken<SessionClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 type OidcIdTokenClaims = IdTokenClaims<SessionClaims, CoreGenderClaim>;
+/// What discovery says beyond OIDC Core's metadata, for revocation (RFC 7009 §4 via RFC 8414),
+/// RP-initiated logout and session management.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_session_iframe: Option<String>,
+}
+impl openidconnect::AdditionalProviderMetadata for SessionMetadata {}
+
+type ProviderMetadata = openidconnect::ProviderMetadata<
+    SessionMetadata,
+    CoreAuthDisplay,
+    openidconnect::core::CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
+
 /// The client after discovery; its token endpoint is made required (`EndpointSet`) once checked.
 type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
     SessionClaims,
@@ -81,6 +109,8 @@ pub struct OidcClient {
     jwks: JwksCache,
     auto_userinfo: bool,
     silent_redirect: RedirectUrl,
+    client_secret: Option<openidconnect::ClientSecret>,
+    session: SessionMetadata,
 }
 
 /// Which redirect URI a request names: each flow has its own, registered at the provider.
@@ -104,6 +134,12 @@ pub struct AuthorizationStart {
 #[derive(Debug, thiserror::Error)]
 #[error("OIDC_ISSUER: {0}")]
 pub struct DiscoveryError(String);
+
+/// A token to revoke, and what kind it is (RFC 7009 `token_type_hint`).
+pub enum Revocable<'a> {
+    AccessToken(&'a AccessToken),
+    RefreshToken(&'a RefreshToken),
+}
 
 /// What a refresh brought back, validated.
 pub struct Refreshed {
@@ -159,7 +195,7 @@ impl OidcClient {
             .build()
             .map_err(|e| DiscoveryError(format!("HTTP client: {e}")))?;
         let issuer = config.issuer.as_str();
-        let metadata = CoreProviderMetadata::discover_async(config.issuer.clone(), &http)
+        let metadata = ProviderMetadata::discover_async(config.issuer.clone(), &http)
             .await
             .map_err(|e| DiscoveryError(format!("discovery at {issuer} failed: {}", error_chain(&e))))?;
         let token_url = metadata
@@ -175,6 +211,7 @@ impl OidcClient {
         }
         let jwks =
             JwksCache::load(metadata.jwks_uri().url().to_string(), http.clone()).await.map_err(DiscoveryError)?;
+        let session = metadata.additional_metadata().clone();
         let redirect_url = RedirectUrl::new(config.callback_url())
             .map_err(|e| DiscoveryError(format!("callback URL {}: {e}", config.callback_url())))?;
         let silent_redirect = RedirectUrl::new(config.silent_callback_url())
@@ -196,7 +233,56 @@ impl OidcClient {
             jwks,
             auto_userinfo: config.auto_userinfo,
             silent_redirect,
+            client_secret: config.client_secret.clone(),
+            session,
         })
+    }
+
+    /// What discovery said about logout and session management.
+    pub fn session_metadata(&self) -> &SessionMetadata {
+        &self.session
+    }
+
+    /// Revokes `token` (RFC 7009 §2.1) at the provider's revocation endpoint, authenticated as
+    /// at the token endpoint. `Ok(false)` if the provider has no revocation endpoint. (The
+    /// `oauth2` crate's revocation refuses plain-http endpoints, which the local development
+    /// provider is; the request is a single form POST.)
+    pub async fn revoke(&self, token: Revocable<'_>) -> Result<bool, String> {
+        let Some(endpoint) = &self.session.revocation_endpoint else {
+            return Ok(false);
+        };
+        let (value, hint) = match token {
+            Revocable::AccessToken(token) => (token.secret().as_str(), "access_token"),
+            Revocable::RefreshToken(token) => (token.secret().as_str(), "refresh_token"),
+        };
+        let client_id = self.client.client_id().as_str();
+        let mut form = vec![("token", value), ("token_type_hint", hint)];
+        let mut request = self.http.post(endpoint);
+        match &self.client_secret {
+            // RFC 6749 §2.3.1: both parts form-urlencoded before the Basic encoding.
+            Some(secret) => {
+                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request = request.basic_auth(encode(client_id), Some(encode(secret.secret())));
+            }
+            None => form.push(("client_id", client_id)),
+        }
+        let response = request.form(&form).send().await.map_err(|e| error_chain(&e))?;
+        match response.status() {
+            status if status.is_success() => Ok(true),
+            status => Err(format!("the revocation endpoint answered {status}")),
+        }
+    }
+
+    /// RP-Initiated Logout 1.0 §2: where to send the browser to end the provider session too,
+    /// if the provider has an `end_session_endpoint`.
+    pub fn end_session_url(&self, id_token_hint: &str, post_logout_redirect_uri: &str, state: &str) -> Option<Url> {
+        let mut url = Url::parse(self.session.end_session_endpoint.as_deref()?).ok()?;
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token_hint)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+            .append_pair("client_id", self.client.client_id().as_str())
+            .append_pair("state", state);
+        Some(url)
     }
 
     /// The authorization request: code flow, fresh `state` and `nonce`, and a PKCE S256 challenge.
@@ -273,6 +359,7 @@ impl OidcClient {
             subject,
             nonce,
             userinfo_claims,
+            session_state: None,
             tokens: TokenSet {
                 access_token: response.access_token().clone(),
                 access_token_expires_at: now + expires_in(&response),

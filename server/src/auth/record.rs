@@ -2,7 +2,7 @@
 //! key of its [`AuthenticatedSession`] in the [`TokenStore`]. Secrets are types whose `Debug` is
 //! redacted, so they cannot reach a log by accident.
 
-use app::auth::{Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};
+use app::auth::{CheckSession, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};
 use openidconnect::{AccessToken, CsrfToken, Nonce, PkceCodeVerifier, RefreshToken};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -65,12 +65,24 @@ pub struct AuthenticatedSession {
     pub nonce: Nonce,
     pub id_token_claims: IdTokenClaims,
     pub userinfo_claims: Option<Claims>,
+    /// OIDC Session Management 1.0: the provider's `session_state` of the last authorization
+    /// response, which check_session compares. Not a secret.
+    #[serde(default)]
+    pub session_state: Option<String>,
     pub tokens: TokenSet,
+}
+
+/// What the browser is told about keeping a session alive and watching it: the same for every
+/// session, from the configuration and the provider's metadata.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    pub renewal: RenewalPolicy,
+    pub check_session: Option<CheckSession>,
 }
 
 impl AuthenticatedSession {
     /// What the browser may see of this session at `now`.
-    pub fn info(&self, now: u64, renewal: RenewalPolicy) -> SessionInfo {
+    pub fn info(&self, now: u64, settings: &BrowserSettings) -> SessionInfo {
         SessionInfo {
             authenticated: true,
             subject: Some(self.subject.clone()),
@@ -79,13 +91,15 @@ impl AuthenticatedSession {
             access_token_expires_in: Some(self.tokens.access_token_expires_at.saturating_sub(now)),
             sid: self.sid.clone(),
             has_refresh_token: self.tokens.refresh_token.is_some(),
-            renewal: Some(renewal),
+            session_state: self.session_state.clone(),
+            renewal: Some(settings.renewal),
+            check_session: settings.check_session.clone().filter(|_| self.session_state.is_some()),
         }
     }
 
-    pub fn view(&self, now: u64, renewal: RenewalPolicy) -> SessionView {
+    pub fn view(&self, now: u64, settings: &BrowserSettings) -> SessionView {
         SessionView {
-            info: self.info(now, renewal),
+            info: self.info(now, settings),
             id_token_claims: self.id_token_claims.clone(),
             userinfo_claims: self.userinfo_claims.clone(),
         }
@@ -132,8 +146,14 @@ pub async fn sign_in(
     session.cycle_id().await?;
     let key = SessionKey::generate();
     store.insert(&key, authenticated).await?;
+    store.index(&key, authenticated).await?;
     session.insert(SESSION_KEY, &key).await?;
     Ok(key)
+}
+
+/// The key of this browser's signed-in session, if it has one (signed in or not any more).
+pub async fn session_key(session: &Session) -> Result<Option<SessionKey>, AuthError> {
+    Ok(session.get::<SessionKey>(SESSION_KEY).await?)
 }
 
 /// Ends the signed-in session; returns it, for what the caller still has to tell others.

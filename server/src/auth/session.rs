@@ -17,7 +17,7 @@ use crate::{error::AuthError, unix_now, AppState};
 pub async fn session(State(state): State<AppState>, session: Session) -> Result<impl IntoResponse, AuthError> {
     let info = record::authenticated(&session, &state.tokens)
         .await?
-        .map(|(_, stored)| stored.session.info(unix_now(), state.config.renewal_policy()))
+        .map(|(_, stored)| stored.session.info(unix_now(), &state.browser))
         .unwrap_or_default();
     Ok(([(header::CACHE_CONTROL, "no-store")], Json::<SessionInfo>(info)))
 }
@@ -39,7 +39,7 @@ pub async fn attach_session_view(
     };
     match found {
         Ok(Some((key, stored))) => {
-            let view = stored.session.view(now, state.config.renewal_policy());
+            let view = stored.session.view(now, &state.browser);
             request.extensions_mut().insert::<SessionView>(view);
             request.extensions_mut().insert(key);
         }

@@ -108,7 +108,7 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
             _ => "provider_error",
         });
     }
-    let code = query.code.ok_or("missing_code")?;
+    let code = query.code.clone().ok_or("missing_code")?;
     let (key, current) = match record::authenticated(session, &state.tokens).await {
         Ok(Some(found)) => found,
         Ok(None) => return Err("signed_out"),
@@ -137,10 +137,15 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
             ..renewed.tokens
         },
         userinfo_claims: current.session.userinfo_claims.clone(),
+        session_state: query.session_state.or_else(|| current.session.session_state.clone()),
         ..renewed
     };
     match state.tokens.replace(&key, &current, &next).await {
-        Ok(true) => Ok(next.subject),
+        // A new provider session (a new `sid`) must be found by its back-channel logout too.
+        Ok(true) => match state.tokens.index(&key, &next).await {
+            Ok(()) => Ok(next.subject),
+            Err(_) => Err("transient"),
+        },
         Ok(false) => Err("transient"),
         Err(_) => Err("transient"),
     }

@@ -45,6 +45,13 @@ impl SessionKey {
     pub fn lock_key(&self) -> String {
         format!("lock:renew:{}", self.0)
     }
+
+    /// What names this session on the event bus: a hash of the key, so the bus (Redis pub/sub)
+    /// never carries the handle itself.
+    pub fn public_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+    }
 }
 
 impl std::fmt::Debug for SessionKey {
@@ -136,5 +143,24 @@ impl TokenStore {
 
     pub async fn remove(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.kv.delete(&key.store_key()).await
+    }
+
+    /// Records which provider session (`sid`) and which user the session belongs to, so that a
+    /// back-channel logout, which names only those, finds it.
+    pub async fn index(&self, key: &SessionKey, session: &AuthenticatedSession) -> Result<(), StoreError> {
+        if let Some(sid) = &session.sid {
+            self.kv.set_add(&format!("sessions-of-sid:{sid}"), &key.0, Self::expiry()).await?;
+        }
+        self.kv.set_add(&format!("sessions-of-sub:{}", session.subject), &key.0, Self::expiry()).await
+    }
+
+    /// The signed-in sessions of provider session `sid`, or, without one, of user `sub`.
+    pub async fn sessions_of(&self, sid: Option<&str>, sub: Option<&str>) -> Result<Vec<SessionKey>, StoreError> {
+        let set = match (sid, sub) {
+            (Some(sid), _) => format!("sessions-of-sid:{sid}"),
+            (None, Some(sub)) => format!("sessions-of-sub:{sub}"),
+            (None, None) => return Ok(Vec::new()),
+        };
+        Ok(self.kv.set_members(&set).await?.into_iter().map(SessionKey).collect())
     }
 }

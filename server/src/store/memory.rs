@@ -9,6 +9,7 @@ use std::{
 #[derive(Default)]
 pub struct MemoryKv {
     entries: Mutex<HashMap<String, (Vec<u8>, u64)>>,
+    sets: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 impl MemoryKv {
@@ -56,5 +57,28 @@ impl MemoryKv {
 
     pub fn purge_expired(&self, now_ms: u64) {
         self.lock().retain(|_, (_, expires)| now_ms < *expires);
+        let mut sets = self.sets();
+        sets.values_mut().for_each(|members| members.retain(|_, expires| now_ms < *expires));
+        sets.retain(|_, members| !members.is_empty());
+    }
+
+    fn sets(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, u64>>> {
+        self.sets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_add(&self, key: &str, member: &str, expires_at_ms: u64) {
+        self.sets().entry(key.to_owned()).or_default().insert(member.to_owned(), expires_at_ms);
+    }
+
+    pub fn set_members(&self, key: &str, now_ms: u64) -> Vec<String> {
+        let sets = self.sets();
+        let members = sets.get(key).into_iter().flatten();
+        members.filter(|(_, expires)| now_ms < **expires).map(|(member, _)| member.clone()).collect()
+    }
+
+    pub fn set_remove(&self, key: &str, member: &str) {
+        if let Some(members) = self.sets().get_mut(key) {
+            members.remove(member);
+        }
     }
 }

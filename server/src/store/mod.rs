@@ -8,8 +8,10 @@
 //! - `memory`: this process only ([`memory`]), for tests.
 //!
 //! Keys: `session:{id}` (a browser session), `tokens:{key}` (a sealed token set, see
-//! [`seal`]), `lock:renew:{key}` (the renewal lock of a signed-in session). Every value has an
-//! expiry in milliseconds since the Unix epoch; an expired value reads as absent.
+//! [`seal`]), `lock:renew:{key}` (the renewal lock of a signed-in session), `logout-jti:{jti}`
+//! (back-channel logout tokens seen). Sets: `sessions-of-sid:{sid}` and `sessions-of-sub:{sub}`
+//! (which signed-in sessions a back-channel logout ends). Every value has an expiry in
+//! milliseconds since the Unix epoch; an expired value reads as absent.
 //!
 //! Two compare-and-set operations make the locks and the token writes safe across instances:
 //! [`Kv::compare_and_set`] writes only over the exact bytes the caller read (or over nothing),
@@ -112,6 +114,45 @@ impl Kv {
             Self::Memory(kv) => Ok(kv.compare_and_delete(key, expected)),
             Self::Sqlite(kv) => kv.compare_and_delete(key, expected).await,
             Self::Redis(kv) => kv.compare_and_delete(key, expected).await,
+        }
+    }
+
+    /// Adds `member` to the set under `key`, until `expires_at_ms`.
+    pub async fn set_add(&self, key: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(kv) => {
+                kv.set_add(key, member, expires_at_ms);
+                Ok(())
+            }
+            Self::Sqlite(kv) => kv.set_add(key, member, expires_at_ms).await,
+            Self::Redis(kv) => kv.set_add(key, member, expires_at_ms).await,
+        }
+    }
+
+    pub async fn set_members(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Memory(kv) => Ok(kv.set_members(key, now_ms())),
+            Self::Sqlite(kv) => kv.set_members(key, now_ms()).await,
+            Self::Redis(kv) => kv.set_members(key).await,
+        }
+    }
+
+    pub async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(kv) => {
+                kv.set_remove(key, member);
+                Ok(())
+            }
+            Self::Sqlite(kv) => kv.set_remove(key, member).await,
+            Self::Redis(kv) => kv.set_remove(key, member).await,
+        }
+    }
+
+    /// The Redis store, when several instances share this one (for pub/sub).
+    pub fn redis(&self) -> Option<&redis::RedisKv> {
+        match self {
+            Self::Redis(kv) => Some(kv),
+            _ => None,
         }
     }
 

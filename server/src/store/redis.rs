@@ -28,6 +28,7 @@ static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
 
 pub struct RedisKv {
     connection: ConnectionManager,
+    client: redis::Client,
 }
 
 fn error(error: redis::RedisError) -> StoreError {
@@ -52,7 +53,32 @@ impl RedisKv {
             .map_err(|_| StoreError(format!("Redis at {url} did not answer")))?
             .map_err(error)?;
         let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(error)?;
-        Ok(Self { connection })
+        Ok(Self { connection, client })
+    }
+
+    /// Delivers every message published on `channel` (by any instance) to `deliver`, for as long
+    /// as the server runs; subscribes again after a Redis outage.
+    pub fn subscribe(&self, channel: &str, deliver: impl Fn(String) + Send + Sync + 'static) {
+        let (client, channel) = (self.client.clone(), key(channel));
+        tokio::spawn(async move {
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => {
+                        if pubsub.subscribe(&channel).await.is_ok() {
+                            let mut messages = pubsub.on_message();
+                            while let Some(message) = futures::StreamExt::next(&mut messages).await {
+                                if let Ok(payload) = message.get_payload::<String>() {
+                                    deliver(payload);
+                                }
+                            }
+                        }
+                        tracing::warn!("lost the Redis subscription to session events; subscribing again");
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot subscribe to session events in Redis; retrying"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -107,6 +133,40 @@ impl RedisKv {
                 Ok(changed == 1)
             }
         }
+    }
+
+    /// Adds `member`; the set lives until its newest member's expiry (members have no TTL of
+    /// their own in Redis; readers check the values the members point to).
+    pub async fn set_add(&self, name: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let key = key(name);
+        let _: i64 = connection.sadd(&key, member).await.map_err(error)?;
+        // Redis 7: NX gives a new set its expiry, GT only ever moves it later.
+        for mode in ["NX", "GT"] {
+            let _: i64 = redis::cmd("PEXPIREAT")
+                .arg(&key)
+                .arg(expires_at_ms)
+                .arg(mode)
+                .query_async(&mut connection)
+                .await
+                .map_err(error)?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        self.connection.clone().smembers(key(name)).await.map_err(error)
+    }
+
+    pub async fn set_remove(&self, name: &str, member: &str) -> Result<(), StoreError> {
+        let _: i64 = self.connection.clone().srem(key(name), member).await.map_err(error)?;
+        Ok(())
+    }
+
+    /// Publishes `message` on `channel` to every instance (Redis pub/sub).
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
+        let _: i64 = self.connection.clone().publish(key(channel), message).await.map_err(error)?;
+        Ok(())
     }
 
     pub async fn compare_and_delete(&self, name: &str, expected: &[u8]) -> Result<bool, StoreError> {

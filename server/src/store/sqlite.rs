@@ -37,7 +37,14 @@ impl SqliteKv {
                          value BLOB NOT NULL,
                          expires_at INTEGER NOT NULL
                      ) WITHOUT ROWID;
-                     CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at);",
+                     CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at);
+                     CREATE TABLE IF NOT EXISTS members (
+                         key TEXT NOT NULL,
+                         member TEXT NOT NULL,
+                         expires_at INTEGER NOT NULL,
+                         PRIMARY KEY (key, member)
+                     ) WITHOUT ROWID;
+                     CREATE INDEX IF NOT EXISTS members_expires_at ON members (expires_at);",
                 )
                 .map_err(|e| error(&path.display().to_string(), e))?;
             Ok(connection)
@@ -130,7 +137,42 @@ impl SqliteKv {
     }
 
     pub async fn purge_expired(&self, now_ms: u64) -> Result<(), StoreError> {
-        self.run(move |c| c.execute("DELETE FROM kv WHERE expires_at <= ?1", params![now_ms as i64]).map(|_| ())).await
+        self.run(move |c| {
+            c.execute("DELETE FROM kv WHERE expires_at <= ?1", params![now_ms as i64])?;
+            c.execute("DELETE FROM members WHERE expires_at <= ?1", params![now_ms as i64]).map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn set_add(&self, key: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
+        let (key, member) = (key.to_owned(), member.to_owned());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO members (key, member, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key, member) DO UPDATE SET expires_at = excluded.expires_at",
+                params![key, member, expires_at_ms as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub async fn set_members(&self, key: &str, now_ms: u64) -> Result<Vec<String>, StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            let mut statement = c.prepare_cached("SELECT member FROM members WHERE key = ?1 AND expires_at > ?2")?;
+            let rows = statement.query_map(params![key, now_ms as i64], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn set_remove(&self, key: &str, member: &str) -> Result<(), StoreError> {
+        let (key, member) = (key.to_owned(), member.to_owned());
+        self.run(move |c| {
+            c.execute("DELETE FROM members WHERE key = ?1 AND member = ?2", params![key, member]).map(|_| ())
+        })
+        .await
     }
 }
 

@@ -77,6 +77,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (callback, silent_callback) = (format!("{url}/auth/callback"), format!("{url}/auth/silent-callback"));
+        let url_for_provider = url.clone();
         // The provider must know the app's callback, and the app the provider's issuer: bind
         // both listeners first, then configure each with the other's address.
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,6 +91,8 @@ impl TestApp {
         let provider = TestProvider::start_on(provider_listener, |config| {
             config.register_redirect_uri("demo-app", &callback);
             config.register_redirect_uri("demo-app", &silent_callback);
+            config.register_post_logout_redirect_uri("demo-app", &format!("{url_for_provider}/"));
+            config.register_backchannel_logout_uri("demo-app", &format!("{url_for_provider}/auth/backchannel-logout"));
             if let Some(issuer) = &issuer {
                 config.issuer = issuer.parse().unwrap();
             }
@@ -323,6 +326,8 @@ pub struct Proxy {
     mode: Arc<Mutex<ProxyMode>>,
     /// Every refresh token the provider handed out through this proxy.
     refresh_tokens: Arc<Mutex<Vec<String>>>,
+    /// And every access token.
+    access_tokens: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
@@ -334,11 +339,12 @@ impl Proxy {
         let mode = Arc::new(Mutex::new(mode));
         let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-        let (current, seen) = (mode.clone(), refresh_tokens.clone());
+        let access_tokens = Arc::new(Mutex::new(Vec::new()));
+        let (current, seen, seen_access) = (mode.clone(), refresh_tokens.clone(), access_tokens.clone());
         let forward = move |request: Request| {
             let client = client.clone();
             let mode = *current.lock().unwrap();
-            let seen = seen.clone();
+            let (seen, seen_access) = (seen.clone(), seen_access.clone());
             async move {
                 if mode == ProxyMode::Unavailable {
                     let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
@@ -378,6 +384,9 @@ impl Proxy {
                     if let Some(token) = json["refresh_token"].as_str() {
                         seen.lock().unwrap().push(token.to_owned());
                     }
+                    if let Some(token) = json["access_token"].as_str() {
+                        seen_access.lock().unwrap().push(token.to_owned());
+                    }
                 }
                 if path == "/token" && status.is_success() && mode != ProxyMode::Forward {
                     let mut json: Value = serde_json::from_slice(&body).unwrap();
@@ -406,7 +415,7 @@ impl Proxy {
         tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, mode, refresh_tokens }
+        Self { url, mode, refresh_tokens, access_tokens }
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -415,6 +424,10 @@ impl Proxy {
 
     pub fn refresh_tokens_seen(&self) -> Vec<String> {
         self.refresh_tokens.lock().unwrap().clone()
+    }
+
+    pub fn access_tokens_seen(&self) -> Vec<String> {
+        self.access_tokens.lock().unwrap().clone()
     }
 }
 

@@ -1,0 +1,189 @@
+//! OIDC Session Management 1.0 §4 in the browser: the provider's `check_session_iframe` in a
+//! hidden iframe, asked every few seconds whether the provider session still matches this app's
+//! `session_state` (`client_id + " " + session_state`, posted to the provider's origin only).
+//! Answers are accepted only from the provider's origin and from that iframe's window.
+//!
+//! - `unchanged`: fine; and from then on a `changed` for this `session_state` is believed.
+//! - `changed`: the caller re-checks with `prompt=none` (same user: a new `session_state`,
+//!   quietly; no session or another user: signed out elsewhere).
+//! - `error`: monitoring stops, and is not retried (§4.2: avoid loops).
+//!
+//! The circuit breaker (§5.1): when the iframe cannot read the provider's cookie (third-party
+//! cookies blocked, or a provider on another site), every answer is `changed`, though nothing
+//! changed. A `changed` before any `unchanged` for the same `session_state` is therefore not
+//! believed, only counted; so is a `changed` that the re-check contradicts. After
+//! [`BREAKER_LIMIT`] of them monitoring stops, and the app relies on the server's signals
+//! (back-channel logout, pushed to every tab) instead. It never signs anyone out on a `changed`
+//! alone.
+
+use std::{cell::RefCell, rc::Rc, time::Duration};
+
+use leptos::prelude::*;
+use wasm_bindgen::{prelude::*, JsCast};
+use web_sys::{HtmlIFrameElement, MessageEvent};
+
+use super::session::CheckSession;
+
+/// `changed` answers not believed (never after an `unchanged`, or contradicted by the re-check)
+/// after which monitoring stops.
+pub const BREAKER_LIMIT: u32 = 3;
+
+/// What the monitor asks of its owner.
+pub enum Verdict {
+    /// A `changed` to verify with a `prompt=none` re-check; the owner answers through
+    /// [`CheckSessionMonitor::rechecked`].
+    Recheck,
+    /// Monitoring stopped; the reason is for the event log.
+    Stopped(String),
+    /// Worth a line in the event log, nothing more.
+    Note(String),
+}
+
+struct State {
+    session_state: String,
+    /// An `unchanged` was seen for `session_state`: its `changed` is believed.
+    trusted: bool,
+    doubted: u32,
+    rechecking: bool,
+    stopped: bool,
+}
+
+pub struct CheckSessionMonitor {
+    config: CheckSession,
+    provider_origin: String,
+    iframe: HtmlIFrameElement,
+    state: Rc<RefCell<State>>,
+    _listener: Closure<dyn FnMut(MessageEvent)>,
+    interval: RefCell<Option<IntervalHandle>>,
+}
+
+impl CheckSessionMonitor {
+    /// Loads the provider's iframe and starts asking every `interval_secs`. `verdict` hears what
+    /// needs doing.
+    pub fn start(config: CheckSession, session_state: String, verdict: impl Fn(Verdict) + 'static) -> Option<Rc<Self>> {
+        let provider_origin = web_sys::Url::new(&config.iframe).ok()?.origin();
+        let iframe = document().create_element("iframe").ok()?.dyn_into::<HtmlIFrameElement>().ok()?;
+        let _ = iframe.set_attribute("hidden", "");
+        let _ = iframe.set_attribute("aria-hidden", "true");
+        let _ = iframe.set_attribute("title", "session check");
+        iframe.set_src(&config.iframe);
+        let state = Rc::new(RefCell::new(State {
+            session_state,
+            trusted: false,
+            doubted: 0,
+            rechecking: false,
+            stopped: false,
+        }));
+        let listener = {
+            let (state, iframe, origin) = (state.clone(), iframe.clone(), provider_origin.clone());
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                if event.origin() != origin {
+                    return;
+                }
+                let from_iframe = matches!(
+                    (event.source(), iframe.content_window()),
+                    (Some(source), Some(frame)) if js_sys::Object::is(&source, &frame)
+                );
+                let Some(answer) = event.data().as_string().filter(|_| from_iframe) else { return };
+                if let Some(next) = answered(&state, &answer) {
+                    verdict(next);
+                }
+            })
+        };
+        let _ = window().add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
+        document().body()?.append_child(&iframe).ok()?;
+        let monitor =
+            Rc::new(Self { config, provider_origin, iframe, state, _listener: listener, interval: RefCell::new(None) });
+        let weak = Rc::downgrade(&monitor);
+        let interval = set_interval_with_handle(
+            move || {
+                if let Some(monitor) = weak.upgrade() {
+                    monitor.ask();
+                }
+            },
+            Duration::from_secs(monitor.config.interval_secs.max(1)),
+        );
+        *monitor.interval.borrow_mut() = interval.ok();
+        Some(monitor)
+    }
+
+    fn ask(&self) {
+        let (stopped, rechecking, session_state) = {
+            let state = self.state.borrow();
+            (state.stopped, state.rechecking, state.session_state.clone())
+        };
+        if stopped || rechecking {
+            return;
+        }
+        if let Some(frame) = self.iframe.content_window() {
+            let message = format!("{} {session_state}", self.config.client_id);
+            let _ = frame.post_message(&JsValue::from_str(&message), &self.provider_origin);
+        }
+    }
+
+    /// The re-check after a believed `changed`: `Some(session_state)` if the provider still has
+    /// the same user (a contradiction when nothing else changed); `None` if the owner signed the
+    /// user out or the re-check failed for now.
+    pub fn rechecked(&self, same_user: Option<String>) -> Option<Verdict> {
+        let mut state = self.state.borrow_mut();
+        state.rechecking = false;
+        let new_state = same_user?;
+        if new_state == state.session_state {
+            state.doubted += 1;
+        }
+        state.session_state = new_state;
+        state.trusted = false;
+        if state.doubted >= BREAKER_LIMIT {
+            state.stopped = true;
+            return Some(Verdict::Stopped(breaker_tripped()));
+        }
+        Some(Verdict::Note("the provider session changed, but it is the same user: carrying on".into()))
+    }
+
+    pub fn stop(&self) {
+        self.state.borrow_mut().stopped = true;
+        if let Some(interval) = self.interval.borrow_mut().take() {
+            interval.clear();
+        }
+        self.iframe.remove();
+    }
+}
+
+fn breaker_tripped() -> String {
+    format!(
+        "check_session stopped after {BREAKER_LIMIT} 'changed' answers it could not trust (third-party cookies \
+         blocked?); relying on the server's signals"
+    )
+}
+
+/// What an answer of the provider's iframe means for the monitor.
+fn answered(state: &Rc<RefCell<State>>, answer: &str) -> Option<Verdict> {
+    let mut state = state.borrow_mut();
+    if state.stopped {
+        return None;
+    }
+    match answer {
+        "unchanged" => {
+            state.trusted = true;
+            None
+        }
+        "error" => {
+            state.stopped = true;
+            Some(Verdict::Stopped("check_session answered 'error'; monitoring stops (not retried)".into()))
+        }
+        "changed" if state.rechecking => None,
+        "changed" if state.trusted => {
+            state.rechecking = true;
+            Some(Verdict::Recheck)
+        }
+        "changed" => {
+            state.doubted += 1;
+            if state.doubted >= BREAKER_LIMIT {
+                state.stopped = true;
+                return Some(Verdict::Stopped(breaker_tripped()));
+            }
+            Some(Verdict::Note("check_session says 'changed' before it ever said 'unchanged': not believed".into()))
+        }
+        _ => None,
+    }
+}

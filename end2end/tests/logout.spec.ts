@@ -1,0 +1,89 @@
+import { expect, test } from '@playwright/test';
+import { logEntries, PROVIDER, providerFamilies, signIn, signInAtProvider, waitForHydration } from './helpers';
+import { USERS } from './users';
+
+/** Logout reaches everywhere: other tabs, the provider, and back from the provider. */
+test.describe('logout everywhere', () => {
+  test('signing out in one tab signs out the other at once and revokes the refresh token', async ({
+    context,
+    request,
+  }) => {
+    const first = await context.newPage();
+    await signIn(first, '/form', USERS.olga);
+    const second = await context.newPage();
+    await second.goto('/profile');
+    await waitForHydration(second);
+    await expect(second.getByTestId('claims')).toContainText('Olga Signout');
+
+    await first.getByRole('button', { name: 'Sign out' }).click();
+    // The other tab leaves for the signed-out home page, and shows nothing of olga.
+    await expect(second.getByTestId('session-badge')).toHaveText('Signed out', { timeout: 1_000 });
+    await expect(second).toHaveURL('/');
+    await expect(second.locator('main')).not.toContainText('Olga');
+    await expect(first.getByTestId('session-badge')).toHaveText('Signed out');
+
+    // At the provider: the refresh token family is revoked, and the provider session is gone.
+    const [family] = await providerFamilies(request, USERS.olga.sub);
+    expect(family.active).toBe(false);
+    expect(family.revoked_reason).toBe('revocation');
+    await first.goto('/form');
+    await signInAtProvider(first, USERS.olga.username, USERS.olga.password);
+    await expect(first).toHaveURL('/form');
+  });
+
+  test('a provider session ended elsewhere is noticed through check_session', async ({ page, request }) => {
+    await signIn(page, '/form', USERS.pete);
+    await page.getByLabel('Title').fill('Pete was here');
+    // check_session asks every 2 s: let it see the session unchanged first.
+    await page.waitForTimeout(2_500);
+    const ended = await request.post(`${PROVIDER}/admin/users/${USERS.pete.sub}/end-session?backchannel=false`);
+    expect(ended.status()).toBe(200);
+
+    const notice = page.getByTestId('session-ended');
+    await expect(notice).toContainText('You were signed out elsewhere.', { timeout: 3_000 });
+    await expect(logEntries(page, 'userSessionChanged', /check_session: changed/)).toHaveCount(1);
+    await expect(page.getByLabel('Title')).toHaveValue('Pete was here');
+  });
+
+  test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {
+    await signIn(page, '/form', USERS.quinn);
+    await page.waitForTimeout(2_500);
+    // Quinn signs in at the provider again, through another client: a new provider session.
+    const elsewhere = await context.newPage();
+    const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+    const spa = encodeURIComponent('http://localhost:3000/spa/callback');
+    await elsewhere.goto(
+      `${PROVIDER}/authorize?response_type=code&client_id=demo-spa&redirect_uri=${spa}&scope=openid` +
+        `&code_challenge=${challenge}&code_challenge_method=S256&state=x&prompt=login`,
+    );
+    await signInAtProvider(elsewhere, USERS.quinn.username, USERS.quinn.password);
+    await elsewhere.close();
+
+    await expect(logEntries(page, 'userSessionChanged', /same user: carrying on/)).toHaveCount(1, { timeout: 8_000 });
+    await expect(page.getByTestId('session-ended')).toHaveCount(0);
+    await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+  });
+
+  test('a back-channel logout signs out every tab at once, and the session is refused after it', async ({
+    context,
+    request,
+  }) => {
+    const first = await context.newPage();
+    await signIn(first, '/form', USERS.rosa);
+    const second = await context.newPage();
+    await second.goto('/form');
+    await waitForHydration(second);
+
+    const answer = await request.post(`${PROVIDER}/admin/logout-token`, {
+      data: { client_id: 'demo-app', sub: USERS.rosa.sub },
+    });
+    expect((await answer.json()).status).toBe(200);
+    for (const tab of [first, second]) {
+      await expect(tab.getByTestId('session-ended')).toContainText('You were signed out elsewhere.', { timeout: 2_000 });
+    }
+    await first.getByLabel('Title').fill('Too late');
+    await first.getByRole('button', { name: 'Submit' }).click();
+    await expect(first.getByTestId('form-result')).toContainText('your session has ended');
+    await expect(first.getByLabel('Title')).toHaveValue('Too late');
+  });
+});

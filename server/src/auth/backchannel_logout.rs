@@ -1,0 +1,61 @@
+//! `POST /auth/backchannel-logout` (Back-Channel Logout 1.0): the provider tells this app, server
+//! to server, that a provider session ended. There is no cookie and no `Origin` here, so the
+//! route sits outside the same-origin check of browser requests: the logout token alone
+//! authenticates it, validated per §2.6 ([`logout_token`](super::logout_token)). Every
+//! signed-in session of that `sid` (or, without one, of that `sub`) ends, on every instance
+//! sharing the store, and every open tab of those sessions hears of it at once
+//! ([`events`](super::events)).
+//!
+//! Answers 200, or 400 with a JSON error body (§2.8); always `Cache-Control: no-store`.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Form, Json,
+};
+use serde_json::json;
+
+use super::logout_token;
+use crate::{unix_now, AppState};
+
+pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let Some(token) = form.get("logout_token") else {
+        return refused("logout_token is required");
+    };
+    let claims = match logout_token::validate(&state, token, unix_now()).await {
+        Ok(claims) => claims,
+        Err(reason) => return refused(reason),
+    };
+    // The protected API refuses this provider session's access tokens from now on.
+    state.logged_out.record(claims.sid.as_deref(), claims.sub.as_deref(), unix_now()).await;
+    let keys = match state.tokens.sessions_of(claims.sid.as_deref(), claims.sub.as_deref()).await {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::error!(%error, "back-channel logout: the session store is unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")]).into_response();
+        }
+    };
+    let mut ended = 0;
+    for key in keys {
+        let Ok(Some(stored)) = state.tokens.get(&key).await else { continue };
+        // With both `sid` and `sub`, a session must match both.
+        if claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
+            continue;
+        }
+        if state.tokens.remove(&key).await.is_ok() {
+            state.events.ended(&key).await;
+            ended += 1;
+        }
+    }
+    tracing::info!(sid = ?claims.sid, sub = ?claims.sub, ended, "back-channel logout: sessions ended");
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+}
+
+fn refused(reason: &'static str) -> Response {
+    tracing::warn!(reason, "back-channel logout refused");
+    let body = json!({ "error": "invalid_request", "error_description": reason });
+    (StatusCode::BAD_REQUEST, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}

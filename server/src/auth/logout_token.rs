@@ -1,0 +1,86 @@
+//! The logout token of Back-Channel Logout 1.0, validated per §2.6: a JWS (`alg` asymmetric,
+//! never `none` nor HMAC; `typ` `logout+jwt`) signed by a key of the provider's JWKS (fetched
+//! again for an unknown `kid`); `iss` the provider; `aud` this client; `iat` not in the future
+//! and `exp` not past; `events` holding the back-channel logout member; `sub` and/or `sid`;
+//! no `nonce` (so an ID token cannot pass for one); and a `jti` never seen before (the replay
+//! cache lives in the session store, so it is shared by every instance).
+
+use jsonwebtoken::{errors::ErrorKind, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{store::now_ms, AppState};
+
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// Clock skew allowed either way.
+const LEEWAY_SECS: u64 = 60;
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iat: u64,
+    exp: u64,
+    jti: String,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    events: Option<Value>,
+    #[serde(default)]
+    nonce: Option<Value>,
+}
+
+/// Who is logged out.
+#[derive(Debug)]
+pub struct LogoutClaims {
+    pub sub: Option<String>,
+    pub sid: Option<String>,
+}
+
+/// Validates `token`; the error is what the provider is told (it says what was wrong with the
+/// token, which the provider knows anyway, and nothing about this app's sessions).
+pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutClaims, &'static str> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "not a signed JWT (alg none is refused)")?;
+    let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
+    if typ != "logout+jwt" && typ != "application/logout+jwt" {
+        return Err("typ is not logout+jwt");
+    }
+    let key = state.oidc.jwks().decoding_key(&header).await?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[state.oidc.issuer()]);
+    validation.set_audience(&[state.config.client_id.as_str()]);
+    validation.set_required_spec_claims(&["iss", "aud", "iat", "exp", "jti"]);
+    validation.leeway = LEEWAY_SECS;
+    let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        .map_err(|error| match error.kind() {
+            ErrorKind::InvalidSignature => "bad signature",
+            ErrorKind::ExpiredSignature => "expired",
+            ErrorKind::InvalidIssuer => "wrong iss",
+            ErrorKind::InvalidAudience => "wrong aud",
+            ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+            _ => "invalid claims",
+        })?
+        .claims;
+    if claims.iat > now + LEEWAY_SECS {
+        return Err("iat is in the future");
+    }
+    let has_event =
+        claims.events.as_ref().and_then(|events| events.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object);
+    if !has_event {
+        return Err("events lacks the back-channel logout event");
+    }
+    if claims.sub.is_none() && claims.sid.is_none() {
+        return Err("neither sub nor sid");
+    }
+    if claims.nonce.is_some() {
+        return Err("a logout token must not have a nonce");
+    }
+    // Last, so that a token refused above cannot use up its jti.
+    let seen = format!("logout-jti:{}", claims.jti);
+    let remember_until = (claims.exp + LEEWAY_SECS) * 1000;
+    match state.kv.compare_and_set(&seen, None, b"1".to_vec(), remember_until.max(now_ms() + 1000)).await {
+        Ok(true) => Ok(LogoutClaims { sub: claims.sub, sid: claims.sid }),
+        Ok(false) => Err("jti seen before (replay)"),
+        Err(_) => Err("the replay cache is unavailable"),
+    }
+}

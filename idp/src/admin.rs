@@ -38,9 +38,12 @@
 //!   HTTP status>, "body": <its body as text>, "jti": "..."}`. 404 for an unknown client, 409
 //!   for one without a `backchannel_logout_uri`, 400 for an unknown defect or a combination
 //!   that cannot be built, 502 `{"error"}` when the client cannot be reached.
-//! - `POST /admin/delay` with `{"authorize_ms": N}`: every later `/authorize` request waits N
-//!   milliseconds before it is answered (a slow provider, for timeout tests); 0 turns it off.
-//!   Answers the setting, `{"authorize_ms": N}`; at most [`MAX_DELAY_MS`].
+//! - `POST /admin/delay` with `{"authorize_ms": N, "token_ms": M}` (either may be left out: it
+//!   keeps its value): every later `/authorize` request waits N milliseconds, every `/token`
+//!   request M, before it is answered (a slow provider, for timeout tests); 0 turns it off.
+//!   Answers the settings, `{"authorize_ms": N, "token_ms": M}`; each at most [`MAX_DELAY_MS`].
+//! - `POST /admin/outage` with `{"token": true|false}`: while on, `/token` answers 503 (a
+//!   provider that is down); answers the setting.
 
 use std::{
     collections::HashMap,
@@ -80,6 +83,7 @@ pub fn router() -> Router<Arc<ProviderState>> {
         .route("/sessions/{sid}/end", post(end_session))
         .route("/logout-token", post(logout_token))
         .route("/delay", post(set_delay))
+        .route("/outage", post(set_outage))
         .layer(middleware::from_fn(refuse_cross_site))
 }
 
@@ -243,16 +247,44 @@ pub const MAX_DELAY_MS: u64 = 60_000;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Delay {
-    authorize_ms: u64,
+    #[serde(default)]
+    authorize_ms: Option<u64>,
+    #[serde(default)]
+    token_ms: Option<u64>,
 }
 
 async fn set_delay(State(state): State<Arc<ProviderState>>, body: Bytes) -> Result<Response, AdminError> {
-    let delay: Delay = serde_json::from_slice(&body)
-        .map_err(|_| AdminError::BadRequest(r#"expected {"authorize_ms": <milliseconds>}"#))?;
-    if delay.authorize_ms > MAX_DELAY_MS {
-        return Err(AdminError::BadRequest("authorize_ms is at most 60000"));
+    let delay: Delay = serde_json::from_slice(&body).map_err(|_| {
+        AdminError::BadRequest(r#"expected {"authorize_ms": <milliseconds>, "token_ms": <milliseconds>}"#)
+    })?;
+    if delay.authorize_ms.or(delay.token_ms).is_none() {
+        return Err(AdminError::BadRequest("authorize_ms or token_ms is required"));
     }
-    state.authorize_delay_ms.store(delay.authorize_ms, Ordering::Relaxed);
-    tracing::info!(authorize_ms = delay.authorize_ms, "authorization endpoint delay set through the admin API");
-    Ok(answer(json!({ "authorize_ms": delay.authorize_ms })))
+    if delay.authorize_ms.max(delay.token_ms).is_some_and(|ms| ms > MAX_DELAY_MS) {
+        return Err(AdminError::BadRequest("a delay is at most 60000 ms"));
+    }
+    if let Some(ms) = delay.authorize_ms {
+        state.authorize_delay_ms.store(ms, Ordering::Relaxed);
+    }
+    if let Some(ms) = delay.token_ms {
+        state.token_delay_ms.store(ms, Ordering::Relaxed);
+    }
+    let (authorize_ms, token_ms) =
+        (state.authorize_delay_ms.load(Ordering::Relaxed), state.token_delay_ms.load(Ordering::Relaxed));
+    tracing::info!(authorize_ms, token_ms, "endpoint delays set through the admin API");
+    Ok(answer(json!({ "authorize_ms": authorize_ms, "token_ms": token_ms })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outage {
+    token: bool,
+}
+
+async fn set_outage(State(state): State<Arc<ProviderState>>, body: Bytes) -> Result<Response, AdminError> {
+    let outage: Outage =
+        serde_json::from_slice(&body).map_err(|_| AdminError::BadRequest(r#"expected {"token": true|false}"#))?;
+    state.token_outage.store(outage.token, Ordering::Relaxed);
+    tracing::info!(token = outage.token, "token endpoint outage set through the admin API");
+    Ok(answer(json!({ "token": outage.token })))
 }

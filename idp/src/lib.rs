@@ -89,6 +89,9 @@ pub(crate) struct ProviderState {
     /// Milliseconds every `/authorize` request waits before it is answered: a slow provider,
     /// set through the admin API for timeout tests. 0, the default, is off.
     pub authorize_delay_ms: AtomicU64,
+    /// Set through the admin API: how long `/token` waits, and whether it answers 503.
+    pub token_delay_ms: AtomicU64,
+    pub token_outage: std::sync::atomic::AtomicBool,
     /// The provider's own HTTP client: back-channel logout requests.
     pub http: reqwest::Client,
 }
@@ -153,6 +156,8 @@ impl Provider {
             clock,
             metrics: Metrics::default(),
             authorize_delay_ms: AtomicU64::new(0),
+            token_delay_ms: AtomicU64::new(0),
+            token_outage: std::sync::atomic::AtomicBool::new(false),
             http,
         };
         Ok(Self { state: Arc::new(state) })

@@ -30,6 +30,14 @@ use crate::{
 };
 
 pub async fn token(State(state): State<Arc<ProviderState>>, headers: HeaderMap, body: String) -> Response {
+    // Faults the admin API can switch on, for demos and tests: slow, or down.
+    let delay = state.token_delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    if state.token_outage.load(std::sync::atomic::Ordering::Relaxed) {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "token endpoint down (admin API outage)").into_response();
+    }
     match grant(&state, &headers, &body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -652,18 +652,44 @@ async fn admin_delay_is_echoed_slows_authorize_and_turns_off_with_zero() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider);
     let (status, body) = browser.admin("/admin/delay", Some(json!({ "authorize_ms": 150 }))).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 150 })));
+    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 150, "token_ms": 0 })));
     // Slow, but it answers, and as before.
     let response = browser.silent(&DEMO_APP, &[]).await;
     assert_eq!(error_of(&response, &DEMO_APP, &provider.issuer), "login_required");
     let (status, body) = browser.admin("/admin/delay", Some(json!({ "authorize_ms": 0 }))).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 0 })));
+    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 0, "token_ms": 0 })));
 
-    for bad in [json!({ "authorize_ms": -1 }), json!({ "authorize_ms": 60_001 }), json!({ "token_ms": 5 }), json!([])] {
+    for bad in [
+        json!({ "authorize_ms": -1 }),
+        json!({ "authorize_ms": 60_001 }),
+        json!({ "token_ms": 60_001 }),
+        json!({}),
+        json!([]),
+    ] {
         let (status, body) = browser.admin("/admin/delay", Some(bad.clone())).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert!(body["error"].is_string(), "{body}");
     }
+}
+
+#[tokio::test]
+async fn admin_token_delay_and_outage_slow_or_stop_the_token_endpoint_until_turned_off() {
+    let provider = TestProvider::start(|_| {}).await;
+    let browser = Browser::new(&provider);
+    let (status, body) = browser.admin("/admin/delay", Some(json!({ "token_ms": 120 }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 0, "token_ms": 120 })));
+    let token = || reqwest::Client::new().post(provider.url("/token")).form(&[("grant_type", "refresh_token")]).send();
+    let started = std::time::Instant::now();
+    let answer = token().await.unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(120), "the answer waited");
+    assert_ne!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    browser.admin("/admin/delay", Some(json!({ "token_ms": 0 }))).await;
+
+    let (status, body) = browser.admin("/admin/outage", Some(json!({ "token": true }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "token": true })));
+    assert_eq!(token().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    browser.admin("/admin/outage", Some(json!({ "token": false }))).await;
+    assert_eq!(token().await.unwrap().status(), StatusCode::UNAUTHORIZED, "answered again: no client authentication");
 }
 
 #[tokio::test]

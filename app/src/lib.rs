@@ -6,8 +6,9 @@
 //! - [`auth`]: what both sides share about the session: [`auth::SessionInfo`] (the JSON of
 //!   `GET /auth/session`), the server functions that read it, the client auth context, and the
 //!   links into the server's `/auth/*` routes.
-//! - [`pages`]: one file per page: home, profile, the long form.
-//! - [`components`]: reusable view pieces (the sign-in gate, the session panel, the event log).
+//! - [`pages`]: one file per page: home, profile, the long form, the session dashboard.
+//! - [`components`]: reusable view pieces (the sign-in gate, the session panel, the event log,
+//!   the countdown, the renewal timeline, the fault panel).
 //! - [`report`]: the incident report the long form fills in; [`draft`]: its draft in the browser.
 //! - [`format`]: times as the pages show them.
 
@@ -25,7 +26,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::pages::{FormPage, HomePage, NotFound, ProfilePage};
+use crate::pages::{FormPage, HomePage, NotFound, ProfilePage, SessionPage};
 
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -61,6 +62,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Home"</A>
                     <A href="/profile">"Profile"</A>
                     <A href="/form">"Long form"</A>
+                    <A href="/session">"Session"</A>
                 </nav>
                 <components::SessionBadge/>
             </header>
@@ -71,6 +73,7 @@ pub fn App() -> impl IntoView {
                     // visit can still become a redirect before any byte is sent.
                     <Route path=path!("/profile") view=ProfilePage ssr=SsrMode::Async/>
                     <Route path=path!("/form") view=FormPage ssr=SsrMode::Async/>
+                    <Route path=path!("/session") view=SessionPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -113,13 +113,13 @@ pub(crate) async fn refresh_token_grant(
     };
 
     let (refresh, saving) = state.store.refresh(request, policy);
-    let (family, grant, refresh_token) = match refresh {
-        Refresh::Granted { family, grant, reissued: Some(successor) } => {
+    let (family, grant, family_expires_at, refresh_token) = match refresh {
+        Refresh::Granted { family, grant, expires_at, reissued: Some(successor) } => {
             Metrics::increment(&state.metrics.refresh_grace_reissues);
             tracing::info!(%family, client_id = %client.client_id, sub = %grant.sub, "retired refresh token back inside the grace window: its successor is handed out again");
-            (family, grant, Some(successor))
+            (family, grant, expires_at, Some(successor))
         }
-        Refresh::Granted { family, grant, reissued: None } => (family, grant, successor),
+        Refresh::Granted { family, grant, expires_at, reissued: None } => (family, grant, expires_at, successor),
         Refresh::Refused(refusal) => {
             let reused_in = match &refusal {
                 Refusal::Reused { grant, .. } => Some(grant.sid.clone()),
@@ -160,9 +160,18 @@ pub(crate) async fn refresh_token_grant(
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = refresh_token.into();
     }
+    body["refresh_expires_in"] = refresh_expires_in(state, family_expires_at, now).into();
     // The tokens were signed while the grant was being written; they leave once it is on disk.
     saving.saved().await?;
     Ok((no_store(), Json(body)).into_response())
+}
+
+/// `refresh_expires_in` (not in RFC 6749; Keycloak's name for it): how long the refresh token
+/// stays usable if it is used no more, the sooner of its idle expiry and its family's absolute
+/// one. A hint for the client's display; the token's validity is decided here, at use.
+pub(crate) fn refresh_expires_in(state: &ProviderState, family_expires_at: u64, now: u64) -> u64 {
+    let idle_expires_at = now + state.config.lifetimes.refresh_token_idle_secs;
+    idle_expires_at.min(family_expires_at).saturating_sub(now)
 }
 
 /// Ends the provider session `sid` after one of its families was revoked for reuse: whoever

@@ -195,6 +195,8 @@ async fn authorization_code_grant(
     });
     if let Some(refresh_token) = refresh_token {
         body["refresh_token"] = refresh_token.into();
+        let family_expires_at = now + state.config.lifetimes.refresh_token_absolute_secs;
+        body["refresh_expires_in"] = refresh::refresh_expires_in(state, family_expires_at, now).into();
     }
     Ok((no_store(), Json(body)).into_response())
 }

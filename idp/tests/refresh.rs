@@ -253,6 +253,7 @@ async fn refresh_returns_new_tokens_and_an_id_token_of_the_same_authentication_w
     let rp = Rp::new().await;
     let first = rp.sign_in(&DEMO_APP, OFFLINE).await;
     rp.advance(10);
+    assert_eq!(first["refresh_expires_in"], 28800, "the idle lifetime, sooner than the absolute one");
     let refreshed = rp.refreshed(&refresh_token_of(&first)).await;
     assert_eq!(refreshed["token_type"], "Bearer");
     assert_eq!(refreshed["expires_in"], 60);
@@ -407,10 +408,14 @@ async fn rotation_does_not_extend_the_absolute_lifetime_and_expiry_is_not_reuse(
     let rp = Rp::new().await;
     let first = rp.family().await;
     let mut current = first.clone();
-    // Well inside the idle lifetime each time, three times over: 84,000 s after sign-in.
-    for _ in 0..3 {
+    // Well inside the idle lifetime each time, three times over: 84,000 s after sign-in. Each
+    // answer says how long the new token stays usable: the idle lifetime (28,800 s), until the
+    // family's absolute end (86,400 s after sign-in) comes sooner.
+    for left in [28800, 28800, 2400] {
         rp.advance(28000);
-        current = refresh_token_of(&rp.refreshed(&current).await);
+        let refreshed = rp.refreshed(&current).await;
+        assert_eq!(refreshed["refresh_expires_in"], left);
+        current = refresh_token_of(&refreshed);
     }
     rp.advance(2400);
     assert_case(&rp.refused(&current).await, "expired");

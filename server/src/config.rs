@@ -122,6 +122,11 @@ fn invalid(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// Development mode: the embedded provider runs, and with it the dashboard's fault panel.
+    pub fn dev_faults(&self) -> bool {
+        matches!(self.provider, ProviderSource::Embedded { .. })
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }

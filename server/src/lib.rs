@@ -10,11 +10,13 @@
 //!   the sealing of token sets at rest.
 //! - [`security`]: CSP, baseline headers, the same-origin check on writes.
 //! - [`embedded_provider`]: the development OpenID Provider, started when no issuer is set.
+//! - [`dev_faults`]: the dashboard's fault panel, mounted only with the embedded provider.
 //! - [`error`]: what a browser sees when sign-in fails.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dev_faults;
 pub mod embedded_provider;
 pub mod error;
 pub mod security;
@@ -45,6 +47,7 @@ use crate::{
         token_store::TokenStore,
     },
     config::{Config, ConfigError},
+    dev_faults::FaultSwitches,
     security::PageCsp,
     store::{
         seal::{SealKey, Sealer},
@@ -66,6 +69,8 @@ pub struct AppState {
     pub browser: Arc<BrowserSettings>,
     /// Back-channel logouts, which the protected API honours.
     pub logged_out: Arc<LoggedOut>,
+    /// The fault panel's switches; its routes are mounted in development only.
+    pub faults: Arc<FaultSwitches>,
 }
 
 /// Why the server could not start; each names the setting to fix.
@@ -112,8 +117,10 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
                 client_id: config.client_id.to_string(),
                 interval_secs: config.renewal.check_session_interval_secs,
             }),
+        dev_faults: config.dev_faults(),
     });
     let events = SessionEvents::new(kv.clone());
+    let faults = Arc::new(FaultSwitches::new(config.issuer.as_str()));
     let state = AppState {
         leptos_options,
         config: Arc::new(config),
@@ -124,6 +131,7 @@ pub async fn app(config: Config, leptos_options: LeptosOptions) -> Result<Router
         events,
         browser,
         logged_out,
+        faults,
     };
     Ok(router(state, backend, api, SessionRecords::new(kv)))
 }
@@ -164,8 +172,11 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
 
     // Server to server: authenticated by the logout token, not by a browser's cookie or Origin.
     let provider_facing = auth::provider_routes().with_state(state.clone());
-    let browser_facing = Router::new()
-        .merge(auth::routes())
+    let mut browser_facing = Router::new().merge(auth::routes());
+    if state.browser.dev_faults {
+        browser_facing = browser_facing.merge(dev_faults::routes());
+    }
+    let browser_facing = browser_facing
         .merge(leptos)
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "ssr")]
 use super::session::SessionView;
 use super::{
+    journal::SessionJournal,
     refresh::ReauthReason,
     session::{Claims, IdTokenClaims, SessionInfo},
 };
@@ -32,6 +33,34 @@ pub async fn get_id_token_claims() -> Result<Option<IdTokenClaims>, ServerFnErro
 #[server]
 pub async fn get_userinfo_claims() -> Result<Option<Claims>, ServerFnError> {
     Ok(session_view().and_then(|view| view.userinfo_claims))
+}
+
+/// What the session dashboard shows beyond [`SessionInfo`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDetails {
+    pub journal: SessionJournal,
+    /// The server's clock when it answered (ms since the Unix epoch): the journal's times are by
+    /// this clock, and the browser's may be off.
+    pub server_now_ms: u64,
+    /// Whether the server holds a refresh token for the session now.
+    pub has_refresh_token: bool,
+    /// Whether the fault panel's routes (`/dev/faults/*`) exist: development only.
+    pub dev_faults: bool,
+}
+
+/// `None` when signed out.
+#[server(endpoint = "session_details")]
+pub async fn get_session_details() -> Result<Option<SessionDetails>, ServerFnError> {
+    let server_now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or_default();
+    Ok(session_view().map(|view| SessionDetails {
+        journal: view.journal,
+        server_now_ms,
+        has_refresh_token: view.info.has_refresh_token,
+        dev_faults: view.dev_faults,
+    }))
 }
 
 /// How saving a report went.

@@ -42,6 +42,37 @@ impl AuthStatus {
     }
 }
 
+/// How a watch on the session stands: check_session (the provider's iframe) and the server's
+/// push channel (`/auth/events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    /// Not used for this session (no check_session at the provider, or not signed in).
+    Off,
+    Connecting,
+    Watching,
+    /// check_session said `changed`; the provider is being asked with `prompt=none`.
+    Rechecking,
+    /// Gave up (check_session's breaker, an `error`), or the session ended.
+    Stopped,
+}
+
+impl Watch {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Connecting => "connecting",
+            Self::Watching => "watching",
+            Self::Rechecking => "re-checking",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// The window event that makes the renewal driver read the session again at once (after the
+/// dashboard expired the access token, say).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) const RESYNC_EVENT: &str = "oidc-session:resync";
+
 /// The events, named as oidc-client-ts names its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthEventKind {
@@ -94,6 +125,11 @@ pub struct AuthContext {
     pub status: ReadSignal<AuthStatus>,
     /// When the access token the server holds expires (Unix seconds, the server's clock).
     pub expires_at: ReadSignal<Option<u64>>,
+    /// The same moment by this browser's clock (ms since the epoch), for countdowns: the server
+    /// said how many seconds were left, so a browser clock that is off does not matter.
+    pub expires_at_ms: ReadSignal<Option<f64>>,
+    pub check_session: ReadSignal<Watch>,
+    pub push_channel: ReadSignal<Watch>,
     /// Renewals of this session seen by this tab, its own and other tabs'.
     pub renewals: ReadSignal<u32>,
     pub last_outcome: ReadSignal<Option<RefreshOutcome>>,
@@ -111,6 +147,9 @@ pub struct AuthContext {
 pub(crate) struct AuthWriters {
     pub status: WriteSignal<AuthStatus>,
     pub expires_at: WriteSignal<Option<u64>>,
+    pub expires_at_ms: WriteSignal<Option<f64>>,
+    pub check_session: WriteSignal<Watch>,
+    pub push_channel: WriteSignal<Watch>,
     pub renewals: WriteSignal<u32>,
     pub last_outcome: WriteSignal<Option<RefreshOutcome>>,
     pub last_error: WriteSignal<Option<String>>,
@@ -162,6 +201,15 @@ impl AuthContext {
         let _ = (subject, keep_draft);
     }
 
+    /// Makes the renewal driver read the session again now, and act on what it finds (a token
+    /// that expired renews at once).
+    pub fn resync(&self) {
+        #[cfg(feature = "hydrate")]
+        if let Ok(event) = web_sys::Event::new(RESYNC_EVENT) {
+            let _ = window().dispatch_event(&event);
+        }
+    }
+
     /// Whether the page still acts for a signed-in user (who may need to sign in again).
     pub fn acting_for_user(&self) -> bool {
         self.status.get_untracked() != AuthStatus::SignedOut
@@ -183,6 +231,9 @@ pub fn provide_auth_context() {
     let session = Resource::new(|| (), |_| get_session());
     let (status, set_status) = signal(AuthStatus::Unknown);
     let (expires_at, set_expires_at) = signal(None);
+    let (expires_at_ms, set_expires_at_ms) = signal(None);
+    let (check_session, set_check_session) = signal(Watch::Off);
+    let (push_channel, set_push_channel) = signal(Watch::Off);
     let (renewals, set_renewals) = signal(0);
     let (last_outcome, set_last_outcome) = signal(None);
     let (last_error, set_last_error) = signal(None);
@@ -191,6 +242,9 @@ pub fn provide_auth_context() {
         session,
         status,
         expires_at,
+        expires_at_ms,
+        check_session,
+        push_channel,
         renewals,
         last_outcome,
         last_error,
@@ -199,6 +253,9 @@ pub fn provide_auth_context() {
         writers: AuthWriters {
             status: set_status,
             expires_at: set_expires_at,
+            expires_at_ms: set_expires_at_ms,
+            check_session: set_check_session,
+            push_channel: set_push_channel,
             renewals: set_renewals,
             last_outcome: set_last_outcome,
             last_error: set_last_error,

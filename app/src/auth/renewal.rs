@@ -23,7 +23,7 @@ use web_sys::VisibilityState;
 use super::{
     api::get_session,
     check_session::{CheckSessionMonitor, Verdict},
-    context::{now_ms, AuthContext, AuthEventKind, AuthStatus},
+    context::{now_ms, AuthContext, AuthEventKind, AuthStatus, Watch, RESYNC_EVENT},
     refresh::{refresh, ReauthReason, RefreshOutcome},
     schedule::{self, RenewalPath},
     session::{RenewStrategy, RenewalPolicy, SessionInfo},
@@ -77,6 +77,9 @@ pub(super) fn start(context: AuthContext) {
                     renewer.on_verdict(verdict);
                 }
             });
+            if monitor.is_some() {
+                writers.check_session.set(Watch::Watching);
+            }
             *renewer.monitor.borrow_mut() = monitor;
         }
         writers.status.set(AuthStatus::SignedIn);
@@ -84,7 +87,8 @@ pub(super) fn start(context: AuthContext) {
     });
 }
 
-type PushChannel = (web_sys::EventSource, Closure<dyn FnMut(web_sys::Event)>);
+/// The server's push channel and its listeners, which live as long as it does.
+type PushChannel = (web_sys::EventSource, Vec<Closure<dyn FnMut(web_sys::Event)>>);
 
 struct Renewer {
     context: AuthContext,
@@ -159,15 +163,39 @@ impl Renewer {
         // The server says so when the session ends elsewhere (a back-channel logout, a sign-out in
         // another browser tab): every tab learns it at once.
         if let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) {
+            let push_channel = self.context.writers().push_channel;
+            push_channel.set(Watch::Connecting);
             let weak = Rc::downgrade(self);
             let on_ended = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
                 if let Some(this) = weak.upgrade() {
                     this.ended_elsewhere("the server ended the session (signed out elsewhere)");
                 }
             });
+            let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| push_channel.set(Watch::Watching));
+            // The browser reconnects by itself, unless the server refused the stream.
+            let reader = source.clone();
+            let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                let closed = reader.ready_state() == web_sys::EventSource::CLOSED;
+                push_channel.set(if closed { Watch::Stopped } else { Watch::Connecting });
+            });
             let _ = source.add_event_listener_with_callback("session-ended", on_ended.as_ref().unchecked_ref());
-            *self.events.borrow_mut() = Some((source, on_ended));
+            let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
+            let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
+            *self.events.borrow_mut() = Some((source, vec![on_ended, on_open, on_error]));
         }
+
+        // Someone changed the session under this tab (the dashboard's fault panel): read it again.
+        let this = self.clone();
+        let _ = window_event_listener_untyped(RESYNC_EVENT, move |_| {
+            let this = this.clone();
+            spawn_local(async move {
+                if let Ok(info) = get_session().await {
+                    if info.authenticated && !this.state.borrow().stopped {
+                        this.adopt(&info, "session re-read");
+                    }
+                }
+            });
+        });
     }
 
     /// The session ended outside this tab: say so, keep the draft, stop everything.
@@ -180,10 +208,15 @@ impl Renewer {
     }
 
     fn on_verdict(self: &Rc<Self>, verdict: Verdict) {
+        let check_session = self.context.writers().check_session;
         match verdict {
-            Verdict::Recheck => self.recheck_provider_session(),
+            Verdict::Recheck => {
+                check_session.set(Watch::Rechecking);
+                self.recheck_provider_session();
+            }
             Verdict::Note(text) => self.context.log(AuthEventKind::UserSessionChanged, text),
             Verdict::Stopped(reason) => {
+                check_session.set(Watch::Stopped);
                 self.context.log(AuthEventKind::CheckSessionStopped, reason);
                 if let Some(monitor) = self.monitor.borrow_mut().take() {
                     monitor.stop();
@@ -220,6 +253,9 @@ impl Renewer {
                 Some(IframeOutcome::Transient(_)) | None => None,
             };
             let monitor = this.monitor.borrow().clone();
+            if monitor.is_some() && !this.state.borrow().stopped {
+                this.context.writers().check_session.set(Watch::Watching);
+            }
             if let Some(verdict) = monitor.and_then(|monitor| monitor.rechecked(same_user)) {
                 this.on_verdict(verdict);
             }
@@ -242,6 +278,7 @@ impl Renewer {
         }
         writers.expires_at.set(Some(expires_at));
         let now = now_ms();
+        writers.expires_at_ms.set(Some(now + expires_in as f64 * 1000.0));
         {
             let mut state = self.state.borrow_mut();
             state.expires_ms = now + expires_in as f64 * 1000.0;
@@ -472,11 +509,14 @@ impl Renewer {
     fn stop(&self, reason: ReauthReason) {
         self.state.borrow_mut().stopped = true;
         self.disarm();
+        let writers = self.context.writers();
         if let Some(monitor) = self.monitor.borrow_mut().take() {
             monitor.stop();
+            writers.check_session.set(Watch::Stopped);
         }
         if let Some((source, _)) = self.events.borrow_mut().take() {
             source.close();
+            writers.push_channel.set(Watch::Stopped);
         }
         self.context.end_session(reason);
     }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::SessionJournal;
+
 /// The JSON of `GET /auth/session`, and what the pages show. Never a token.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -106,6 +108,9 @@ pub struct SessionView {
     pub id_token_claims: IdTokenClaims,
     /// The userinfo endpoint's answer at sign-in, when `auto_userinfo` is on.
     pub userinfo_claims: Option<Claims>,
+    pub journal: SessionJournal,
+    /// Whether the dashboard's fault panel is on (development only: the embedded provider).
+    pub dev_faults: bool,
 }
 
 /// `/auth/login`, which starts the code flow and comes back to `return_to` (a same-origin path).

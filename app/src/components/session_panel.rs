@@ -1,10 +1,12 @@
-//! A compact view of the session's renewal state: status, expiry, renewals, the last outcome and
-//! the last error.
+//! A compact view of the session's renewal state: status, a countdown to expiry, renewals, the
+//! last outcome and the last error; the dashboard at `/session` has the rest.
 
 use leptos::prelude::*;
+use leptos_router::components::A;
 
 use crate::{
     auth::{AuthContext, RefreshOutcome},
+    components::TokenCountdown,
     format::utc_time,
 };
 
@@ -24,12 +26,16 @@ pub fn SessionPanel() -> impl IntoView {
             <dd data-testid="auth-status">{move || auth.status.get().label()}</dd>
             <dt>"Access token expires"</dt>
             <dd data-testid="token-expiry">{move || auth.expires_at.get().map(utc_time).unwrap_or_default()}</dd>
+            <dt>"Expires in"</dt>
+            <dd><TokenCountdown/></dd>
             <dt>"Renewals"</dt>
             <dd data-testid="renewal-count">{move || auth.renewals.get()}</dd>
             <dt>"Last renewal"</dt>
             <dd data-testid="last-outcome">{outcome}</dd>
             <dt>"Last error"</dt>
             <dd data-testid="last-error">{move || auth.last_error.get().unwrap_or_default()}</dd>
+            <dt></dt>
+            <dd><A href="/session">"Session dashboard"</A></dd>
         </dl>
     }
 }

@@ -267,6 +267,8 @@ pub enum Refresh {
     Granted {
         family: FamilyId,
         grant: Arc<FamilyGrant>,
+        /// When the family's absolute lifetime ends.
+        expires_at: u64,
         /// Set when the newest retired token came back inside the grace window: the successor
         /// it had already been given, handed out again.
         reissued: Option<String>,
@@ -414,7 +416,15 @@ impl Store {
                 let saving = self.save(|| Change::AccessTokenIssued(access_token_row()));
                 *next_access_token_row += 1;
                 access_tokens.insert(jti, access_token);
-                return (Refresh::Granted { family: id, grant: family.grant.clone(), reissued }, saving);
+                return (
+                    Refresh::Granted {
+                        family: id,
+                        grant: family.grant.clone(),
+                        expires_at: family.expires_at,
+                        reissued,
+                    },
+                    saving,
+                );
             }
             family.revoke(RevokedReason::Reuse);
             let saving = self.save(|| Change::FamilyChanged { id, state: family.state() });
@@ -450,7 +460,10 @@ impl Store {
         });
         *next_access_token_row += 1;
         access_tokens.insert(jti, access_token);
-        (Refresh::Granted { family: id, grant: family.grant.clone(), reissued: None }, saving)
+        (
+            Refresh::Granted { family: id, grant: family.grant.clone(), expires_at: family.expires_at, reissued: None },
+            saving,
+        )
     }
 
     /// Revokes the family of a refresh token (current or retired) if `client_id` owns it

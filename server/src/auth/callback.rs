@@ -1,6 +1,7 @@
 //! `GET /auth/callback`, the redirect URI: matches `state` to a sign-in this browser started,
 //! exchanges the code with the PKCE verifier, validates the ID token, and only then signs in.
 
+use app::auth::{JournalEntry, JournalOutcome, JournalStep};
 use axum::{
     extract::{Query, State},
     response::Redirect,
@@ -10,7 +11,7 @@ use tower_sessions::Session;
 
 use super::oidc_client::RedirectTarget;
 use super::record;
-use crate::{error::AuthError, unix_now, AppState};
+use crate::{error::AuthError, store::now_ms, unix_now, AppState};
 
 /// The authorization response (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`).
 #[derive(Debug, Deserialize)]
@@ -46,6 +47,20 @@ pub async fn callback(
     let mut authenticated =
         state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, RedirectTarget::SignIn, now).await?;
     authenticated.session_state = query.session_state;
+    // A sign-in again after the session could not be renewed continues its journal, so that the
+    // dashboard shows the whole story: the failed renewal, then this sign-in.
+    if let Ok(Some((_, earlier))) = record::authenticated(&session, &state.tokens).await {
+        if earlier.session.subject == authenticated.subject {
+            authenticated.journal.entries = earlier.session.journal.entries.clone();
+        }
+    }
+    authenticated.journal.record(JournalEntry {
+        at_ms: now_ms(),
+        step: JournalStep::Interactive,
+        outcome: JournalOutcome::Ok,
+        took_ms: None,
+        detail: String::new(),
+    });
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
     record::sign_in(&session, &state.tokens, &authenticated).await?;

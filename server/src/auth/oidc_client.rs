@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
+use app::auth::SessionJournal;
 use openidconnect::{
     core::{
         CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim,
         CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
         CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
     },
-    reqwest, AccessToken, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, CsrfToken,
-    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IdTokenFields,
-    IdTokenVerifier, Nonce, NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
-    TokenResponse,
+    reqwest, AccessToken, AdditionalClaims, AuthorizationCode, ClaimsVerificationError, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, ExtraTokenFields, IdToken, IdTokenClaims, IdTokenFields, IdTokenVerifier, Nonce,
+    NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -35,9 +35,18 @@ pub struct SessionClaims {
 }
 impl AdditionalClaims for SessionClaims {}
 
+/// Token response fields beyond RFC 6749's: `refresh_expires_in`, the seconds the refresh token
+/// stays usable, which Keycloak and the embedded provider send (0 or absent: not said).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RefreshLifetime {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+}
+impl ExtraTokenFields for RefreshLifetime {}
+
 type TokenFields = IdTokenFields<
     SessionClaims,
-    EmptyExtraTokenFields,
+    RefreshLifetime,
     CoreGenderClaim,
     CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm,
@@ -149,6 +158,8 @@ pub struct Refreshed {
     pub refresh_token: Option<RefreshToken>,
     /// A new ID token, if the provider sent one: validated, and of the same subject.
     pub id_token: Option<(IdTokenJwt, app::auth::IdTokenClaims, String)>,
+    /// How long the refresh token stays usable, if the provider says.
+    pub refresh_expires_in: Option<u64>,
 }
 
 /// Why a refresh did not renew the session.
@@ -360,6 +371,7 @@ impl OidcClient {
             nonce,
             userinfo_claims,
             session_state: None,
+            journal: SessionJournal::starting(now, refresh_expires_in(&response).map(|secs| now + secs)),
             tokens: TokenSet {
                 access_token: response.access_token().clone(),
                 access_token_expires_at: now + expires_in(&response),
@@ -417,6 +429,7 @@ impl OidcClient {
             expires_in: expires_in(&response),
             refresh_token: response.refresh_token().cloned(),
             id_token,
+            refresh_expires_in: refresh_expires_in(&response),
         })
     }
 
@@ -485,6 +498,10 @@ impl OidcClient {
 
 fn expires_in(response: &OidcTokenResponse) -> u64 {
     response.expires_in().map(|d| d.as_secs()).unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)
+}
+
+fn refresh_expires_in(response: &OidcTokenResponse) -> Option<u64> {
+    response.extra_fields().extra_fields().refresh_expires_in.filter(|secs| *secs > 0)
 }
 
 /// `name`, else `preferred_username`, else `sub`.

@@ -2,7 +2,7 @@
 //! key of its [`AuthenticatedSession`] in the [`TokenStore`]. Secrets are types whose `Debug` is
 //! redacted, so they cannot reach a log by accident.
 
-use app::auth::{CheckSession, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionView};
+use app::auth::{CheckSession, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionJournal, SessionView};
 use openidconnect::{AccessToken, CsrfToken, Nonce, PkceCodeVerifier, RefreshToken};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -70,6 +70,9 @@ pub struct AuthenticatedSession {
     #[serde(default)]
     pub session_state: Option<String>,
     pub tokens: TokenSet,
+    /// Sign-in time, rotations and the latest renewals, for the dashboard.
+    #[serde(default)]
+    pub journal: SessionJournal,
 }
 
 /// What the browser is told about keeping a session alive and watching it: the same for every
@@ -78,6 +81,8 @@ pub struct AuthenticatedSession {
 pub struct BrowserSettings {
     pub renewal: RenewalPolicy,
     pub check_session: Option<CheckSession>,
+    /// The fault panel's routes are mounted (development only).
+    pub dev_faults: bool,
 }
 
 impl AuthenticatedSession {
@@ -102,6 +107,8 @@ impl AuthenticatedSession {
             info: self.info(now, settings),
             id_token_claims: self.id_token_claims.clone(),
             userinfo_claims: self.userinfo_claims.clone(),
+            journal: self.journal.clone(),
+            dev_faults: settings.dev_faults,
         }
     }
 }

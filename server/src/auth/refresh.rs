@@ -26,12 +26,12 @@
 //! is ever accepted twice).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, MutexGuard},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use app::auth::{ReauthReason, RefreshOutcome};
+use app::auth::{JournalEntry, JournalOutcome, JournalStep, ReauthReason, RefreshOutcome};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use openidconnect::AccessToken;
 use rand::RngCore;
@@ -65,6 +65,9 @@ pub struct Renewer {
     kv: Arc<Kv>,
     config: RenewalConfig,
     in_flight: Mutex<InFlight>,
+    /// Sessions whose next token response is to be dropped on the floor, as if the network lost
+    /// it: a fault the dashboard injects in development, never set otherwise.
+    lose_next_response: Mutex<HashSet<SessionKey>>,
 }
 
 /// Takes a finished renewal out of the in-flight map, also if its task panicked.
@@ -81,11 +84,23 @@ impl Drop for InFlightGuard<'_> {
 
 impl Renewer {
     pub fn new(oidc: Arc<OidcClient>, tokens: Arc<TokenStore>, kv: Arc<Kv>, config: RenewalConfig) -> Self {
-        Self { oidc, tokens, kv, config, in_flight: Mutex::default() }
+        Self { oidc, tokens, kv, config, in_flight: Mutex::default(), lose_next_response: Mutex::default() }
     }
 
     fn in_flight(&self) -> MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fault injection (development only): the next refresh of this session reaches the provider,
+    /// which rotates the refresh token, but its answer is thrown away, as a lost response would
+    /// be. The retry then presents the retired token: within the provider's grace window it is
+    /// answered as a retry, outside it as a reuse that revokes the family.
+    pub fn lose_next_response(&self, key: &SessionKey) {
+        self.lost().insert(key.clone());
+    }
+
+    fn lost(&self) -> MutexGuard<'_, HashSet<SessionKey>> {
+        self.lose_next_response.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Renews the session under `key` now, or joins the renewal of it already in flight.
@@ -152,7 +167,7 @@ impl Renewer {
         let outcome = async {
             match self.tokens.get(key).await? {
                 None => Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
-                Some(current) if waited && !current.same_record(&seen) => {
+                Some(current) if waited && !current.same_tokens(&seen) => {
                     tracing::debug!(sub = %current.session.subject, "another instance renewed this session");
                     Ok(renewed(&current))
                 }
@@ -184,17 +199,28 @@ impl Renewer {
             });
         }
         let now = unix_now();
-        let refreshed =
-            match self.oidc.refresh(&refresh_token, session, self.config.ignore_nonce_after_refresh, now).await {
-                Ok(refreshed) => refreshed,
-                Err(error) => return self.failed(key, &current, error).await,
-            };
+        let started = Instant::now();
+        let answer = self.oidc.refresh(&refresh_token, session, self.config.ignore_nonce_after_refresh, now).await;
+        let took_ms = started.elapsed().as_millis() as u64;
+        let refreshed = match answer {
+            Ok(_) if self.lost().remove(key) => {
+                tracing::warn!(sub = %session.subject, "fault injected: the token response is dropped");
+                let detail = "the token response was lost (injected fault)";
+                self.tokens.note(key, entry(JournalOutcome::Transient, took_ms, detail)).await;
+                return Ok(RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: detail.into() });
+            }
+            Ok(refreshed) => refreshed,
+            Err(error) => return self.failed(key, &current, error, took_ms).await,
+        };
 
         let mut next = (**session).clone();
         next.tokens.access_token = refreshed.access_token;
         next.tokens.access_token_expires_at = now + refreshed.expires_in;
         next.tokens.refresh_token = match refreshed.refresh_token {
-            Some(rotated) if rotated.secret() != refresh_token.secret() => Some(rotated),
+            Some(rotated) if rotated.secret() != refresh_token.secret() => {
+                next.journal.rotations += 1;
+                Some(rotated)
+            }
             _ if self.config.allow_unsafe_reuse_refresh_token => Some(refresh_token),
             _ => {
                 tracing::warn!(
@@ -205,6 +231,10 @@ impl Renewer {
                 None
             }
         };
+        if let Some(secs) = refreshed.refresh_expires_in {
+            next.journal.refresh_expires_at = Some(now + secs);
+        }
+        next.journal.record(entry(JournalOutcome::Ok, took_ms, ""));
         if let Some((jwt, claims, display_name)) = refreshed.id_token {
             next.tokens.id_token = jwt;
             next.id_token_claims = claims;
@@ -225,11 +255,13 @@ impl Renewer {
         key: &SessionKey,
         current: &StoredSession,
         error: RefreshError,
+        took_ms: u64,
     ) -> Result<RefreshOutcome, StoreError> {
         let subject = &current.session.subject;
         Ok(match error {
             RefreshError::Transient { public, detail } => {
                 tracing::warn!(sub = %subject, error = %detail, "renewal failed for now; the session is kept");
+                self.tokens.note(key, entry(JournalOutcome::Transient, took_ms, public)).await;
                 RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: public.to_owned() }
             }
             RefreshError::InvalidGrant(description) => {
@@ -239,6 +271,7 @@ impl Renewer {
                 // browser tries next, or for the user to sign in again.
                 let mut next = (*current.session).clone();
                 next.tokens.refresh_token = None;
+                next.journal.record(entry(JournalOutcome::Refused, took_ms, "invalid_grant"));
                 self.tokens.replace(key, current, &next).await?;
                 tracing::warn!(sub = %subject, %description, "the provider refused the refresh token; it is dropped");
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::InvalidGrant }
@@ -249,6 +282,17 @@ impl Renewer {
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::IdTokenRejected }
             }
         })
+    }
+}
+
+/// A line in the session's journal about a refresh made now.
+fn entry(outcome: JournalOutcome, took_ms: u64, detail: &str) -> JournalEntry {
+    JournalEntry {
+        at_ms: now_ms(),
+        step: JournalStep::RefreshToken,
+        outcome,
+        took_ms: Some(took_ms),
+        detail: detail.to_owned(),
     }
 }
 

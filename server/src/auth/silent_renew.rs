@@ -16,6 +16,7 @@
 
 use std::sync::LazyLock;
 
+use app::auth::{JournalEntry, JournalOutcome, JournalStep};
 use axum::{
     extract::{Query, State},
     http::{header, HeaderValue},
@@ -31,7 +32,7 @@ use super::{
     record::{self, AuthenticatedSession, PendingLogin, TokenSet},
     return_to::ReturnTo,
 };
-use crate::{unix_now, AppState};
+use crate::{store::now_ms, unix_now, AppState};
 
 /// Posts the outcome, read from the page's `<meta>`, to the parent if there is one. Static, so
 /// that the page's CSP can allow exactly it by its hash.
@@ -78,9 +79,31 @@ pub async fn callback(State(state): State<AppState>, session: Session, Query(que
             tracing::info!(%sub, "session renewed through the iframe");
             "renewed"
         }
-        Err(outcome) => outcome,
+        Err(outcome) => {
+            note_failure(&state, &session, outcome).await;
+            outcome
+        }
     };
     outcome_page(outcome)
+}
+
+/// A silent renew the provider refused, or that failed on the way, goes into the session's
+/// journal (the other outcomes are no renewal of this session: a forged state, signed out).
+async fn note_failure(state: &AppState, session: &Session, outcome: &'static str) {
+    let journal_outcome = match outcome {
+        "login_required" | "consent_required" | "interaction_required" | "account_selection_required" => {
+            JournalOutcome::Refused
+        }
+        "provider_error" | "transient" => JournalOutcome::Transient,
+        _ => return,
+    };
+    if let Ok(Some(key)) = record::session_key(session).await {
+        state.tokens.note(&key, iframe_entry(journal_outcome, outcome)).await;
+    }
+}
+
+fn iframe_entry(outcome: JournalOutcome, detail: &str) -> JournalEntry {
+    JournalEntry { at_ms: now_ms(), step: JournalStep::Iframe, outcome, took_ms: None, detail: detail.to_owned() }
 }
 
 async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Result<String, &'static str> {
@@ -129,6 +152,13 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
         let _ = record::sign_out(session, &state.tokens).await;
         return Err("subject_changed");
     }
+    // A new refresh token starts a new family; without one, the old family goes on.
+    let mut journal = current.session.journal.clone();
+    if renewed.tokens.refresh_token.is_some() {
+        journal.rotations = 0;
+        journal.refresh_expires_at = renewed.journal.refresh_expires_at;
+    }
+    journal.record(iframe_entry(JournalOutcome::Ok, ""));
     let next = AuthenticatedSession {
         // A refresh token comes only if the provider granted offline access again; a session that
         // had none keeps having none.
@@ -138,6 +168,7 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
         },
         userinfo_claims: current.session.userinfo_claims.clone(),
         session_state: query.session_state.or_else(|| current.session.session_state.clone()),
+        journal,
         ..renewed
     };
     match state.tokens.replace(&key, &current, &next).await {

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use app::auth::JournalEntry;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -69,9 +70,12 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
-    /// Whether `other` is the very same record (no renewal in between).
-    pub fn same_record(&self, other: &StoredSession) -> bool {
-        self.sealed == other.sealed
+    /// Whether `other` has the same tokens (no renewal in between). A journal line written
+    /// meanwhile does not count as a renewal.
+    pub fn same_tokens(&self, other: &StoredSession) -> bool {
+        let (mine, theirs) = (&self.session.tokens, &other.session.tokens);
+        mine.access_token.secret() == theirs.access_token.secret()
+            && mine.access_token_expires_at == theirs.access_token_expires_at
     }
 }
 
@@ -139,6 +143,25 @@ impl TokenStore {
         next: &AuthenticatedSession,
     ) -> Result<bool, StoreError> {
         self.kv.compare_and_set(&key.store_key(), Some(&previous.sealed), self.seal(key, next), Self::expiry()).await
+    }
+
+    /// Adds `entry` to the session's journal, best effort: a journal that misses a line is no
+    /// reason to fail what happened, so a store error is logged, not returned.
+    pub async fn note(&self, key: &SessionKey, entry: JournalEntry) {
+        for _ in 0..3 {
+            let current = match self.get(key).await {
+                Ok(Some(current)) => current,
+                Ok(None) => return,
+                Err(error) => return tracing::warn!(%error, "could not add to a session's journal"),
+            };
+            let mut next = (*current.session).clone();
+            next.journal.record(entry.clone());
+            match self.replace(key, &current, &next).await {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(error) => return tracing::warn!(%error, "could not add to a session's journal"),
+            }
+        }
     }
 
     pub async fn remove(&self, key: &SessionKey) -> Result<(), StoreError> {

@@ -1,9 +1,10 @@
-/** Waits until both apps answer: scripts/e2e.sh starts them and the tests at the same time. */
+/** Waits until every app answers: scripts/e2e.sh starts them and the tests at the same time. */
 export default async function globalSetup(): Promise<void> {
   await waitFor(`${process.env.APP_URL ?? 'http://localhost:3000'}/auth/session`);
   await waitFor(`${REDIS_APP}/auth/session`);
   await waitFor(`${IFRAME_APP}/auth/session`);
   await waitFor(`${CROSS_SITE_APP}/auth/session`);
+  await waitFor(`${INTEROP_APP}/auth/session`);
 }
 
 /** The second app, whose sessions live in Redis (tests/redis.spec.ts). */
@@ -12,6 +13,9 @@ export const REDIS_APP = process.env.REDIS_APP_URL ?? 'http://localhost:3100';
 export const IFRAME_APP = process.env.IFRAME_APP_URL ?? 'http://localhost:3200';
 /** The fourth app, whose provider is on another site (tests/cross-site.spec.ts). */
 export const CROSS_SITE_APP = process.env.CROSS_SITE_APP_URL ?? 'http://localhost:3300';
+
+/** The fifth app, whose provider is panva's oidc-provider (tests/interop.spec.ts, @interop). */
+export const INTEROP_APP = process.env.INTEROP_APP_URL ?? 'http://localhost:3500';
 
 async function waitFor(target: string): Promise<void> {
   const url = target.replace('localhost', '127.0.0.1');

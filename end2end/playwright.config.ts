@@ -1,14 +1,17 @@
 import { defineConfig } from '@playwright/test';
+import type { ProviderOptions } from './tests/helpers';
 
 /**
  * Real Chromium (Debian's, never a downloaded one) against the real app on :3000 and the
  * embedded OpenID Provider on :4000, both started by scripts/e2e.sh; and, for the Redis journey
  * only, a second app on :3100 (provider :4100) whose sessions live in Redis; and for silent renew,
- * a third on :3200 (provider :4200) that renews through a hidden iframe only. The journeys run side by
- * side: most of a renewal journey is waiting for tokens to expire, and each journey that counts
- * figures at the provider signs in as a user of its own (tests/users.ts).
+ * a third on :3200 (provider :4200) that renews through a hidden iframe only; and for interop, a
+ * fifth on :3500 whose provider is panva's oidc-provider on :4500 (end2end/interop/provider.mjs):
+ * the `interop` project runs the journeys tagged @interop again there, and tests/interop.spec.ts.
+ * The journeys run side by side: most of a renewal journey is waiting for tokens to expire, and
+ * each journey that counts figures at the provider signs in as a user of its own (tests/users.ts).
  */
-export default defineConfig({
+export default defineConfig<ProviderOptions>({
   testDir: './tests',
   globalSetup: './global-setup.ts',
   timeout: 120_000,
@@ -18,7 +21,16 @@ export default defineConfig({
   retries: 0,
   reporter: [['list']],
   projects: [
-    { name: 'sqlite', testIgnore: /(redis|iframe|cross-site)\.spec\.ts/ },
+    { name: 'sqlite', testIgnore: /(redis|iframe|cross-site|interop)\.spec\.ts/ },
+    {
+      name: 'interop',
+      testMatch: /(sign-in|renewal|logout|interop)\.spec\.ts/,
+      grep: [/@interop/, /interop with panva/],
+      use: {
+        baseURL: process.env.INTEROP_APP_URL ?? 'http://localhost:3500',
+        providerUrl: process.env.INTEROP_PROVIDER_URL ?? 'http://localhost:4500',
+      },
+    },
     {
       name: 'cross-site',
       testMatch: /cross-site\.spec\.ts/,

@@ -8,12 +8,14 @@
 # - a third app on :3200 with its own embedded provider on :4200, renewing through the hidden
 #   iframe only (RENEW_STRATEGY=iframe, no refresh token), for the silent renew journeys;
 # - a fourth app on :3300 whose provider runs on its own at 127.0.0.1:4300, another site than
-#   the app's localhost (end2end/provider-cross-site.toml), for the cross-site journey.
+#   the app's localhost (end2end/provider-cross-site.toml), for the cross-site journey;
+# - a fifth app on :3500 whose provider is panva's oidc-provider on :4500 (Node.js,
+#   end2end/interop/provider.mjs), an independent implementation, for the interop journeys.
 # SERVER_BIN=target/release/server runs them against a `cargo leptos build --release` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for port in 3000 4000 3100 4100 3200 4200 3300 4300; do
+for port in 3000 4000 3100 4100 3200 4200 3300 4300 3500 4500; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use; stop what listens there first" >&2
     exit 1
@@ -24,7 +26,7 @@ SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
 IDP="$(dirname "$SERVER")/idp"
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 rm -rf target/e2e target/e2e-redis
-mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site
+mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site target/e2e-interop
 
 PIDS=()
 cleanup() {
@@ -57,6 +59,16 @@ for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/4300) 2>/dev/null && break
   SESSION_STORE=memory RENEW_STRATEGY=refresh_token exec "$SERVER" >"$OLDPWD/target/e2e-server-cross-site.log" 2>&1) &
 PIDS+=($!)
 
+# The independent provider first: the app discovers it at start.
+INTEROP_ADDR=127.0.0.1:4500 INTEROP_APP_URL=http://localhost:3500 \
+  node end2end/interop/provider.mjs >target/e2e-idp-interop.log 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/4500) 2>/dev/null && break; sleep 0.05; done
+(cd target/e2e-interop && LEPTOS_SITE_ADDR=127.0.0.1:3500 APP_URL=http://localhost:3500 \
+  OIDC_ISSUER=http://localhost:4500 OIDC_CLIENT_ID=demo-app OIDC_CLIENT_SECRET=demo-app-secret \
+  SESSION_STORE=memory RENEW_STRATEGY=refresh_token exec "$SERVER" >"$OLDPWD/target/e2e-server-interop.log" 2>&1) &
+PIDS+=($!)
+
 scripts/e2e-redis.sh start "$REDIS_PORT"
 # From a directory of its own, so that its files (seal key, provider state) are its own too.
 (cd target/e2e-redis/work && LEPTOS_SITE_ADDR=127.0.0.1:3100 APP_URL=http://localhost:3100 \
@@ -68,7 +80,8 @@ status=0
 (cd end2end && npx --no-install playwright test "$@") || status=$?
 if [ "$status" -ne 0 ]; then
   for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log \
-    target/e2e-server-cross-site.log target/e2e-idp-cross-site.log; do
+    target/e2e-server-cross-site.log target/e2e-idp-cross-site.log target/e2e-server-interop.log \
+    target/e2e-idp-interop.log; do
     echo "--- server log ($log) ---"
     tail -n 60 "$log"
   done

@@ -1,6 +1,26 @@
-import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
+import { test as base, expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
 
+/** The embedded provider of the main app (:3000). */
 export const PROVIDER = 'http://localhost:4000';
+
+/** What a Playwright project sets for the journeys that run against more than one provider. */
+export interface ProviderOptions {
+  /**
+   * The provider of the project's app: its issuer, where its sign-in form is, and where its
+   * development admin API (`/admin/*`) answers. The embedded provider by default; the `interop`
+   * project sets panva's oidc-provider (end2end/interop/provider.mjs).
+   */
+  providerUrl: string;
+}
+
+/**
+ * `test` with the project's provider as a fixture. The journeys tagged `@interop` use it for
+ * every provider URL, and the `interop` project runs them a second time against another
+ * provider, with the same app code and only its settings changed.
+ */
+export const test = base.extend<ProviderOptions>({
+  providerUrl: [PROVIDER, { option: true }],
+});
 
 /** A compact JWS (header.payload.signature, base64url JSON): what a leaked token would look like. */
 export const JWT_PATTERN = /eyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}/;
@@ -40,8 +60,12 @@ export function recordConsoleErrors(page: Page): string[] {
 }
 
 /** The provider's admin API (development only), which the journeys read figures from. */
-export async function providerFamilies(request: APIRequestContext, sub: string): Promise<Family[]> {
-  const response = await request.get(`${PROVIDER}/admin/users/${sub}/families`);
+export async function providerFamilies(
+  request: APIRequestContext,
+  sub: string,
+  provider = PROVIDER,
+): Promise<Family[]> {
+  const response = await request.get(`${provider}/admin/users/${sub}/families`);
   expect(response.ok()).toBe(true);
   return (await response.json()).families;
 }

@@ -1,15 +1,16 @@
-import { expect, test } from '@playwright/test';
-import { logEntries, PROVIDER, providerFamilies, signIn, signInAtProvider, waitForHydration } from './helpers';
+import { expect } from '@playwright/test';
+import { logEntries, PROVIDER, providerFamilies, signIn, signInAtProvider, test, waitForHydration } from './helpers';
 import { USERS } from './users';
 
 /** Logout reaches everywhere: other tabs, the provider, and back from the provider. */
 test.describe('logout everywhere', () => {
-  test('signing out in one tab signs out the other at once and revokes the refresh token', async ({
+  test('signing out in one tab signs out the other at once and revokes the refresh token', { tag: '@interop' }, async ({
     context,
     request,
+    providerUrl,
   }) => {
     const first = await context.newPage();
-    await signIn(first, '/form', USERS.olga);
+    await signIn(first, '/form', USERS.olga, providerUrl);
     const second = await context.newPage();
     await second.goto('/profile');
     await waitForHydration(second);
@@ -23,11 +24,11 @@ test.describe('logout everywhere', () => {
     await expect(first.getByTestId('session-badge')).toHaveText('Signed out');
 
     // At the provider: the refresh token family is revoked, and the provider session is gone.
-    const [family] = await providerFamilies(request, USERS.olga.sub);
+    const [family] = await providerFamilies(request, USERS.olga.sub, providerUrl);
     expect(family.active).toBe(false);
     expect(family.revoked_reason).toBe('revocation');
     await first.goto('/form');
-    await signInAtProvider(first, USERS.olga.username, USERS.olga.password);
+    await signInAtProvider(first, USERS.olga.username, USERS.olga.password, providerUrl);
     await expect(first).toHaveURL('/form');
   });
 
@@ -64,17 +65,18 @@ test.describe('logout everywhere', () => {
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });
 
-  test('a back-channel logout signs out every tab at once, and the session is refused after it', async ({
+  test('a back-channel logout signs out every tab at once, and the session is refused after it', { tag: '@interop' }, async ({
     context,
     request,
+    providerUrl,
   }) => {
     const first = await context.newPage();
-    await signIn(first, '/form', USERS.rosa);
+    await signIn(first, '/form', USERS.rosa, providerUrl);
     const second = await context.newPage();
     await second.goto('/form');
     await waitForHydration(second);
 
-    const answer = await request.post(`${PROVIDER}/admin/logout-token`, {
+    const answer = await request.post(`${providerUrl}/admin/logout-token`, {
       data: { client_id: 'demo-app', sub: USERS.rosa.sub },
     });
     expect((await answer.json()).status).toBe(200);

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect } from '@playwright/test';
 import {
   JWT_PATTERN,
   logEntries,
@@ -9,6 +9,7 @@ import {
   setVisibility,
   signIn,
   signInAtProvider,
+  test,
   waitForHydration,
 } from './helpers';
 import { USERS } from './users';
@@ -18,9 +19,12 @@ import { USERS } from './users';
  * three to four seconds ahead of expiry, so a minute holds about eight renewals.
  */
 test.describe('renewal while the user works', () => {
-  test('typing for a minute across renewals keeps every character, the caret and the element', async ({ page }) => {
+  test('typing for a minute across renewals keeps every character, the caret and the element', { tag: '@interop' }, async ({
+    page,
+    providerUrl,
+  }) => {
     const errors = recordConsoleErrors(page);
-    await signIn(page, '/form', USERS.carol);
+    await signIn(page, '/form', USERS.carol, providerUrl);
     const details = page.getByLabel('What happened, in detail');
     await details.click();
     // A marker on the element itself: a re-mounted textarea would be a new element without it.
@@ -145,14 +149,18 @@ test.describe('renewal while the user works', () => {
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
   });
 
-  test('a revoked refresh token family is replaced through the iframe, without the user', async ({ page, request }) => {
-    await signIn(page, '/form', USERS.nina);
+  test('a revoked refresh token family is replaced through the iframe, without the user', { tag: '@interop' }, async ({
+    page,
+    request,
+    providerUrl,
+  }) => {
+    await signIn(page, '/form', USERS.nina, providerUrl);
     await page.getByLabel('Title').fill('Kept through it all');
     await expect(ownRenewals(page, 'refresh token').first()).toBeVisible({ timeout: 15_000 });
 
     // An administrator revokes the family; the provider session lives on.
-    const [family] = await providerFamilies(request, USERS.nina.sub);
-    const revoked = await request.post(`${PROVIDER}/admin/families/${family.id}/revoke`);
+    const [family] = await providerFamilies(request, USERS.nina.sub, providerUrl);
+    const revoked = await request.post(`${providerUrl}/admin/families/${family.id}/revoke`);
     expect(revoked.status()).toBe(200);
 
     await expect(ownRenewals(page, 'iframe')).toHaveCount(1, { timeout: 15_000 });
@@ -161,7 +169,7 @@ test.describe('renewal while the user works', () => {
     await expect(ownRenewals(page, 'refresh token')).toHaveCount(2, { timeout: 15_000 });
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
     await expect(page.getByLabel('Title')).toHaveValue('Kept through it all');
-    const families = await providerFamilies(request, USERS.nina.sub);
+    const families = await providerFamilies(request, USERS.nina.sub, providerUrl);
     expect(families[0].active).toBe(true);
     expect(families[1].revoked_reason).toBe('admin');
   });

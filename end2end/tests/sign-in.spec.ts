@@ -1,26 +1,30 @@
-import { expect, test } from '@playwright/test';
-import { JWT_PATTERN, PROVIDER, recordConsoleErrors, signInAtProvider, waitForHydration } from './helpers';
+import { expect } from '@playwright/test';
+import { JWT_PATTERN, recordConsoleErrors, signInAtProvider, test, waitForHydration } from './helpers';
 
+// Tagged @interop: the `interop` project runs these again against panva's oidc-provider.
 test.describe('sign-in through the server (backend-for-frontend)', () => {
-  test('a signed-out visit to a protected page goes to sign-in and lands back on it', async ({ page }) => {
+  test('a signed-out visit to a protected page goes to sign-in and lands back on it', { tag: '@interop' }, async ({
+    page,
+    providerUrl,
+  }) => {
     const errors = recordConsoleErrors(page);
     await page.goto('/profile');
-    await signInAtProvider(page);
+    await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
 
     await expect(page).toHaveURL('/profile');
     const claims = page.getByTestId('claims');
     await expect(claims.getByRole('row', { name: /^sub/ })).toContainText('248289761001');
     await expect(claims.getByRole('row', { name: /^name/ })).toContainText('Alice Liddell');
-    await expect(claims.getByRole('row', { name: /^iss/ })).toContainText(PROVIDER);
+    await expect(claims.getByRole('row', { name: /^iss/ })).toContainText(providerUrl);
     await expect(claims.getByRole('row', { name: /^aud/ })).toContainText('demo-app');
     await expect(page.getByTestId('session-badge')).toHaveText('Signed in as Alice Liddell');
     await waitForHydration(page);
     expect(errors).toEqual([]);
   });
 
-  test('a reload keeps the session', async ({ page }) => {
+  test('a reload keeps the session', { tag: '@interop' }, async ({ page, providerUrl }) => {
     await page.goto('/profile');
-    await signInAtProvider(page);
+    await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
     await expect(page).toHaveURL('/profile');
 
     await page.reload();
@@ -34,9 +38,9 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     await expect(status.getByTestId('access-token-expiry')).toHaveText(/^\d\d:\d\d:\d\d UTC$/);
   });
 
-  test('no token is ever within reach of the page', async ({ page, context }) => {
+  test('no token is ever within reach of the page', { tag: '@interop' }, async ({ page, context, providerUrl, baseURL }) => {
     await page.goto('/profile');
-    await signInAtProvider(page);
+    await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
     await expect(page).toHaveURL('/profile');
     await waitForHydration(page);
 
@@ -54,7 +58,7 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     expect(seen.session).toBe('{}');
 
     // The session cookie exists but is HttpOnly: invisible to document.cookie.
-    const appCookies = await context.cookies('http://localhost:3000');
+    const appCookies = await context.cookies(baseURL);
     const sessionCookie = appCookies.find((c) => c.name === 'session');
     expect(sessionCookie?.httpOnly).toBe(true);
     expect(sessionCookie?.sameSite).toBe('Lax');
@@ -65,20 +69,23 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     expect(JSON.stringify(info)).not.toMatch(JWT_PATTERN);
   });
 
-  test('the client-side link to a protected page also goes through sign-in', async ({ page }) => {
+  test('the client-side link to a protected page also goes through sign-in', { tag: '@interop' }, async ({
+    page,
+    providerUrl,
+  }) => {
     await page.goto('/');
     await waitForHydration(page);
     await expect(page.getByTestId('session-status')).toHaveAttribute('data-authenticated', 'false');
     await page.getByRole('link', { name: 'Long form' }).click();
-    await signInAtProvider(page);
+    await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
     await expect(page).toHaveURL('/form');
     await expect(page.getByLabel('What happened, in detail')).toBeVisible();
   });
 
-  test('signing out ends the session', async ({ page }) => {
+  test('signing out ends the session', { tag: '@interop' }, async ({ page, providerUrl }) => {
     await page.goto('/');
     await page.getByRole('link', { name: 'Sign in' }).click();
-    await signInAtProvider(page);
+    await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
     await expect(page).toHaveURL('/');
     await expect(page.getByTestId('session-status')).toHaveAttribute('data-authenticated', 'true');
 
@@ -93,19 +100,20 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     expect(profile.headers()['location']).toBe('/auth/login?return_to=%2Fprofile');
   });
 
-  test('a wrong password keeps the user at the provider', async ({ page }) => {
+  test('a wrong password keeps the user at the provider', { tag: '@interop' }, async ({ page, providerUrl }) => {
     await page.goto('/profile');
-    await signInAtProvider(page, 'alice', 'not-her-password');
+    await signInAtProvider(page, 'alice', 'not-her-password', providerUrl);
     await expect(page.getByRole('alert')).toHaveText('Wrong username or password.');
-    await expect(page).toHaveURL(`${PROVIDER}/login`);
+    // At the sign-in form's own address: `/login` here, `/authorize?interaction=…` at oidc-provider.
+    await expect(page).toHaveURL(new RegExp(`^${providerUrl}/(login|authorize\\?interaction=)`));
   });
 });
 
 test.describe('the long form', () => {
-  test('a signed-in user submits it through a server function', async ({ page }) => {
+  test('a signed-in user submits it through a server function', { tag: '@interop' }, async ({ page, providerUrl }) => {
     const errors = recordConsoleErrors(page);
     await page.goto('/form');
-    await signInAtProvider(page, 'bob', 'builder');
+    await signInAtProvider(page, 'bob', 'builder', providerUrl);
     await expect(page).toHaveURL('/form');
     await waitForHydration(page);
 

@@ -152,11 +152,11 @@ fn seal_keys(config: &Config) -> Result<Vec<SealKey>, StartError> {
 }
 
 fn router(state: AppState, backend: SharedBackend, api: Router, records: SessionRecords) -> Router {
-    let provider_origin = url::Url::parse(state.config.issuer.as_str())
-        .map(|issuer| issuer.origin().ascii_serialization())
-        .unwrap_or_default();
-    let csp =
-        PageCsp::new(state.config.app_url.host_str().unwrap_or("localhost"), provider_origin, &state.leptos_options);
+    let csp = PageCsp::new(
+        state.config.app_url.host_str().unwrap_or("localhost"),
+        &state.oidc.browser_origins(),
+        &state.leptos_options,
+    );
     let options = state.leptos_options.clone();
     let leptos = Router::new()
         .leptos_routes_with_context(

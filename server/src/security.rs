@@ -16,26 +16,28 @@ use crate::AppState;
 /// The CSP of pages the Leptos app renders: scripts from this origin or carrying this response's
 /// nonce, wasm allowed to compile, nothing inline otherwise, no framing of the page itself;
 /// frames of this origin and the provider's only (silent renew's hidden iframe starts here and
-/// passes through the provider); forms to this origin, whose answer may redirect to the provider
+/// passes through the provider; check_session's frame is the provider's); forms to this origin,
+/// whose answer may redirect to the provider
 /// (sign-out continues at its end-session endpoint, and Chromium applies `form-action` to the
 /// redirect too).
 #[derive(Clone)]
 pub struct PageCsp {
     /// `connect-src` beyond `'self'`: the live-reload socket of `cargo leptos watch`.
     extra_connect: String,
-    /// The provider's origin, for `frame-src`.
-    provider_origin: String,
+    /// The provider's origins (see `OidcClient::browser_origins`), space-separated, for
+    /// `frame-src` and `form-action`.
+    provider_origins: String,
 }
 
 impl PageCsp {
-    pub fn new(app_host: &str, provider_origin: String, leptos: &leptos::config::LeptosOptions) -> Self {
+    pub fn new(app_host: &str, provider_origins: &[String], leptos: &leptos::config::LeptosOptions) -> Self {
         let extra_connect = if std::env::var_os("LEPTOS_WATCH").is_some() {
             let port = leptos.reload_external_port.unwrap_or(leptos.reload_port);
             format!(" ws://{app_host}:{port}")
         } else {
             String::new()
         };
-        Self { extra_connect, provider_origin }
+        Self { extra_connect, provider_origins: provider_origins.join(" ") }
     }
 
     /// Called in the render context of each page: sets the CSP for the nonce Leptos put on its
@@ -48,7 +50,7 @@ impl PageCsp {
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'{}; frame-src 'self' {}; frame-ancestors 'none'; \
              form-action 'self' {}; base-uri 'none'; object-src 'none'",
-            self.extra_connect, self.provider_origin, self.provider_origin
+            self.extra_connect, self.provider_origins, self.provider_origins
         );
         if let Ok(value) = HeaderValue::from_str(&policy) {
             response.insert_header(header::CONTENT_SECURITY_POLICY, value);

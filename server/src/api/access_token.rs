@@ -2,7 +2,9 @@
 //! asymmetric `alg`, the signature by the provider's key named by `kid` (fetching the JWKS again
 //! for a key it does not know yet), `iss`, `aud` containing this API, `exp`. And one more check
 //! than the token itself can give: a token of a provider session that a back-channel logout
-//! ended (its `sid`, or its user before the logout) is refused, though it has not expired.
+//! ended (its `sid`, or its user before the logout) is refused, though it has not expired. Many
+//! providers put no `sid` in access tokens (panva's oidc-provider among them): such a token is
+//! refused when its user had a provider session logged out after it was issued.
 
 use std::sync::Arc;
 
@@ -92,18 +94,28 @@ impl LoggedOut {
         Self { kv }
     }
 
-    /// Records a logout of `sid`, or of every session of `sub` up to `at` (Unix seconds).
+    /// Records a logout of `sid`, or of every session of `sub` up to `at` (Unix seconds). With
+    /// both, the access tokens without a `sid` claim cannot be told apart by session: those of
+    /// `sub` issued up to `at` are refused (a token of another session of that user costs the
+    /// caller one renewal).
     pub async fn record(&self, sid: Option<&str>, sub: Option<&str>, at: u64) {
         let until = crate::store::now_ms() + REMEMBER_SECS * 1000;
-        let written = match (sid, sub) {
-            (Some(sid), _) => self.kv.set(&format!("logged-out-sid:{sid}"), b"1".to_vec(), until).await,
-            (None, Some(sub)) => {
-                self.kv.set(&format!("logged-out-sub:{sub}"), at.to_string().into_bytes(), until).await
+        let at = at.to_string().into_bytes();
+        let mut writes = Vec::new();
+        match (sid, sub) {
+            (Some(sid), sub) => {
+                writes.push((format!("logged-out-sid:{sid}"), b"1".to_vec()));
+                if let Some(sub) = sub {
+                    writes.push((format!("logged-out-sidless:{sub}"), at));
+                }
             }
-            (None, None) => Ok(()),
-        };
-        if let Err(error) = written {
-            tracing::warn!(%error, "could not record a back-channel logout for the API");
+            (None, Some(sub)) => writes.push((format!("logged-out-sub:{sub}"), at)),
+            (None, None) => {}
+        }
+        for (key, value) in writes {
+            if let Err(error) = self.kv.set(&key, value, until).await {
+                tracing::warn!(%error, "could not record a back-channel logout for the API");
+            }
         }
     }
 
@@ -113,10 +125,52 @@ impl LoggedOut {
                 return true;
             }
         }
-        let Ok(Some(at)) = self.kv.get(&format!("logged-out-sub:{}", claims.sub)).await else {
+        if self.issued_before(&format!("logged-out-sub:{}", claims.sub), claims.iat).await {
+            return true;
+        }
+        claims.sid.is_none() && self.issued_before(&format!("logged-out-sidless:{}", claims.sub), claims.iat).await
+    }
+
+    /// Whether a logout recorded under `key` came at or after `iat` (or the token has no `iat`).
+    async fn issued_before(&self, key: &str, iat: Option<u64>) -> bool {
+        let Ok(Some(at)) = self.kv.get(key).await else {
             return false;
         };
         let at: u64 = String::from_utf8_lossy(&at).parse().unwrap_or(0);
-        claims.iat.is_none_or(|iat| iat <= at)
+        iat.is_none_or(|iat| iat <= at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{AccessTokenClaims, LoggedOut};
+    use crate::store::{Kv, StoreLocation};
+
+    fn token(sub: &str, sid: Option<&str>, iat: u64) -> AccessTokenClaims {
+        AccessTokenClaims { sub: sub.into(), sid: sid.map(Into::into), iat: Some(iat), client_id: None, scope: None }
+    }
+
+    #[tokio::test]
+    async fn a_logout_by_sid_refuses_that_sessions_tokens_and_the_users_tokens_without_sid_issued_before() {
+        let logouts = LoggedOut::new(Arc::new(Kv::open(&StoreLocation::Memory).await.unwrap()));
+        logouts.record(Some("sid-1"), Some("alice"), 1_000).await;
+        assert!(logouts.covers(&token("alice", Some("sid-1"), 990)).await);
+        assert!(logouts.covers(&token("alice", Some("sid-1"), 2_000)).await, "the session is over");
+        assert!(!logouts.covers(&token("alice", Some("sid-2"), 990)).await, "another session of hers");
+        // Access tokens without `sid` (panva's oidc-provider issues such).
+        assert!(logouts.covers(&token("alice", None, 990)).await);
+        assert!(!logouts.covers(&token("alice", None, 1_001)).await, "issued after the logout");
+        assert!(!logouts.covers(&token("bob", None, 990)).await);
+    }
+
+    #[tokio::test]
+    async fn a_logout_by_sub_alone_refuses_every_token_of_the_user_issued_before() {
+        let logouts = LoggedOut::new(Arc::new(Kv::open(&StoreLocation::Memory).await.unwrap()));
+        logouts.record(None, Some("alice"), 1_000).await;
+        assert!(logouts.covers(&token("alice", Some("sid-1"), 1_000)).await);
+        assert!(logouts.covers(&token("alice", None, 999)).await);
+        assert!(!logouts.covers(&token("alice", Some("sid-1"), 1_001)).await);
     }
 }

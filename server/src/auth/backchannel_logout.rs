@@ -6,7 +6,8 @@
 //! sharing the store, and every open tab of those sessions hears of it at once
 //! ([`events`](super::events)).
 //!
-//! Answers 200, or 400 with a JSON error body (§2.8); always `Cache-Control: no-store`.
+//! Answers 200, or 400 with a JSON error body (§2.8), or 503 while the session store is down (so
+//! that the provider may retry: a 400 is final); always `Cache-Control: no-store`.
 
 use std::collections::HashMap;
 
@@ -18,7 +19,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::logout_token;
+use super::logout_token::{self, Refusal};
 use crate::{unix_now, AppState};
 
 pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
@@ -27,7 +28,11 @@ pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<
     };
     let claims = match logout_token::validate(&state, token, unix_now()).await {
         Ok(claims) => claims,
-        Err(reason) => return refused(reason),
+        Err(Refusal::Invalid(reason)) => return refused(reason),
+        Err(Refusal::StoreUnavailable) => {
+            tracing::error!("back-channel logout: the replay cache (the session store) is unavailable");
+            return store_down();
+        }
     };
     // The protected API refuses this provider session's access tokens from now on.
     state.logged_out.record(claims.sid.as_deref(), claims.sub.as_deref(), unix_now()).await;
@@ -35,7 +40,7 @@ pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<
         Ok(keys) => keys,
         Err(error) => {
             tracing::error!(%error, "back-channel logout: the session store is unavailable");
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")]).into_response();
+            return store_down();
         }
     };
     let mut ended = 0;
@@ -52,6 +57,10 @@ pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<
     }
     tracing::info!(sid = ?claims.sid, sub = ?claims.sub, ended, "back-channel logout: sessions ended");
     (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
+}
+
+fn store_down() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store"), (header::RETRY_AFTER, "5")]).into_response()
 }
 
 fn refused(reason: &'static str) -> Response {

@@ -37,13 +37,30 @@ pub struct LogoutClaims {
     pub sid: Option<String>,
 }
 
-/// Validates `token`; the error is what the provider is told (it says what was wrong with the
-/// token, which the provider knows anyway, and nothing about this app's sessions).
-pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutClaims, &'static str> {
+/// Why a logout token was not acted on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The token is not acceptable: a 400 (§2.8), which the provider does not retry. The text is
+    /// what the provider is told: what was wrong with the token, which it knows anyway, and
+    /// nothing about this app's sessions.
+    Invalid(&'static str),
+    /// The replay cache (the session store) cannot be read: a 503, so that a provider that
+    /// retries does, rather than a logout lost for good.
+    StoreUnavailable,
+}
+
+impl From<&'static str> for Refusal {
+    fn from(reason: &'static str) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+/// Validates `token`.
+pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutClaims, Refusal> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "not a signed JWT (alg none is refused)")?;
     let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
     if typ != "logout+jwt" && typ != "application/logout+jwt" {
-        return Err("typ is not logout+jwt");
+        return Err("typ is not logout+jwt".into());
     }
     let key = state.oidc.jwks().decoding_key(&header).await?;
     let mut validation = Validation::new(header.alg);
@@ -62,25 +79,25 @@ pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutC
         })?
         .claims;
     if claims.iat > now + LEEWAY_SECS {
-        return Err("iat is in the future");
+        return Err("iat is in the future".into());
     }
     let has_event =
         claims.events.as_ref().and_then(|events| events.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object);
     if !has_event {
-        return Err("events lacks the back-channel logout event");
+        return Err("events lacks the back-channel logout event".into());
     }
     if claims.sub.is_none() && claims.sid.is_none() {
-        return Err("neither sub nor sid");
+        return Err("neither sub nor sid".into());
     }
     if claims.nonce.is_some() {
-        return Err("a logout token must not have a nonce");
+        return Err("a logout token must not have a nonce".into());
     }
     // Last, so that a token refused above cannot use up its jti.
     let seen = format!("logout-jti:{}", claims.jti);
     let remember_until = (claims.exp + LEEWAY_SECS) * 1000;
     match state.kv.compare_and_set(&seen, None, b"1".to_vec(), remember_until.max(now_ms() + 1000)).await {
         Ok(true) => Ok(LogoutClaims { sub: claims.sub, sid: claims.sid }),
-        Ok(false) => Err("jti seen before (replay)"),
-        Err(_) => Err("the replay cache is unavailable"),
+        Ok(false) => Err("jti seen before (replay)".into()),
+        Err(_) => Err(Refusal::StoreUnavailable),
     }
 }

@@ -254,6 +254,29 @@ impl OidcClient {
         &self.session
     }
 
+    /// The origins the browser is sent to or frames: the issuer's and those of the authorization
+    /// endpoint, `check_session_iframe` and `end_session_endpoint`, which a provider may serve
+    /// from other hosts. Pages allow them in `frame-src` and `form-action`.
+    pub fn browser_origins(&self) -> Vec<String> {
+        let endpoints = [
+            Some(self.issuer.as_str()),
+            Some(self.client.auth_uri().as_str()),
+            self.session.check_session_iframe.as_deref(),
+            self.session.end_session_endpoint.as_deref(),
+        ];
+        let mut origins: Vec<String> = endpoints
+            .into_iter()
+            .flatten()
+            .filter_map(|url| Url::parse(url).ok())
+            .map(|url| url.origin().ascii_serialization())
+            .filter(|origin| origin != "null")
+            .collect();
+        origins.dedup();
+        origins.sort();
+        origins.dedup();
+        origins
+    }
+
     /// Revokes `token` (RFC 7009 §2.1) at the provider's revocation endpoint, authenticated as
     /// at the token endpoint. `Ok(false)` if the provider has no revocation endpoint. (The
     /// `oauth2` crate's revocation refuses plain-http endpoints, which the local development
@@ -442,7 +465,7 @@ impl OidcClient {
         now: u64,
     ) -> Result<&'t OidcIdTokenClaims, String> {
         let keys = self.jwks.current();
-        match id_token.claims(&self.verifier(&keys, now), nonce) {
+        let claims = match id_token.claims(&self.verifier(&keys, now), nonce) {
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
                 let keys = self
                     .jwks
@@ -452,7 +475,11 @@ impl OidcClient {
                 id_token.claims(&self.verifier(&keys, now), nonce).map_err(|e| error_chain(&e))
             }
             other => other.map_err(|e| error_chain(&e)),
-        }
+        }?;
+        // OIDC Core §3.1.3.7 step 5: an `azp` must be this client (the crate checks `aud`, and
+        // refuses extra audiences, but not `azp`).
+        authorized_party_is(claims.authorized_party().map(|azp| azp.as_str()), self.client.client_id().as_str())?;
+        Ok(claims)
     }
 
     fn verifier(&self, keys: &Keys, now: u64) -> IdTokenVerifier<'static, CoreJsonWebKey> {
@@ -498,6 +525,14 @@ impl OidcClient {
 
 fn expires_in(response: &OidcTokenResponse) -> u64 {
     response.expires_in().map(|d| d.as_secs()).unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)
+}
+
+/// OIDC Core §3.1.3.7 step 5: an ID token's `azp`, when present, names this client.
+fn authorized_party_is(azp: Option<&str>, client_id: &str) -> Result<(), String> {
+    match azp {
+        Some(azp) if azp != client_id => Err(format!("azp {azp} is not this client")),
+        _ => Ok(()),
+    }
 }
 
 fn refresh_expires_in(response: &OidcTokenResponse) -> Option<u64> {
@@ -554,7 +589,14 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use openidconnect::{Nonce, NonceVerifier};
 
-    use super::NonceCheck;
+    use super::{authorized_party_is, NonceCheck};
+
+    #[test]
+    fn an_azp_must_name_this_client_when_present() {
+        assert!(authorized_party_is(None, "demo-app").is_ok());
+        assert!(authorized_party_is(Some("demo-app"), "demo-app").is_ok());
+        assert_eq!(authorized_party_is(Some("other"), "demo-app").unwrap_err(), "azp other is not this client");
+    }
 
     #[test]
     fn a_refreshed_id_token_may_leave_out_the_nonce_or_repeat_the_original_but_not_change_it() {

@@ -5,7 +5,11 @@ export default async function globalSetup(): Promise<void> {
   await waitFor(`${IFRAME_APP}/auth/session`);
   await waitFor(`${CROSS_SITE_APP}/auth/session`);
   await waitFor(`${INTEROP_APP}/auth/session`);
+  await waitFor(`${FAULTS_APP}/auth/session`);
 }
+
+/** The sixth app, whose provider the fault panel's journeys slow down and break (tests/faults.spec.ts). */
+export const FAULTS_APP = process.env.FAULTS_APP_URL ?? 'http://localhost:3600';
 
 /** The second app, whose sessions live in Redis (tests/redis.spec.ts). */
 export const REDIS_APP = process.env.REDIS_APP_URL ?? 'http://localhost:3100';

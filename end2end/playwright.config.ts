@@ -7,7 +7,8 @@ import type { ProviderOptions } from './tests/helpers';
  * only, a second app on :3100 (provider :4100) whose sessions live in Redis; and for silent renew,
  * a third on :3200 (provider :4200) that renews through a hidden iframe only; and for interop, a
  * fifth on :3500 whose provider is panva's oidc-provider on :4500 (end2end/interop/provider.mjs):
- * the `interop` project runs the journeys tagged @interop again there, and tests/interop.spec.ts.
+ * the `interop` project runs the journeys tagged @interop again there, and tests/interop.spec.ts;
+ * and for the fault panel, a sixth on :3600 (provider :4600, end2end/provider-faults.toml).
  * The journeys run side by side: most of a renewal journey is waiting for tokens to expire, and
  * each journey that counts figures at the provider signs in as a user of its own (tests/users.ts).
  */
@@ -21,7 +22,14 @@ export default defineConfig<ProviderOptions>({
   retries: 0,
   reporter: [['list']],
   projects: [
-    { name: 'sqlite', testIgnore: /(redis|iframe|cross-site|interop)\.spec\.ts/ },
+    { name: 'sqlite', testIgnore: /(redis|iframe|cross-site|interop|faults)\.spec\.ts/ },
+    {
+      // One journey at a time: the slow provider and the outage are switches of its whole provider.
+      name: 'faults',
+      testMatch: /faults\.spec\.ts/,
+      fullyParallel: false,
+      use: { baseURL: process.env.FAULTS_APP_URL ?? 'http://localhost:3600' },
+    },
     {
       name: 'interop',
       testMatch: /(sign-in|renewal|logout|interop)\.spec\.ts/,

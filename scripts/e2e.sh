@@ -10,12 +10,14 @@
 # - a fourth app on :3300 whose provider runs on its own at 127.0.0.1:4300, another site than
 #   the app's localhost (end2end/provider-cross-site.toml), for the cross-site journey;
 # - a fifth app on :3500 whose provider is panva's oidc-provider on :4500 (Node.js,
-#   end2end/interop/provider.mjs), an independent implementation, for the interop journeys.
+#   end2end/interop/provider.mjs), an independent implementation, for the interop journeys;
+# - a sixth app on :3600 with its own embedded provider on :4600 (end2end/provider-faults.toml:
+#   two-minute access tokens), for the fault panel's journeys.
 # SERVER_BIN=target/release/server runs them against a `cargo leptos build --release` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for port in 3000 4000 3100 4100 3200 4200 3300 4300 3500 4500; do
+for port in 3000 4000 3100 4100 3200 4200 3300 4300 3500 4500 3600 4600; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is already in use; stop what listens there first" >&2
     exit 1
@@ -26,7 +28,8 @@ SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
 IDP="$(dirname "$SERVER")/idp"
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 rm -rf target/e2e target/e2e-redis
-mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site target/e2e-interop
+rm -rf target/e2e-faults
+mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site target/e2e-interop target/e2e-faults
 
 PIDS=()
 cleanup() {
@@ -48,6 +51,11 @@ PIDS+=($!)
 (cd target/e2e-iframe && LEPTOS_SITE_ADDR=127.0.0.1:3200 APP_URL=http://localhost:3200 \
   EMBEDDED_IDP_ADDR=127.0.0.1:4200 SESSION_STORE=sessions.sqlite3 RENEW_STRATEGY=iframe \
   SILENT_RENEW_TIMEOUT_SECS=3 exec "$SERVER" >"$OLDPWD/target/e2e-server-iframe.log" 2>&1) &
+PIDS+=($!)
+
+(cd target/e2e-faults && LEPTOS_SITE_ADDR=127.0.0.1:3600 APP_URL=http://localhost:3600 \
+  EMBEDDED_IDP_ADDR=127.0.0.1:4600 EMBEDDED_IDP_CONFIG="$OLDPWD/end2end/provider-faults.toml" \
+  SESSION_STORE=sessions.sqlite3 exec "$SERVER" >"$OLDPWD/target/e2e-server-faults.log" 2>&1) &
 PIDS+=($!)
 
 RUST_LOG=info "$IDP" --config end2end/provider-cross-site.toml --addr 127.0.0.1:4300 \
@@ -81,7 +89,7 @@ status=0
 if [ "$status" -ne 0 ]; then
   for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log \
     target/e2e-server-cross-site.log target/e2e-idp-cross-site.log target/e2e-server-interop.log \
-    target/e2e-idp-interop.log; do
+    target/e2e-idp-interop.log target/e2e-server-faults.log; do
     echo "--- server log ($log) ---"
     tail -n 60 "$log"
   done

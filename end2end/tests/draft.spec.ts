@@ -17,6 +17,21 @@ test.describe("the long form's draft", () => {
     await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');
   });
 
+  test("a link to another page mid-typing keeps the draft (the app's own navigation, no pagehide)", async ({
+    page,
+  }) => {
+    await signIn(page, '/form', USERS.grace);
+    const details = page.getByLabel('What happened, in detail');
+    await details.click();
+    await page.keyboard.type('Escalator stopped', { delay: 20 });
+    // Within the autosave's pause: the form is unmounted while a save is waiting.
+    await page.getByRole('link', { name: 'Session', exact: true }).click();
+    await expect(page).toHaveURL('/session');
+    await page.getByRole('link', { name: 'Long form' }).click();
+    await expect(details).toHaveValue('Escalator stopped');
+    await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');
+  });
+
   test('a saved report clears its draft', async ({ page }) => {
     await signIn(page, '/form', USERS.grace);
     await page.getByLabel('Title').fill('Door sticks');

@@ -18,6 +18,19 @@ export const USERS = {
   pete: { username: 'pete', password: 'checked', sub: '248289761016', name: 'Pete Checked' },
   quinn: { username: 'quinn', password: 'rekeyed', sub: '248289761017', name: 'Quinn Rekeyed' },
   rosa: { username: 'rosa', password: 'backchannel', sub: '248289761018', name: 'Rosa Backchannel' },
+  sam: { username: 'sam', password: 'dashboard', sub: '248289761019', name: 'Sam Dashboard' },
+} as const;
+
+/** The demo users of end2end/provider-faults.toml (the fault panel's app, :3600): one per journey. */
+export const FAULT_USERS = {
+  ada: { username: 'ada', password: 'lovelace', sub: '248289762001', name: 'Ada Tourist' },
+  tina: { username: 'tina', password: 'expired', sub: '248289762002', name: 'Tina Expired' },
+  uma: { username: 'uma', password: 'slowly', sub: '248289762003', name: 'Uma Slowly' },
+  victor: { username: 'victor', password: 'outage', sub: '248289762004', name: 'Victor Outage' },
+  wendy: { username: 'wendy', password: 'lostreply', sub: '248289762005', name: 'Wendy Lost' },
+  xavier: { username: 'xavier', password: 'replayer', sub: '248289762006', name: 'Xavier Replayed' },
+  yara: { username: 'yara', password: 'provider', sub: '248289762007', name: 'Yara Elsewhere' },
+  zoe: { username: 'zoe', password: 'backchannel', sub: '248289762008', name: 'Zoe Backchannel' },
 } as const;
 
 export type User = (typeof USERS)[keyof typeof USERS];

@@ -162,9 +162,12 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),
-            move || {
-                provide_context(backend.clone());
-                csp.apply();
+            {
+                let backend = backend.clone();
+                move || {
+                    provide_context(backend.clone());
+                    PageCsp::note_nonce();
+                }
             },
             move || shell(options.clone()),
         )
@@ -178,7 +181,14 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
     }
     let browser_facing = browser_facing
         .merge(leptos)
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            move || {
+                provide_context(backend.clone());
+                PageCsp::note_nonce();
+            },
+            shell,
+        ))
+        .layer(middleware::from_fn_with_state(Arc::new(csp), security::page_headers))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(store::sessions::layer(&state.config, records))
         .with_state(state);

@@ -2,6 +2,9 @@
 //! fresh nonce per rendered page, baseline headers, and a same-origin check on every
 //! state-changing request (CSRF).
 
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::http::request::Parts;
 use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, Method, StatusCode},
@@ -9,7 +12,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use leptos::prelude::use_context;
-use leptos_axum::ResponseOptions;
 
 use crate::AppState;
 
@@ -40,23 +42,46 @@ impl PageCsp {
         Self { extra_connect, provider_origins: provider_origins.join(" ") }
     }
 
-    /// Called in the render context of each page: sets the CSP for the nonce Leptos put on its
-    /// inline scripts, and keeps the page (which shows who is signed in) out of caches.
-    pub fn apply(&self) {
-        let (Some(nonce), Some(response)) = (leptos::nonce::use_nonce(), use_context::<ResponseOptions>()) else {
-            return;
-        };
-        let policy = format!(
+    /// In the render context of each page: tells [`page_headers`] the nonce Leptos put on the
+    /// page's inline scripts.
+    pub fn note_nonce() {
+        let slot = use_context::<Parts>().and_then(|parts| parts.extensions.get::<RenderedNonce>().cloned());
+        if let (Some(nonce), Some(slot)) = (leptos::nonce::use_nonce(), slot) {
+            *slot.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(nonce.to_string());
+        }
+    }
+
+    fn policy(&self, nonce: &str) -> String {
+        format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
              img-src 'self' data:; connect-src 'self'{}; frame-src 'self' {}; frame-ancestors 'none'; \
              form-action 'self' {}; base-uri 'none'; object-src 'none'",
             self.extra_connect, self.provider_origins, self.provider_origins
-        );
-        if let Ok(value) = HeaderValue::from_str(&policy) {
-            response.insert_header(header::CONTENT_SECURITY_POLICY, value);
-        }
-        response.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        )
     }
+}
+
+/// The nonce of the page being rendered: the render draws it, the middleware writes the headers.
+#[derive(Clone, Default)]
+struct RenderedNonce(Arc<Mutex<Option<String>>>);
+
+/// Around the browser-facing routes: a response that is a page Leptos rendered gets the CSP for
+/// its nonce, and is kept out of caches (it shows who is signed in). Set on the response itself
+/// rather than through Leptos's `ResponseOptions`, whose headers were, rarely and under parallel
+/// load, missing from a rendered page (the Playwright suite saw every script blocked by the
+/// fallback policy, and no hydration).
+pub async fn page_headers(State(csp): State<Arc<PageCsp>>, mut request: Request, next: Next) -> Response {
+    let rendered = RenderedNonce::default();
+    request.extensions_mut().insert(rendered.clone());
+    let mut response = next.run(request).await;
+    let nonce = rendered.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(nonce) = nonce {
+        if let Ok(value) = HeaderValue::from_str(&csp.policy(&nonce)) {
+            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// For every response: no sniffing, no framing (unless a route allows its own origin, as silent

@@ -158,9 +158,23 @@ async fn protected_page_sends_a_signed_out_browser_to_sign_in_and_back() {
     app.sign_in("/profile").await;
     let page = app.browser.get(app.url("/profile")).header("Accept", "text/html").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+    assert_eq!(page.headers()["cache-control"], "no-store", "a page that shows who is signed in");
+    let nonce = csp_nonce(&page);
     let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the page's scripts carry the CSP's nonce");
     assert!(html.contains("Alice Liddell"));
     assert!(!html.contains("eyJ"), "no JWT in the page");
+
+    // The not-found page is a rendered page too: its scripts may run (and hydrate).
+    let missing = app.browser.get(app.url("/no-such-page")).header("Accept", "text/html").send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let nonce = csp_nonce(&missing);
+    assert!(missing.text().await.unwrap().contains(&format!("nonce=\"{nonce}\"")));
+}
+
+/// The nonce of a rendered page's CSP (`script-src 'self' 'nonce-…'`).
+fn csp_nonce(page: &reqwest::Response) -> String {
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next());
+    nonce.unwrap_or_else(|| panic!("a page CSP with a nonce: {csp}")).to_owned()
 }

@@ -30,6 +30,9 @@ pub const BREAKER_LIMIT: u32 = 3;
 
 /// What the monitor asks of its owner.
 pub enum Verdict {
+    /// The first `unchanged` for this `session_state`: from now on a `changed` is believed (the
+    /// dashboard shows the watch as live only from here).
+    Trusted,
     /// A `changed` to verify with a `prompt=none` re-check; the owner answers through
     /// [`CheckSessionMonitor::rechecked`].
     Recheck,
@@ -163,9 +166,10 @@ fn answered(state: &Rc<RefCell<State>>, answer: &str) -> Option<Verdict> {
         return None;
     }
     match answer {
+        "unchanged" if state.trusted => None,
         "unchanged" => {
             state.trusted = true;
-            None
+            Some(Verdict::Trusted)
         }
         "error" => {
             state.stopped = true;

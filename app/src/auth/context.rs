@@ -48,7 +48,10 @@ impl AuthStatus {
 pub enum Watch {
     /// Not used for this session (no check_session at the provider, or not signed in).
     Off,
+    /// Opening the push channel; for check_session, waiting for its first `unchanged` (before
+    /// it, a `changed` is not believed: see `check_session`).
     Connecting,
+    /// Live: a change would be noticed.
     Watching,
     /// check_session said `changed`; the provider is being asked with `prompt=none`.
     Rechecking,

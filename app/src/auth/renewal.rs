@@ -78,7 +78,7 @@ pub(super) fn start(context: AuthContext) {
                 }
             });
             if monitor.is_some() {
-                writers.check_session.set(Watch::Watching);
+                writers.check_session.set(Watch::Connecting);
             }
             *renewer.monitor.borrow_mut() = monitor;
         }
@@ -210,6 +210,7 @@ impl Renewer {
     fn on_verdict(self: &Rc<Self>, verdict: Verdict) {
         let check_session = self.context.writers().check_session;
         match verdict {
+            Verdict::Trusted => check_session.set(Watch::Watching),
             Verdict::Recheck => {
                 check_session.set(Watch::Rechecking);
                 self.recheck_provider_session();
@@ -254,7 +255,9 @@ impl Renewer {
             };
             let monitor = this.monitor.borrow().clone();
             if monitor.is_some() && !this.state.borrow().stopped {
-                this.context.writers().check_session.set(Watch::Watching);
+                // With a new session_state trust starts over: live again at its first `unchanged`.
+                let watch = if same_user.is_some() { Watch::Connecting } else { Watch::Watching };
+                this.context.writers().check_session.set(watch);
             }
             if let Some(verdict) = monitor.and_then(|monitor| monitor.rechecked(same_user)) {
                 this.on_verdict(verdict);

@@ -83,6 +83,11 @@ fn ReportForm() -> impl IntoView {
     on_cleanup(move || {
         on_hidden.remove();
         on_pagehide.remove();
+        // Left for another page of the app within the debounce: write what was waiting now (the
+        // form is still readable here; its nodes go after the cleanups).
+        if pending_save.get_value().is_some() {
+            save_draft();
+        }
     });
     // The session ended: make sure the very last keystrokes are in the draft too.
     Effect::new(move |_| {

@@ -188,7 +188,7 @@ test('a tour of the app, with screenshots: home, the provider, the form, the das
     await inject(page, 'slow-provider');
     await inject(page, 'expire-access-token');
     await expect(page.getByTestId('dash-status')).toHaveText('renewing');
-    await shot('dashboard-mid-renewal');
+    await page.screenshot({ path: `${SCREENSHOTS}/dashboard-mid-renewal.png`, fullPage: true });
     await expect(page.getByTestId('dash-status')).toHaveText('signed in', { timeout: 15_000 });
   } finally {
     await switchOff(page, 'slow-provider');

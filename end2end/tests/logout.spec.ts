@@ -82,6 +82,7 @@ test.describe('logout everywhere', () => {
     expect((await answer.json()).status).toBe(200);
     for (const tab of [first, second]) {
       await expect(tab.getByTestId('session-ended')).toContainText('You were signed out elsewhere.', { timeout: 2_000 });
+      await expect(tab.getByTestId('session-badge'), 'the header no longer names the user').toHaveText('Signed out');
     }
     await first.getByLabel('Title').fill('Too late');
     await first.getByRole('button', { name: 'Submit' }).click();

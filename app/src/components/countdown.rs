@@ -51,11 +51,7 @@ pub fn TokenCountdown() -> impl IntoView {
             data-testid="token-countdown"
             data-seconds=move || left.get().map(|secs| secs.to_string())
         >
-            {move || match left.get() {
-                Some(0) => "expired".to_owned(),
-                Some(secs) => clock_face(secs),
-                None => "–:––".to_owned(),
-            }}
+            {move || left.get().map_or_else(|| "–:––".to_owned(), clock_face)}
         </span>
     }
 }

@@ -35,9 +35,10 @@ if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTO
 fi
 
 # cargo-leptos would download wasm-bindgen from GitHub; one on PATH with the right version wins.
+# (Not --locked: its lock file names a webpki-roots that the registry here does not serve.)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (in the background)"
-  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --locked --quiet &
+  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --quiet &
   INSTALLS+=("$!:wasm-bindgen-cli")
 fi
 

@@ -1,4 +1,4 @@
-//! OIDC Session Management 1.0 §4 in the browser: the provider's `check_session_iframe` in a
+//! OIDC Session Management 1.0 §3.1, the RP iframe: the provider's `check_session_iframe` in a
 //! hidden iframe, asked every few seconds whether the provider session still matches this app's
 //! `session_state` (`client_id + " " + session_state`, posted to the provider's origin only).
 //! Answers are accepted only from the provider's origin and from that iframe's window.
@@ -6,7 +6,8 @@
 //! - `unchanged`: fine; and from then on a `changed` for this `session_state` is believed.
 //! - `changed`: the caller re-checks with `prompt=none` (same user: a new `session_state`,
 //!   quietly; no session or another user: signed out elsewhere).
-//! - `error`: monitoring stops, and is not retried (§4.2: avoid loops).
+//! - `error`: monitoring stops, and is not retried (§3.1: no `prompt=none` after `error`, to
+//!   avoid loops).
 //!
 //! The circuit breaker (§5.1): when the iframe cannot read the provider's cookie (third-party
 //! cookies blocked, or a provider on another site), every answer is `changed`, though nothing

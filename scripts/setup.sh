@@ -28,7 +28,7 @@ fi
 # profile settings in the environment override it, for this install only.
 INSTALLS=()
 if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (in the background, about 9 minutes on 2 cores)"
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (in the background, about 15 minutes on 2 cores)"
   CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --quiet &
   INSTALLS+=("$!:cargo-leptos")

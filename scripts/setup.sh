@@ -25,12 +25,13 @@ fi
 # The two cargo installs run in the background, beside each other and the apt and npm steps
 # below, and are waited for at the end. cargo-leptos's own release profile (fat LTO, one codegen
 # unit) spends minutes on one core for a build tool whose speed does not matter here: Cargo's
-# profile settings in the environment override it, for this install only.
+# profile settings in the environment override it (and the optimisation level of both tools),
+# for these installs only.
+TOOL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1)
 INSTALLS=()
 if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
   say "installing cargo-leptos $CARGO_LEPTOS_VERSION (in the background, about 15 minutes on 2 cores)"
-  CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --quiet &
+  env "${TOOL_PROFILE[@]}" cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --quiet &
   INSTALLS+=("$!:cargo-leptos")
 fi
 
@@ -38,7 +39,7 @@ fi
 # (Not --locked: its lock file names a webpki-roots that the registry here does not serve.)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (in the background)"
-  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --quiet &
+  env "${TOOL_PROFILE[@]}" cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --quiet &
   INSTALLS+=("$!:wasm-bindgen-cli")
 fi
 

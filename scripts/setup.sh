@@ -30,7 +30,7 @@ fi
 TOOL_PROFILE=(CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1)
 INSTALLS=()
 if [ "$(cargo leptos --version 2>/dev/null | awk '{print $2}')" != "$CARGO_LEPTOS_VERSION" ]; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (in the background, about 15 minutes on 2 cores)"
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (in the background, about 12 minutes on 2 cores)"
   env "${TOOL_PROFILE[@]}" cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --quiet &
   INSTALLS+=("$!:cargo-leptos")
 fi

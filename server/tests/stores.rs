@@ -222,7 +222,7 @@ async fn the_sqlite_file_holds_no_token_in_clear_text() {
 }
 
 #[tokio::test]
-async fn redis_holds_no_token_in_clear_text() {
+async fn redis_holds_no_token_in_clear_text_and_no_session_cookie() {
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
@@ -232,6 +232,23 @@ async fn redis_holds_no_token_in_clear_text() {
     assert!(entries.iter().any(|(key, _)| key.starts_with("oidc-session:tokens:")), "{entries:?}");
     for (key, value) in &entries {
         assert_no_token_in(value, &refresh_tokens, key);
+    }
+
+    // A second browser, whose cookie this test can read: its value is nowhere in the store.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    sign_in_through(&browser, &app.url).await;
+    let cookies = reqwest::cookie::CookieStore::cookies(&*jar, &app.url.parse().unwrap()).unwrap();
+    let cookie = cookies.to_str().unwrap().split("; ").find_map(|c| c.strip_prefix("session=")).unwrap().to_owned();
+    let entries = redis.dump().await;
+    assert!(entries.iter().filter(|(key, _)| key.starts_with("oidc-session:session:")).count() >= 2);
+    for (key, value) in &entries {
+        assert!(!key.contains(&cookie), "the session cookie in a key: {key}");
+        assert!(!value.windows(cookie.len()).any(|w| w == cookie.as_bytes()), "the session cookie in {key}");
     }
 }
 

@@ -7,7 +7,7 @@
 //!   key carries its expiry as its TTL.
 //! - `memory`: this process only ([`memory`]), for tests.
 //!
-//! Keys: `session:{id}` (a browser session), `tokens:{key}` (a sealed token set, see
+//! Keys: `session:{SHA-256 of the id}` (a browser session), `tokens:{key}` (a sealed token set, see
 //! [`seal`]), `lock:renew:{key}` (the renewal lock of a signed-in session), `logout-jti:{jti}`
 //! (back-channel logout tokens seen). Sets: `sessions-of-sid:{sid}` and `sessions-of-sub:{sub}`
 //! (which signed-in sessions a back-channel logout ends). Every value has an expiry in

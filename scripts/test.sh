@@ -23,7 +23,12 @@ step "clippy: wasm build (hydrate)"
 RUSTFLAGS="$DEV_RUSTFLAGS" cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test"
-RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p idp -p app -p server
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p idp -p app
+# The server's integration tests each start an app in this process; rendering pages in several
+# of them at once (one test thread each) sometimes stalls a render (about 3 runs in 20 of
+# tests/callback.rs; never with one test at a time, never in the one-server Playwright runs).
+# Until the cause is found, one test at a time: it costs seconds.
+RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p server -- --test-threads=1
 
 step "cargo leptos build"
 cargo leptos build

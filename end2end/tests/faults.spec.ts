@@ -203,5 +203,6 @@ test('a tour of the app, with screenshots: home, the provider, the form, the das
   expect((await logout.json()).status).toBe(200);
   await expect(page.getByTestId('session-ended')).toBeVisible();
   await expect(summary).toHaveValue('Checkout errors after the 14:02 deploy; rolling back.');
+  await expect(page.getByTestId('token-countdown'), 'no countdown for a session that ended').toHaveText('–:––');
   await shot('signed-out');
 });

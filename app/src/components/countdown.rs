@@ -43,7 +43,11 @@ pub fn seconds_left(expires_at_ms: Option<f64>, now_ms: f64) -> Option<u64> {
 pub fn TokenCountdown() -> impl IntoView {
     let auth = expect_context::<AuthContext>();
     let now = use_now(Duration::from_millis(250));
-    let left = Memo::new(move |_| seconds_left(auth.expires_at_ms.get(), now.get()));
+    // Once the session has ended, its last token's time means nothing.
+    let left = Memo::new(move |_| {
+        let expires_at_ms = auth.expires_at_ms.get().filter(|_| !auth.reauth_required());
+        seconds_left(expires_at_ms, now.get())
+    });
     view! {
         <span
             class="countdown"

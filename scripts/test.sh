@@ -24,10 +24,11 @@ RUSTFLAGS="$DEV_RUSTFLAGS" cargo clippy -p frontend --target wasm32-unknown-unkn
 
 step "cargo test"
 RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p idp -p app
-# The server's integration tests each start an app in this process; rendering pages in several
-# of them at once (one test thread each) sometimes stalls a render (about 3 runs in 20 of
-# tests/callback.rs; never with one test at a time, never in the one-server Playwright runs).
-# Until the cause is found, one test at a time: it costs seconds.
+# The server's integration tests each start an app in this process, and starting one generates
+# its route list, which sets a process-global flag in leptos_server that makes any Resource first
+# polled meanwhile, in another test's page, wait forever (leptos-rs/leptos#4773; about 3 runs in
+# 20 of tests/callback.rs stalled). A server process generates its route list once, before it
+# serves, so only tests see this. One test at a time: it costs seconds.
 RUSTFLAGS="$DEV_RUSTFLAGS" cargo test -p server -- --test-threads=1
 
 step "cargo leptos build"

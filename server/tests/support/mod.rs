@@ -267,7 +267,7 @@ impl Instance {
 
 /// A browser: cookies kept, redirects not followed. Its requests time out after a minute, so
 /// that a request that never gets an answer fails its test with the URL in the error rather
-/// than stalling the whole run (seen once in the suite, under load, and not reproduced since).
+/// than stalling the whole run (as a page did when tests ran in parallel: see scripts/test.sh).
 pub fn new_browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)

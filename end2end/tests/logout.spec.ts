@@ -35,8 +35,8 @@ test.describe('logout everywhere', () => {
   test('a provider session ended elsewhere is noticed through check_session', async ({ page, request }) => {
     await signIn(page, '/form', USERS.pete);
     await page.getByLabel('Title').fill('Pete was here');
-    // check_session asks every 2 s: let it see the session unchanged first.
-    await page.waitForTimeout(2_500);
+    // Let check_session see the session unchanged first: before that, a `changed` is not believed.
+    await expect(page.getByTestId('session-panel')).toHaveAttribute('data-check-session', 'watching');
     const ended = await request.post(`${PROVIDER}/admin/users/${USERS.pete.sub}/end-session?backchannel=false`);
     expect(ended.status()).toBe(200);
 
@@ -48,7 +48,7 @@ test.describe('logout everywhere', () => {
 
   test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {
     await signIn(page, '/form', USERS.quinn);
-    await page.waitForTimeout(2_500);
+    await expect(page.getByTestId('session-panel')).toHaveAttribute('data-check-session', 'watching');
     // Quinn signs in at the provider again, through another client: a new provider session.
     const elsewhere = await context.newPage();
     const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';

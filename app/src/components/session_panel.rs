@@ -21,7 +21,13 @@ pub fn SessionPanel() -> impl IntoView {
         })
     };
     view! {
-        <dl class="session-panel" data-testid="session-panel">
+        // The watches' states ride along as attributes: tests wait on them, nothing moves.
+        <dl
+            class="session-panel"
+            data-testid="session-panel"
+            data-check-session=move || auth.check_session.get().label()
+            data-push-channel=move || auth.push_channel.get().label()
+        >
             <dt>"Status"</dt>
             <dd data-testid="auth-status">{move || auth.status.get().label()}</dd>
             <dt>"Access token expires"</dt>

@@ -157,20 +157,16 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
         &state.oidc.browser_origins(),
         &state.leptos_options,
     );
+    // What every rendered page gets, the not-found page included.
+    let page_context = move || {
+        provide_context(backend.clone());
+        PageCsp::note_nonce();
+    };
     let options = state.leptos_options.clone();
     let leptos = Router::new()
-        .leptos_routes_with_context(
-            &state,
-            generate_route_list(App),
-            {
-                let backend = backend.clone();
-                move || {
-                    provide_context(backend.clone());
-                    PageCsp::note_nonce();
-                }
-            },
-            move || shell(options.clone()),
-        )
+        .leptos_routes_with_context(&state, generate_route_list(App), page_context.clone(), move || {
+            shell(options.clone())
+        })
         .layer(middleware::from_fn_with_state(state.clone(), auth::session::attach_session_view));
 
     // Server to server: authenticated by the logout token, not by a browser's cookie or Origin.
@@ -181,13 +177,7 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
     }
     let browser_facing = browser_facing
         .merge(leptos)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
-            move || {
-                provide_context(backend.clone());
-                PageCsp::note_nonce();
-            },
-            shell,
-        ))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
         .layer(middleware::from_fn_with_state(Arc::new(csp), security::page_headers))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(store::sessions::layer(&state.config, records))

@@ -23,17 +23,7 @@ async fn signed_in(setup: Setup) -> TestApp {
 
 /// Has the provider send a logout token (with `defects`) to the app; returns the app's answer.
 async fn logout_token(app: &TestApp, body: Value) -> (u16, Value) {
-    let mut body = body;
-    body["client_id"] = json!("demo-app");
-    let answer: Value = reqwest::Client::new()
-        .post(app.admin_url("/logout-token"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = app.send_logout_token(body).await;
     let status = answer["status"].as_u64().unwrap() as u16;
     let reply = serde_json::from_str(answer["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null);
     (status, reply)
@@ -73,15 +63,7 @@ async fn every_forged_logout_token_is_refused_with_400_and_ends_no_session() {
 #[tokio::test]
 async fn a_replayed_logout_token_is_refused() {
     let app = signed_in(Setup::default()).await;
-    let first: Value = reqwest::Client::new()
-        .post(app.admin_url("/logout-token"))
-        .json(&json!({ "client_id": "demo-app", "sub": ALICE_SUB }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = app.send_logout_token(json!({ "sub": ALICE_SUB })).await;
     assert_eq!(first["status"], 200, "{first}");
     assert_eq!(app.session().await["authenticated"], false);
 

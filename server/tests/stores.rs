@@ -269,15 +269,7 @@ async fn while_redis_is_down_requests_get_503_and_everything_recovers_when_it_is
     assert_eq!(refresh.status(), StatusCode::SERVICE_UNAVAILABLE);
     // A back-channel logout that cannot be done now is a 503, which the provider may retry, not
     // the 400 that would tell it the token was bad and lose the logout for good.
-    let logout: Value = reqwest::Client::new()
-        .post(app.admin_url("/logout-token"))
-        .json(&serde_json::json!({ "client_id": "demo-app", "sub": "248289761001" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logout = app.send_logout_token(serde_json::json!({ "sub": "248289761001" })).await;
     assert_eq!(logout["status"], 503);
 
     redis.restart().await;

@@ -224,6 +224,15 @@ impl TestApp {
         format!("http://{}/admin{path}", self.provider.addr)
     }
 
+    /// Has the provider build a logout token from `body` (`sub`, `sid`, `defects`, `replay_jti`;
+    /// `client_id` is demo-app's) and send it to this app; answers the admin API's report:
+    /// `{"status", "body", "jti"}`.
+    pub async fn send_logout_token(&self, mut body: Value) -> Value {
+        body["client_id"] = json!("demo-app");
+        let admin = reqwest::Client::new().post(self.admin_url("/logout-token")).json(&body);
+        admin.send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn metrics(&self) -> Value {
         reqwest::get(self.admin_url("/metrics")).await.unwrap().json().await.unwrap()
     }

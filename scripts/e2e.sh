@@ -85,7 +85,7 @@ scripts/e2e-redis.sh start "$REDIS_PORT"
 PIDS+=($!)
 
 status=0
-(cd end2end && npx --no-install playwright test "$@") || status=$?
+(cd end2end && npx --no-install playwright test "$@") 2>&1 | tee target/e2e-playwright.log || status=$?
 if [ "$status" -ne 0 ]; then
   for log in target/e2e-server.log target/e2e-server-redis.log target/e2e-server-iframe.log \
     target/e2e-server-cross-site.log target/e2e-idp-cross-site.log target/e2e-server-interop.log \
@@ -93,5 +93,12 @@ if [ "$status" -ne 0 ]; then
     echo "--- server log ($log) ---"
     tail -n 60 "$log"
   done
+  # Last, so that a log cut to its end still names what failed: Playwright's own summary again.
+  echo "--- Playwright's summary (target/e2e-playwright.log) ---"
+  if grep -q '^  1) ' target/e2e-playwright.log; then
+    sed -n '/^  1) /,$p' target/e2e-playwright.log | tail -n 200
+  else
+    tail -n 40 target/e2e-playwright.log
+  fi
 fi
 exit "$status"

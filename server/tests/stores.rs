@@ -252,6 +252,28 @@ async fn redis_holds_no_token_in_clear_text_and_no_session_cookie() {
     }
 }
 
+/// A sign-in in flight keeps its PKCE verifier and nonce in the browser's session record, sealed:
+/// neither its `state` nor its `nonce` (both in the provider's URL, so this test can know them)
+/// is readable in the store, and the sign-in still completes.
+#[tokio::test]
+async fn sign_ins_in_flight_are_sealed_in_the_store() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let login = app.get(&app.url("/auth/login")).await;
+    let authorize = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| authorize.query_pairs().find(|(key, _)| key == name).unwrap().1.into_owned();
+    let (state, nonce) = (param("state"), param("nonce"));
+    let entries = redis.dump().await;
+    assert!(entries.iter().any(|(key, _)| key.starts_with("oidc-session:session:")), "{entries:?}");
+    for (key, value) in &entries {
+        for secret in [&state, &nonce] {
+            assert!(!value.windows(secret.len()).any(|w| w == secret.as_bytes()), "a sign-in in clear text in {key}");
+        }
+    }
+    app.sign_in("/").await;
+    assert!(authenticated_at(&app.url, &app.browser).await);
+}
+
 #[tokio::test]
 async fn while_redis_is_down_requests_get_503_and_everything_recovers_when_it_is_back() {
     let mut redis = RedisServer::start().await;

@@ -32,7 +32,7 @@ pub async fn callback(
     let now = unix_now();
     let client_state = query.state.ok_or(AuthError::UnknownState)?;
     // The state is consumed whatever happens next: a callback URL works once.
-    let pending = record::take_pending(&session, &client_state, now)
+    let pending = record::take_pending(&session, &state.tokens, &client_state, now)
         .await?
         .filter(|pending| !pending.silent)
         .ok_or(AuthError::UnknownState)?;

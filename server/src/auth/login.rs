@@ -31,6 +31,7 @@ pub async fn login(
     let start = state.oidc.start();
     record::push_pending(
         &session,
+        &state.tokens,
         PendingLogin {
             state: start.state,
             nonce: start.nonce,

@@ -14,7 +14,8 @@ use super::{
 use crate::error::AuthError;
 
 const SESSION_KEY: &str = "auth.session_key";
-const PENDING_KEY: &str = "auth.pending";
+/// The sign-ins in flight, sealed (see [`TokenStore::seal_pending`]).
+const PENDING_KEY: &str = "auth.pending.sealed";
 /// When the signed-in session's record was last written, to slide its idle timeout.
 const TOUCHED_KEY: &str = "auth.touched_at";
 /// How stale that may get: the record is written again (and its expiry moved) at most this often.
@@ -188,21 +189,32 @@ pub async fn keep_alive(session: &Session, now: u64) -> Result<(), AuthError> {
     Ok(())
 }
 
-pub async fn push_pending(session: &Session, login: PendingLogin) -> Result<(), AuthError> {
+/// The sign-ins in flight; none when there are none, or when they do not open.
+async fn pending(session: &Session, store: &TokenStore) -> Result<Vec<PendingLogin>, AuthError> {
+    let sealed: Option<String> = session.get(PENDING_KEY).await?;
+    Ok(sealed.map(|sealed| store.open_pending(&sealed)).unwrap_or_default())
+}
+
+pub async fn push_pending(session: &Session, store: &TokenStore, login: PendingLogin) -> Result<(), AuthError> {
     let now = login.created_at;
-    let mut pending: Vec<PendingLogin> = session.get(PENDING_KEY).await?.unwrap_or_default();
+    let mut pending = pending(session, store).await?;
     pending.retain(|p| now < p.created_at + PENDING_LIFETIME_SECS);
     if pending.len() >= MAX_PENDING {
         pending.remove(0);
     }
     pending.push(login);
-    Ok(session.insert(PENDING_KEY, pending).await?)
+    Ok(session.insert(PENDING_KEY, store.seal_pending(&pending)).await?)
 }
 
 /// Removes and returns the sign-in started with `state`: each `state` is good for one callback.
-pub async fn take_pending(session: &Session, state: &str, now: u64) -> Result<Option<PendingLogin>, AuthError> {
-    let mut pending: Vec<PendingLogin> = session.get(PENDING_KEY).await?.unwrap_or_default();
+pub async fn take_pending(
+    session: &Session,
+    store: &TokenStore,
+    state: &str,
+    now: u64,
+) -> Result<Option<PendingLogin>, AuthError> {
+    let mut pending = pending(session, store).await?;
     let found = pending.iter().position(|p| p.state.secret() == state).map(|i| pending.remove(i));
-    session.insert(PENDING_KEY, &pending).await?;
+    session.insert(PENDING_KEY, store.seal_pending(&pending)).await?;
     Ok(found.filter(|p| now < p.created_at + PENDING_LIFETIME_SECS))
 }

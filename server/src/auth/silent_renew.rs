@@ -68,7 +68,7 @@ async fn begin(state: &AppState, session: &Session) -> Result<Redirect, &'static
         created_at: unix_now(),
         silent: true,
     };
-    record::push_pending(session, pending).await.map_err(|_| "transient")?;
+    record::push_pending(session, &state.tokens, pending).await.map_err(|_| "transient")?;
     Ok(Redirect::to(start.url.as_str()))
 }
 
@@ -109,7 +109,7 @@ fn iframe_entry(outcome: JournalOutcome, detail: &str) -> JournalEntry {
 async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Result<String, &'static str> {
     let now = unix_now();
     let client_state = query.state.ok_or("unknown_state")?;
-    let pending = record::take_pending(session, &client_state, now)
+    let pending = record::take_pending(session, &state.tokens, &client_state, now)
         .await
         .map_err(|_| "transient")?
         .filter(|pending| pending.silent)

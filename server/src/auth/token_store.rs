@@ -7,6 +7,9 @@
 //! holds only a [`SessionKey`], and the token set lives under `tokens:{key}`, sealed
 //! ([`Sealer`]) with the key as associated data, and replaced only by compare-and-set against
 //! the exact record a renewal started from: a renewal never overwrites a newer one.
+//!
+//! The sign-ins in flight, which the browser's record does hold, are sealed by the same keys: a
+//! PKCE verifier and a nonce are secrets too, for the ten minutes a sign-in may take.
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::record::AuthenticatedSession;
+use super::record::{AuthenticatedSession, PendingLogin};
 use crate::store::{
     now_ms,
     seal::{Sealer, UnsealError},
@@ -79,6 +82,9 @@ impl StoredSession {
     }
 }
 
+/// What binds a sealed list of sign-ins in flight to that use: it opens as nothing else.
+const PENDING_ASSOCIATED_DATA: &[u8] = b"sign-ins in flight";
+
 pub struct TokenStore {
     kv: Arc<Kv>,
     sealer: Sealer,
@@ -92,6 +98,34 @@ impl TokenStore {
     fn seal(&self, key: &SessionKey, session: &AuthenticatedSession) -> Vec<u8> {
         let json = serde_json::to_vec(session).expect("a session always serialises");
         self.sealer.seal(&json, key.0.as_bytes())
+    }
+
+    /// The sign-ins in flight of one browser, sealed for its session record.
+    pub fn seal_pending(&self, pending: &[PendingLogin]) -> String {
+        let json = serde_json::to_vec(pending).expect("sign-ins in flight always serialise");
+        URL_SAFE_NO_PAD.encode(self.sealer.seal(&json, PENDING_ASSOCIATED_DATA))
+    }
+
+    /// What [`Self::seal_pending`] sealed. Sign-ins that do not open (tampered with, or sealed
+    /// under a key no longer listed) are dropped: their callbacks fail as an unknown `state`, and
+    /// the user signs in again.
+    pub fn open_pending(&self, sealed: &str) -> Vec<PendingLogin> {
+        let opened = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| UnsealError::Malformed)
+            .and_then(|sealed| self.sealer.unseal(&sealed, PENDING_ASSOCIATED_DATA))
+            .map(|json| serde_json::from_slice(&json));
+        match opened {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the sign-ins in flight opened but are not sign-ins; they are dropped");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the sign-ins in flight did not open; they are dropped");
+                Vec::new()
+            }
+        }
     }
 
     fn expiry() -> u64 {

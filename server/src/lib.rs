@@ -23,6 +23,7 @@ pub mod security;
 pub mod store;
 
 use std::{
+    convert::Infallible,
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -31,10 +32,17 @@ use app::{
     auth::{CheckSession, SharedBackend},
     shell, App,
 };
-use axum::{extract::FromRef, middleware, Router};
+use axum::{
+    extract::{FromRef, Request},
+    http::StatusCode,
+    middleware,
+    response::Response,
+    Router,
+};
 use leptos::{config::LeptosOptions, context::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower_http::trace::TraceLayer;
+use tower::util::BoxCloneSyncService;
+use tower_http::{services::ServeDir, trace::TraceLayer};
 
 use crate::{
     api::{AccessTokenValidator, LoggedOut},
@@ -177,7 +185,7 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
     }
     let browser_facing = browser_facing
         .merge(leptos)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(page_context, shell))
+        .fallback_service(site_files(&state.leptos_options, page_context))
         .layer(middleware::from_fn_with_state(Arc::new(csp), security::page_headers))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(store::sessions::layer(&state.config, records))
@@ -192,6 +200,36 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::info_span!("request", method = %request.method(), path = request.uri().path())
         }))
+}
+
+/// The built site (the wasm, its JS, the CSS, `public/`) from its root, and the app's not-found
+/// page for whatever is neither a route nor a file there.
+///
+/// Not `leptos_axum::file_and_error_handler` (0.8.10): it answers a file under a new reactive
+/// owner, a child of whatever owner is current on that worker thread, and applies the
+/// `ResponseOptions` it finds there, which can be another request's: one in three `/pkg/*.js`
+/// requests made beside pages that redirect to sign-in came back as that page's 302, and the
+/// page never hydrated (`server/tests/callback.rs::static_files_never_carry_another_requests_answer`).
+fn site_files(
+    options: &LeptosOptions,
+    page_context: impl Fn() + Clone + Send + Sync + 'static,
+) -> ServeDir<BoxCloneSyncService<Request, Response, Infallible>> {
+    let shell_options = options.clone();
+    let render = leptos_axum::render_app_to_stream_with_context(page_context, move || shell(shell_options.clone()));
+    let not_found = tower::service_fn(move |request: Request| {
+        let render = render.clone();
+        async move {
+            let mut response = render(request).await;
+            // A redirect (or another status the page set) stands; the page itself is a 404.
+            if response.status() == StatusCode::OK {
+                *response.status_mut() = StatusCode::NOT_FOUND;
+            }
+            Ok(response)
+        }
+    });
+    ServeDir::new(&*options.site_root)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(BoxCloneSyncService::new(not_found))
 }
 
 /// Seconds since the Unix epoch.

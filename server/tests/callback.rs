@@ -172,6 +172,32 @@ async fn protected_page_sends_a_signed_out_browser_to_sign_in_and_back() {
     assert!(missing.text().await.unwrap().contains(&format!("nonce=\"{nonce}\"")));
 }
 
+/// The wasm's loader, fetched beside pages that redirect to sign-in, is always the file: never
+/// another request's redirect (leptos_axum's file handler once answered about one in three of
+/// them with the page's 302, and that page never hydrated).
+#[tokio::test]
+async fn static_files_never_carry_another_requests_answer() {
+    let app = TestApp::start().await;
+    let requests = (0..300).map(|i| {
+        let (browser, url) = (app.browser.clone(), app.url.clone());
+        async move {
+            let path = if i % 2 == 0 { "/form" } else { "/pkg/oidc-session.js" };
+            let response = browser.get(format!("{url}{path}")).header("Accept", "text/html").send().await.unwrap();
+            (path, response.status(), response.headers().get("location").cloned(), response.text().await.unwrap())
+        }
+    });
+    let handles: Vec<_> = requests.map(tokio::spawn).collect();
+    for handle in handles {
+        let (path, status, location, body) = handle.await.unwrap();
+        if path == "/form" {
+            assert_eq!(status, StatusCode::FOUND, "signed out, the form page sends the browser to sign in");
+        } else {
+            assert_eq!((status, location), (StatusCode::OK, None), "the file itself");
+            assert_eq!(body, support::SITE_JS);
+        }
+    }
+}
+
 /// The nonce of a rendered page's CSP (`script-src 'self' 'nonce-…'`).
 fn csp_nonce(page: &reqwest::Response) -> String {
     let csp = page.headers()["content-security-policy"].to_str().unwrap();

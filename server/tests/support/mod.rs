@@ -249,7 +249,7 @@ impl TestApp {
 
 async fn serve(listener: tokio::net::TcpListener, vars: &HashMap<&'static str, String>) -> tokio::task::JoinHandle<()> {
     let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    let leptos_options = LeptosOptions::builder().output_name("oidc-session").build();
+    let leptos_options = LeptosOptions::builder().output_name("oidc-session").site_root(site_root()).build();
     let app = server::app(config, leptos_options).await.expect("the app starts");
     tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -556,6 +556,21 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh directory under the system's temporary one.
+/// The JS loader a test's site serves at `/pkg/oidc-session.js`.
+pub const SITE_JS: &str = "export default async function init() {}\n";
+
+/// A built site's stand-in, one per test process: the files a page loads from `/pkg/`.
+fn site_root() -> String {
+    static ROOT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = temp_dir("site");
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        std::fs::write(root.join("pkg/oidc-session.js"), SITE_JS).unwrap();
+        root.to_string_lossy().into_owned()
+    })
+    .clone()
+}
+
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("oidc-{name}-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -74,6 +74,8 @@ async fn callback_without_a_sign_in_in_progress_is_refused() {
     let app = TestApp::start().await;
     let response = app.get(&app.url("/auth/callback?code=abc&state=xyz")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // A forged callback costs the server no session record, and the browser no cookie.
+    assert_eq!(cookie_named(&response, "session"), None);
 }
 
 #[tokio::test]

@@ -203,10 +203,20 @@ pub async fn push_pending(session: &Session, store: &TokenStore, login: PendingL
         pending.remove(0);
     }
     pending.push(login);
-    Ok(session.insert(PENDING_KEY, store.seal_pending(&pending)).await?)
+    write_pending(session, store, &pending).await
+}
+
+async fn write_pending(session: &Session, store: &TokenStore, pending: &[PendingLogin]) -> Result<(), AuthError> {
+    if pending.is_empty() {
+        session.remove_value(PENDING_KEY).await?;
+    } else {
+        session.insert(PENDING_KEY, store.seal_pending(pending)).await?;
+    }
+    Ok(())
 }
 
 /// Removes and returns the sign-in started with `state`: each `state` is good for one callback.
+/// A `state` this browser did not start changes nothing (and creates no session record).
 pub async fn take_pending(
     session: &Session,
     store: &TokenStore,
@@ -214,7 +224,9 @@ pub async fn take_pending(
     now: u64,
 ) -> Result<Option<PendingLogin>, AuthError> {
     let mut pending = pending(session, store).await?;
-    let found = pending.iter().position(|p| p.state.secret() == state).map(|i| pending.remove(i));
-    session.insert(PENDING_KEY, store.seal_pending(&pending)).await?;
-    Ok(found.filter(|p| now < p.created_at + PENDING_LIFETIME_SECS))
+    let Some(found) = pending.iter().position(|p| p.state.secret() == state).map(|i| pending.remove(i)) else {
+        return Ok(None);
+    };
+    write_pending(session, store, &pending).await?;
+    Ok(Some(found).filter(|p| now < p.created_at + PENDING_LIFETIME_SECS))
 }

@@ -53,8 +53,7 @@ impl SessionKey {
     /// What names this session on the event bus: a hash of the key, so the bus (Redis pub/sub)
     /// never carries the handle itself.
     pub fn public_id(&self) -> String {
-        use sha2::{Digest, Sha256};
-        URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+        crate::store::digest_name(self.0.as_bytes())
     }
 }
 

@@ -188,6 +188,14 @@ impl Kv {
     }
 }
 
+/// The base64url SHA-256 of `secret`: a name for it that gives it away to nobody who reads the
+/// store or the event bus.
+pub fn digest_name(secret: &[u8]) -> String {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(Sha256::digest(secret))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()

@@ -1,12 +1,11 @@
-//! Browser sessions (tower-sessions records) in the [`Kv`]: `session:{SHA-256 of the id}`, JSON,
-//! expiring with the session; and their cookie. What a record holds is the sign-ins in flight and the key of
-//! the signed-in session, never a token (those are sealed, under `tokens:{key}`).
+//! Browser sessions (tower-sessions records) in the [`Kv`]: `session:{SHA-256 of the id}`,
+//! JSON, expiring with the session; and their cookie. What a record holds is the sign-ins in
+//! flight (sealed) and the key of the signed-in session, never a token (those are sealed, under
+//! `tokens:{key}`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use sha2::{Digest, Sha256};
 use tower_sessions::{
     cookie::{time::Duration, SameSite},
     session::{Id, Record},
@@ -55,7 +54,7 @@ impl SessionRecords {
 /// A record's key names it by a hash of its id, never the id: the id is the cookie's value, and
 /// whoever reads the store (a backup, a replica, a `KEYS *`) must not get cookies to replay.
 fn key(id: &Id) -> String {
-    format!("session:{}", URL_SAFE_NO_PAD.encode(Sha256::digest(id.to_string())))
+    format!("session:{}", super::digest_name(id.to_string().as_bytes()))
 }
 
 fn expires_at_ms(record: &Record) -> u64 {

@@ -555,7 +555,6 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A fresh directory under the system's temporary one.
 /// The JS loader a test's site serves at `/pkg/oidc-session.js`.
 pub const SITE_JS: &str = "export default async function init() {}\n";
 
@@ -571,6 +570,7 @@ fn site_root() -> String {
     .clone()
 }
 
+/// A fresh directory under the system's temporary one.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("oidc-{name}-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&dir).unwrap();

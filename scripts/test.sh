@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
+# A cold build of everything (server, wasm, tests) fills about 15 GB of target/: say so at once
+# rather than with a compiler's "No space left on device" halfway through.
+free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1048576 ))
+if [ "$free_gb" -lt 15 ]; then
+  printf 'warning: %s GB free on this disk; a cold build needs about 15 GB (cargo clean frees target/)\n' "$free_gb" >&2
+fi
+
 step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
 
 # The flags and variables cargo-leptos uses for its dev builds, so that `cargo test` and

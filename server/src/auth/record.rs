@@ -190,14 +190,14 @@ pub async fn keep_alive(session: &Session, now: u64) -> Result<(), AuthError> {
 }
 
 /// The sign-ins in flight; none when there are none, or when they do not open.
-async fn pending(session: &Session, store: &TokenStore) -> Result<Vec<PendingLogin>, AuthError> {
+async fn read_pending(session: &Session, store: &TokenStore) -> Result<Vec<PendingLogin>, AuthError> {
     let sealed: Option<String> = session.get(PENDING_KEY).await?;
     Ok(sealed.map(|sealed| store.open_pending(&sealed)).unwrap_or_default())
 }
 
 pub async fn push_pending(session: &Session, store: &TokenStore, login: PendingLogin) -> Result<(), AuthError> {
     let now = login.created_at;
-    let mut pending = pending(session, store).await?;
+    let mut pending = read_pending(session, store).await?;
     pending.retain(|p| now < p.created_at + PENDING_LIFETIME_SECS);
     if pending.len() >= MAX_PENDING {
         pending.remove(0);
@@ -223,7 +223,7 @@ pub async fn take_pending(
     state: &str,
     now: u64,
 ) -> Result<Option<PendingLogin>, AuthError> {
-    let mut pending = pending(session, store).await?;
+    let mut pending = read_pending(session, store).await?;
     let Some(found) = pending.iter().position(|p| p.state.secret() == state).map(|i| pending.remove(i)) else {
         return Ok(None);
     };

@@ -42,7 +42,7 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
         "check_session_iframe": config.endpoint("/check-session"),
         "end_session_endpoint": config.endpoint("/end-session"),
         "backchannel_logout_supported": true,
-        "backchannel_logout_session_required": true,
+        "backchannel_logout_session_supported": true,
     }))
 }
 

@@ -358,7 +358,11 @@ async fn discovery_lists_the_session_management_and_logout_endpoints() {
     assert_eq!(metadata["check_session_iframe"], provider.url("/check-session"));
     assert_eq!(metadata["end_session_endpoint"], provider.url("/end-session"));
     assert_eq!(metadata["backchannel_logout_supported"], true);
-    assert_eq!(metadata["backchannel_logout_session_required"], true);
+    assert_eq!(metadata["backchannel_logout_session_supported"], true);
+    assert!(
+        metadata.get("backchannel_logout_session_required").is_none(),
+        "a client registration field (§2.2), not provider metadata (§2.1)"
+    );
     assert!(metadata.get("frontchannel_logout_supported").is_none(), "only what is implemented");
 }
 

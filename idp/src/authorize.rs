@@ -64,6 +64,10 @@ pub struct AuthorizeParams {
     max_age: Option<u64>,
     /// An ID token this provider issued to the client: who the client believes is signed in.
     id_token_hint: Option<String>,
+    /// A request object by value or by reference (OIDC Core §6.1, §6.2): not supported, and
+    /// refused rather than ignored, since the parameters inside it would be.
+    request: Option<String>,
+    request_uri: Option<String>,
 }
 
 /// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`): a space-delimited set
@@ -194,6 +198,15 @@ fn validate(
     let refuse =
         |request: &AuthorizationRequest, error, description| redirect_error(state, request, error, description);
 
+    // First: the other parameters may be inside the request object (OIDC Core §6.1), so they
+    // cannot be judged without it. A parameter without a value counts as absent (RFC 6749 §3.1).
+    let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.is_empty());
+    if given(&params.request) {
+        return Err(refuse(&request, "request_not_supported", "request objects are not supported"));
+    }
+    if given(&params.request_uri) {
+        return Err(refuse(&request, "request_uri_not_supported", "request_uri is not supported"));
+    }
     if params.response_type.as_deref() != Some("code") {
         return Err(refuse(&request, "unsupported_response_type", "only response_type=code is supported"));
     }

@@ -37,6 +37,10 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
             "name", "preferred_username", "email", "email_verified"
         ],
         "authorization_response_iss_parameter_supported": true,
+        // Discovery 1.0 §3: omitted, `request_uri_parameter_supported` would mean true.
+        // `/authorize` refuses both (OIDC Core §6.1, §6.2).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         // Session Management 1.0 §3.3, RP-Initiated Logout 1.0 §2.1, Back-Channel Logout 1.0
         // §2.1: every logout token carries `sid`, as every ID token does.
         "check_session_iframe": config.endpoint("/check-session"),

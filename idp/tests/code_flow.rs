@@ -158,6 +158,9 @@ async fn discovery_lists_only_what_is_implemented() {
     assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token"]));
     assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+    // Omitted, request_uri_parameter_supported would mean true (Discovery 1.0 §3).
+    assert_eq!(metadata["request_parameter_supported"], false);
+    assert_eq!(metadata["request_uri_parameter_supported"], false);
 }
 
 #[tokio::test]
@@ -229,6 +232,7 @@ async fn assert_redirected_error(browser: &Browser, url: &str, error: &str) {
     let params = query(&target);
     assert_eq!(params["error"], error);
     assert_eq!(params["state"], "state-123");
+    assert_eq!(params["iss"], browser.provider.issuer);
     assert!(!params.contains_key("code"));
 }
 
@@ -252,6 +256,17 @@ async fn response_type_other_than_code_is_refused() {
     let browser = Browser::new().await;
     let url = browser.authorize_url(&pkce().challenge, &[("response_type", Some("token id_token"))]);
     assert_redirected_error(&browser, &url, "unsupported_response_type").await;
+}
+
+#[tokio::test]
+async fn request_objects_are_refused_not_ignored() {
+    let browser = Browser::new().await;
+    // Unsigned (alg none) for brevity: the provider refuses request objects of any kind.
+    let object = "eyJhbGciOiJub25lIn0.eyJwcm9tcHQiOiJsb2dpbiJ9.";
+    let url = browser.authorize_url(&pkce().challenge, &[("request", Some(object))]);
+    assert_redirected_error(&browser, &url, "request_not_supported").await;
+    let url = browser.authorize_url(&pkce().challenge, &[("request_uri", Some("https://rp.example/request.jwt"))]);
+    assert_redirected_error(&browser, &url, "request_uri_not_supported").await;
 }
 
 #[tokio::test]

@@ -207,8 +207,14 @@ fn validate(
     if given(&params.request_uri) {
         return Err(refuse(&request, "request_uri_not_supported", "request_uri is not supported"));
     }
-    if params.response_type.as_deref() != Some("code") {
-        return Err(refuse(&request, "unsupported_response_type", "only response_type=code is supported"));
+    // A missing required parameter is `invalid_request`; only a value this provider does not
+    // support is `unsupported_response_type` (RFC 6749 §4.1.2.1).
+    match params.response_type.as_deref() {
+        Some("code") => {}
+        None | Some("") => return Err(refuse(&request, "invalid_request", "response_type is required")),
+        Some(_) => {
+            return Err(refuse(&request, "unsupported_response_type", "only response_type=code is supported"));
+        }
     }
     let requested: Vec<&str> = params.scope.as_deref().unwrap_or_default().split(' ').collect();
     if !requested.contains(&"openid") {

@@ -259,6 +259,16 @@ async fn response_type_other_than_code_is_refused() {
 }
 
 #[tokio::test]
+async fn missing_response_type_is_an_invalid_request() {
+    // RFC 6749 §4.1.2.1: a required parameter is missing; nothing unsupported was asked for.
+    let browser = Browser::new().await;
+    let url = browser.authorize_url(&pkce().challenge, &[("response_type", None)]);
+    assert_redirected_error(&browser, &url, "invalid_request").await;
+    let url = browser.authorize_url(&pkce().challenge, &[("response_type", Some(""))]);
+    assert_redirected_error(&browser, &url, "invalid_request").await;
+}
+
+#[tokio::test]
 async fn request_objects_are_refused_not_ignored() {
     let browser = Browser::new().await;
     // Unsigned (alg none) for brevity: the provider refuses request objects of any kind.

@@ -61,7 +61,9 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     /// Seconds since the user last entered a password beyond which they must do so again.
-    max_age: Option<u64>,
+    /// Taken as text and parsed in [`validate`], so that a malformed value is refused at the
+    /// redirect URI like any other (not with the extractor's bare 400).
+    max_age: Option<String>,
     /// An ID token this provider issued to the client: who the client believes is signed in.
     id_token_hint: Option<String>,
     /// A request object by value or by reference (OIDC Core §6.1, §6.2): not supported, and
@@ -249,6 +251,7 @@ fn validate(
 
     let prompt = Prompt::parse(params.prompt.as_deref()).map_err(|why| refuse(&request, "invalid_request", why))?;
     request.prompt_consent = prompt.consent;
+    let max_age = parse_max_age(params.max_age.as_deref()).map_err(|why| refuse(&request, "invalid_request", why))?;
 
     let hinted_sub = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
         None => None,
@@ -256,7 +259,17 @@ fn validate(
             refuse(&request, "invalid_request", "id_token_hint is not an ID token this provider issued to this client")
         })?),
     };
-    Ok(Validated { request, prompt, max_age: params.max_age, hinted_sub })
+    Ok(Validated { request, prompt, max_age, hinted_sub })
+}
+
+/// `max_age` (OIDC Core §3.1.2.1): a non-negative integer of seconds; empty is absent (RFC 6749
+/// §3.1). Too large for a `u64` is as good as unlimited.
+fn parse_max_age(value: Option<&str>) -> Result<Option<u64>, &'static str> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(v.parse().unwrap_or(u64::MAX))),
+        Some(_) => Err("max_age must be a non-negative integer number of seconds"),
+    }
 }
 
 /// The `sub` of `hint` if it is an ID token this provider issued to `client_id` (see
@@ -458,6 +471,18 @@ mod tests {
         assert_eq!(parse("none").map(Prompt::metric), Ok("none"));
         for refused in ["none login", "consent none", "select_account", "None", "create"] {
             assert!(parse(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn max_age_is_a_non_negative_integer() {
+        assert_eq!(parse_max_age(None), Ok(None));
+        assert_eq!(parse_max_age(Some("")), Ok(None));
+        assert_eq!(parse_max_age(Some("0")), Ok(Some(0)));
+        assert_eq!(parse_max_age(Some("300")), Ok(Some(300)));
+        assert_eq!(parse_max_age(Some("99999999999999999999999")), Ok(Some(u64::MAX)));
+        for refused in ["abc", "-1", "+5", "1.5", " 5", "5s"] {
+            assert!(parse_max_age(Some(refused)).is_err(), "{refused}");
         }
     }
 }

@@ -507,6 +507,15 @@ async fn authorization_request_may_be_posted() {
 }
 
 #[tokio::test]
+async fn malformed_max_age_is_an_invalid_request_at_the_redirect_uri() {
+    let browser = Browser::new().await;
+    for value in ["abc", "-1", "1.5"] {
+        let url = browser.authorize_url(&pkce().challenge, &[("max_age", Some(value))]);
+        assert_redirected_error(&browser, &url, "invalid_request").await;
+    }
+}
+
+#[tokio::test]
 async fn max_age_older_than_the_provider_session_asks_for_the_password_again() {
     let browser = Browser::new().await;
     browser.code().await;

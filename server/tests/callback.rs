@@ -110,7 +110,9 @@ async fn tampered_id_token_is_refused() {
 #[tokio::test]
 async fn return_to_pointing_off_site_is_refused() {
     let app = TestApp::start().await;
-    for target in ["https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example"] {
+    let targets =
+        ["https://evil.example/", "//evil.example/", "/\\evil.example", "/\t/evil.example", "/.//evil.example"];
+    for target in targets {
         let response = app.get(&app.login_url(target)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target:?}");
         assert!(response.headers().get(reqwest::header::LOCATION).is_none(), "{target:?}");

@@ -22,32 +22,38 @@ impl ReturnTo {
     /// strip, so `/\t/x` becomes `//x`), fragments and anything that resolves elsewhere.
     pub fn parse(raw: &str) -> Result<Self, AuthError> {
         let refuse = || AuthError::InvalidReturnTo;
-        if raw.len() > MAX_LEN
-            || !raw.starts_with('/')
-            || raw.starts_with("//")
-            || raw.contains('\\')
-            || raw.contains('#')
-            || raw.chars().any(char::is_control)
-        {
+        if raw.len() > MAX_LEN || !is_local_path(raw) {
             return Err(refuse());
         }
-        // Belt and braces: resolved against a placeholder origin it must stay on that origin
-        // and come back unchanged.
+        // Resolved against a placeholder origin it must stay on that origin. What is kept is the
+        // resolved form, so it is checked again: dot segments can turn an allowed path into a
+        // scheme-relative one (`/.//evil.example` resolves to `//evil.example`).
         let base = Url::parse("http://app.invalid/").expect("valid base");
         let resolved = base.join(raw).map_err(|_| refuse())?;
-        if resolved.origin() != base.origin() {
-            return Err(refuse());
-        }
         let path_and_query = match resolved.query() {
             Some(query) => format!("{}?{query}", resolved.path()),
             None => resolved.path().to_owned(),
         };
+        if resolved.origin() != base.origin() || !is_local_path(&path_and_query) {
+            return Err(refuse());
+        }
         Ok(Self(path_and_query))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A path on this site as a browser reads it: not scheme-relative (`//x`), no backslash (`/\x`
+/// reads as `//x`), no control character (browsers strip them, so `/\t/x` reads as `//x`), no
+/// fragment.
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.contains('#')
+        && !path.chars().any(char::is_control)
 }
 
 #[cfg(test)]
@@ -75,6 +81,10 @@ mod tests {
             "evil.example",
             "",
             "/#frag",
+            "/.//evil.example",
+            "/a/..//evil.example",
+            "/%2e//evil.example",
+            "/%2E%2E//evil.example",
         ] {
             assert!(ReturnTo::parse(path).is_err(), "{path:?}");
         }

@@ -225,3 +225,27 @@ async fn interaction_required_is_the_outcome_while_the_user_has_terms_to_accept(
     let callback = silent_authorize(&app).await;
     assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "interaction_required");
 }
+
+/// A journal line written while a refresh is at the provider (here a silent renew the provider
+/// refused) must not cost the refresh its result: the provider has retired the old refresh token,
+/// so dropping the rotated one would make the next renewal a reuse, and the family revoked.
+#[tokio::test]
+async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    let refused = with_param(&silent_authorize(&app).await, "error", "login_required");
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SlowTokens);
+    let before = proxy.token_requests();
+    let (refreshed, page) = tokio::join!(app.refresh(), async {
+        // The refresh has read the session and its token request is held at the proxy.
+        proxy.token_requests_beyond(before).await;
+        silent_callback(&app, &refused).await
+    });
+    assert_eq!(outcome_of(&page), "login_required");
+    assert_eq!(refreshed["outcome"], "renewed", "{refreshed}");
+    proxy.set(ProxyMode::Forward);
+    let next = app.refresh().await;
+    assert_eq!(next["outcome"], "renewed", "the rotated refresh token was kept: {next}");
+    let session = app.session().await;
+    assert_eq!(session["authenticated"], true, "{session}");
+}

@@ -359,3 +359,32 @@ async fn redis_keys_expire_with_their_sessions() {
         assert!(ttl > 0 && ttl <= 8 * 3600 * 1000, "{key} expires with its session (PTTL {ttl})");
     }
 }
+
+/// A back-channel logout finds a session through the index of its `sid` and `sub`. A session
+/// renewed all day outlives the idle timeout of its sign-in, so every renewal must keep that
+/// index alive as long as the session itself, or the logout would find nothing.
+#[tokio::test]
+async fn every_renewal_keeps_the_logout_index_alive_as_long_as_the_session() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut ttls = Vec::new();
+    for (key, _) in redis.dump().await {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        ttls.push((key, ttl));
+    }
+    let ttl_of =
+        |kind: &str| ttls.iter().filter(|(key, _)| key.contains(kind)).map(|(_, ttl)| *ttl).collect::<Vec<_>>();
+    let tokens = ttl_of("tokens:");
+    assert_eq!(tokens.len(), 1, "one token set: {ttls:?}");
+    let indexes = [ttl_of("sessions-of-sid:"), ttl_of("sessions-of-sub:")].concat();
+    assert_eq!(indexes.len(), 2, "indexed by sid and by sub: {ttls:?}");
+    for index in indexes {
+        assert!(index + 500 >= tokens[0], "the index lives as long as the renewed session: {ttls:?}");
+    }
+}

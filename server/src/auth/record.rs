@@ -154,7 +154,6 @@ pub async fn sign_in(
     session.cycle_id().await?;
     let key = SessionKey::generate();
     store.insert(&key, authenticated).await?;
-    store.index(&key, authenticated).await?;
     session.insert(SESSION_KEY, &key).await?;
     Ok(key)
 }

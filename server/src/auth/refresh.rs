@@ -39,6 +39,7 @@ use tokio::sync::watch;
 
 use super::{
     oidc_client::{OidcClient, RefreshError},
+    record::AuthenticatedSession,
     token_store::{SessionKey, StoredSession, TokenStore},
 };
 use crate::{
@@ -213,16 +214,11 @@ impl Renewer {
             Err(error) => return self.failed(key, &current, error, took_ms).await,
         };
 
-        let mut next = (**session).clone();
-        next.tokens.access_token = refreshed.access_token;
-        next.tokens.access_token_expires_at = now + refreshed.expires_in;
-        next.tokens.refresh_token = match refreshed.refresh_token {
-            Some(rotated) if rotated.secret() != refresh_token.secret() => {
-                next.journal.rotations += 1;
-                Some(rotated)
-            }
-            _ if self.config.allow_unsafe_reuse_refresh_token => Some(refresh_token),
-            _ => {
+        let rotated = refreshed.refresh_token.filter(|rotated| rotated.secret() != refresh_token.secret());
+        let next_refresh_token = match rotated {
+            Some(_) => rotated.clone(),
+            None if self.config.allow_unsafe_reuse_refresh_token => Some(refresh_token.clone()),
+            None => {
                 tracing::warn!(
                     sub = %session.subject,
                     "the provider did not rotate the refresh token; it is dropped, and the next renewal needs \
@@ -231,18 +227,35 @@ impl Renewer {
                 None
             }
         };
-        if let Some(secs) = refreshed.refresh_expires_in {
-            next.journal.refresh_expires_at = Some(now + secs);
-        }
-        next.journal.record(entry(JournalOutcome::Ok, took_ms, ""));
-        if let Some((jwt, claims, display_name)) = refreshed.id_token {
-            next.tokens.id_token = jwt;
-            next.id_token_claims = claims;
-            next.display_name = display_name;
-        }
-        if !self.tokens.replace(key, &current, &next).await? {
-            // Signed out while the request was in flight (or, past the fencing above, renewed by
-            // another instance): the new tokens are dropped rather than written over that.
+        let renewed = |stored: &AuthenticatedSession| {
+            // Only over the refresh token just presented, which the provider has now retired: a
+            // journal line written meanwhile is kept, but a session signed out meanwhile stays
+            // signed out, and a new family that a silent renew brought is not replaced by the old.
+            let presented =
+                stored.tokens.refresh_token.as_ref().is_some_and(|kept| kept.secret() == refresh_token.secret());
+            presented.then(|| {
+                let mut next = stored.clone();
+                next.tokens.access_token = refreshed.access_token.clone();
+                next.tokens.access_token_expires_at = now + refreshed.expires_in;
+                next.tokens.refresh_token = next_refresh_token.clone();
+                if rotated.is_some() {
+                    next.journal.rotations += 1;
+                }
+                if let Some(secs) = refreshed.refresh_expires_in {
+                    next.journal.refresh_expires_at = Some(now + secs);
+                }
+                next.journal.record(entry(JournalOutcome::Ok, took_ms, ""));
+                if let Some((jwt, claims, display_name)) = &refreshed.id_token {
+                    next.tokens.id_token = jwt.clone();
+                    next.id_token_claims = claims.clone();
+                    next.display_name = display_name.clone();
+                }
+                next
+            })
+        };
+        if !self.tokens.update(key, current.clone(), renewed).await? {
+            // Signed out while the request was in flight, or given other tokens meanwhile (past
+            // the fencing above): the new tokens are dropped rather than written over that.
             tracing::warn!(sub = %session.subject, "the session changed during its renewal; the result is dropped");
             return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
         }

@@ -172,13 +172,8 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
         ..renewed
     };
     match state.tokens.replace(&key, &current, &next).await {
-        // A new provider session (a new `sid`) must be found by its back-channel logout too.
-        Ok(true) => match state.tokens.index(&key, &next).await {
-            Ok(()) => Ok(next.subject),
-            Err(_) => Err("transient"),
-        },
-        Ok(false) => Err("transient"),
-        Err(_) => Err("transient"),
+        Ok(true) => Ok(next.subject),
+        Ok(false) | Err(_) => Err("transient"),
     }
 }
 

@@ -164,7 +164,8 @@ impl TokenStore {
     }
 
     pub async fn insert(&self, key: &SessionKey, session: &AuthenticatedSession) -> Result<(), StoreError> {
-        self.kv.set(&key.store_key(), self.seal(key, session), Self::expiry()).await
+        self.kv.set(&key.store_key(), self.seal(key, session), Self::expiry()).await?;
+        self.index(key, session).await
     }
 
     /// Replaces `previous` by `next`; `false` (and nothing written) if the record is no longer
@@ -175,25 +176,57 @@ impl TokenStore {
         previous: &StoredSession,
         next: &AuthenticatedSession,
     ) -> Result<bool, StoreError> {
-        self.kv.compare_and_set(&key.store_key(), Some(&previous.sealed), self.seal(key, next), Self::expiry()).await
+        let replaced = self
+            .kv
+            .compare_and_set(&key.store_key(), Some(&previous.sealed), self.seal(key, next), Self::expiry())
+            .await?;
+        if replaced {
+            self.index(key, next).await?;
+        }
+        Ok(replaced)
+    }
+
+    /// Writes `change(record)` over the record, starting from `from`. When another write came
+    /// first (a journal line, a silent renew), `change` is applied again to the record as it is
+    /// now, and may decline it (`None`). `false` if nothing was written: signed out meanwhile,
+    /// declined, or lost to other writers every time.
+    pub async fn update(
+        &self,
+        key: &SessionKey,
+        from: StoredSession,
+        change: impl Fn(&AuthenticatedSession) -> Option<AuthenticatedSession>,
+    ) -> Result<bool, StoreError> {
+        let mut current = from;
+        for _ in 0..5 {
+            let Some(next) = change(&current.session) else { return Ok(false) };
+            if self.replace(key, &current, &next).await? {
+                return Ok(true);
+            }
+            match self.get(key).await? {
+                Some(now) => current = now,
+                None => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     /// Adds `entry` to the session's journal, best effort: a journal that misses a line is no
     /// reason to fail what happened, so a store error is logged, not returned.
     pub async fn note(&self, key: &SessionKey, entry: JournalEntry) {
-        for _ in 0..3 {
-            let current = match self.get(key).await {
-                Ok(Some(current)) => current,
-                Ok(None) => return,
-                Err(error) => return tracing::warn!(%error, "could not add to a session's journal"),
-            };
-            let mut next = (*current.session).clone();
-            next.journal.record(entry.clone());
-            match self.replace(key, &current, &next).await {
-                Ok(true) => return,
-                Ok(false) => continue,
-                Err(error) => return tracing::warn!(%error, "could not add to a session's journal"),
+        let noted = match self.get(key).await {
+            Ok(Some(current)) => {
+                self.update(key, current, |session| {
+                    let mut next = session.clone();
+                    next.journal.record(entry.clone());
+                    Some(next)
+                })
+                .await
             }
+            Ok(None) => return,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = noted {
+            tracing::warn!(%error, "could not add to a session's journal");
         }
     }
 
@@ -202,8 +235,10 @@ impl TokenStore {
     }
 
     /// Records which provider session (`sid`) and which user the session belongs to, so that a
-    /// back-channel logout, which names only those, finds it.
-    pub async fn index(&self, key: &SessionKey, session: &AuthenticatedSession) -> Result<(), StoreError> {
+    /// back-channel logout, which names only those, finds it. Written with every write of the
+    /// session, so the index lives as long as the session does (a session renewed all day
+    /// outlives the idle timeout of its sign-in), and a new `sid` from a silent renew is found.
+    async fn index(&self, key: &SessionKey, session: &AuthenticatedSession) -> Result<(), StoreError> {
         if let Some(sid) = &session.sid {
             self.kv.set_add(&format!("sessions-of-sid:{sid}"), &key.0, Self::expiry()).await?;
         }

@@ -345,6 +345,8 @@ pub struct Proxy {
     refresh_tokens: Arc<Mutex<Vec<String>>>,
     /// And every access token.
     access_tokens: Arc<Mutex<Vec<String>>>,
+    /// How many token requests have reached the proxy (answered or not yet).
+    token_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -357,11 +359,16 @@ impl Proxy {
         let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
         let access_tokens = Arc::new(Mutex::new(Vec::new()));
+        let token_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (current, seen, seen_access) = (mode.clone(), refresh_tokens.clone(), access_tokens.clone());
+        let arrived = token_requests.clone();
         let forward = move |request: Request| {
             let client = client.clone();
             let mode = *current.lock().unwrap();
             let (seen, seen_access) = (seen.clone(), seen_access.clone());
+            if request.uri().path() == "/token" {
+                arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             async move {
                 if mode == ProxyMode::Unavailable {
                     let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
@@ -432,7 +439,7 @@ impl Proxy {
         tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, mode, refresh_tokens, access_tokens }
+        Self { url, mode, refresh_tokens, access_tokens, token_requests }
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -445,6 +452,17 @@ impl Proxy {
 
     pub fn access_tokens_seen(&self) -> Vec<String> {
         self.access_tokens.lock().unwrap().clone()
+    }
+
+    /// Waits until more than `count` token requests have reached the proxy.
+    pub async fn token_requests_beyond(&self, count: usize) {
+        while self.token_requests.load(std::sync::atomic::Ordering::SeqCst) <= count {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.token_requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -333,9 +333,10 @@ fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: 
     let now = state.now();
     let session = login::current_session(state, &jar, now);
     // A session older than `max_age` counts as none (OIDC Core §3.1.2.1); so does a session of
-    // another user than the hint names.
+    // another user than the hint names. `max_age=0` is `prompt=login` (OIDC Core 1.0 errata):
+    // no session is fresh enough, not even one signed in within the same second.
     let usable = session.filter(|session| {
-        max_age.is_none_or(|max_age| now.saturating_sub(session.auth_time) <= max_age)
+        max_age.is_none_or(|max_age| max_age > 0 && now.saturating_sub(session.auth_time) <= max_age)
             && hinted_sub.as_ref().is_none_or(|sub| *sub == session.sub)
     });
 

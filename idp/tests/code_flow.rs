@@ -516,6 +516,19 @@ async fn malformed_max_age_is_an_invalid_request_at_the_redirect_uri() {
 }
 
 #[tokio::test]
+async fn max_age_zero_always_asks_for_the_password_again() {
+    // OIDC Core 1.0 errata: max_age=0 is equivalent to prompt=login. The clock has not moved
+    // since the sign-in, so a check of the elapsed time alone would take 0 <= 0 as fresh.
+    let browser = Browser::new().await;
+    browser.code().await;
+    let again = browser.get(&browser.authorize_url(&pkce().challenge, &[("max_age", Some("0"))])).await;
+    assert_eq!(again.status(), StatusCode::OK, "the sign-in form again");
+    assert!(interaction_id(&again.text().await.unwrap()).is_some());
+    let silent = browser.authorize_url(&pkce().challenge, &[("max_age", Some("0")), ("prompt", Some("none"))]);
+    assert_redirected_error(&browser, &silent, "login_required").await;
+}
+
+#[tokio::test]
 async fn max_age_older_than_the_provider_session_asks_for_the_password_again() {
     let browser = Browser::new().await;
     browser.code().await;

@@ -156,6 +156,21 @@ impl IntoResponse for AdminError {
     }
 }
 
+/// A request to a protected endpoint without a bearer token (no `Authorization` header, or
+/// another scheme): 401 with a bare `WWW-Authenticate: Bearer` challenge. RFC 6750 §3.1: a
+/// request that lacks any authentication information SHOULD NOT be told an error code.
+#[derive(Debug, thiserror::Error)]
+#[error("no bearer token")]
+pub struct BearerRequired;
+
+impl IntoResponse for BearerRequired {
+    fn into_response(self) -> Response {
+        tracing::info!("protected resource requested without a bearer token");
+        let challenge = HeaderValue::from_static("Bearer");
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)], no_store()).into_response()
+    }
+}
+
 /// A refused bearer token at a protected endpoint (RFC 6750 §3.1).
 #[derive(Debug, thiserror::Error)]
 #[error("invalid_token: {0}")]

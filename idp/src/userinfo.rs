@@ -14,14 +14,21 @@ use serde_json::Value;
 
 use crate::{
     claims::{user_claims, AccessTokenClaims, ACCESS_TOKEN_TYP},
-    error::{no_store, InvalidToken},
+    error::{no_store, BearerRequired, InvalidToken},
     keys::ALGORITHM,
     ProviderState,
 };
 
-pub async fn userinfo(State(state): State<Arc<ProviderState>>, headers: HeaderMap) -> Result<Response, InvalidToken> {
-    let token = bearer_token(&headers).ok_or(InvalidToken("a Bearer access token is required"))?;
-    let claims = validate_access_token(&state, token)?;
+pub async fn userinfo(State(state): State<Arc<ProviderState>>, headers: HeaderMap) -> Response {
+    // No token at all is not an invalid one: no error code (RFC 6750 §3.1).
+    match bearer_token(&headers) {
+        None => BearerRequired.into_response(),
+        Some(token) => claims_of(&state, token).into_response(),
+    }
+}
+
+fn claims_of(state: &ProviderState, token: &str) -> Result<Response, InvalidToken> {
+    let claims = validate_access_token(state, token)?;
     let user = state.config.user_by_sub(&claims.sub).ok_or(InvalidToken("unknown subject"))?;
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
     let mut body = user_claims(user, &scopes);

@@ -410,6 +410,24 @@ async fn expired_access_token_is_refused_at_userinfo() {
 }
 
 #[tokio::test]
+async fn userinfo_without_a_token_gets_a_challenge_without_an_error_code() {
+    // RFC 6750 §3.1: a request without any authentication SHOULD NOT carry an error code; a
+    // bad token does.
+    let browser = Browser::new().await;
+    let challenge = |response: &reqwest::Response| response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let url = browser.provider.url("/userinfo");
+    let bare = browser.http.get(&url).send().await.unwrap();
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&bare), "Bearer");
+    let other_scheme = browser.http.get(&url).basic_auth("alice", Some("wonderland")).send().await.unwrap();
+    assert_eq!(other_scheme.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&other_scheme), "Bearer");
+    let bad = browser.userinfo("not-a-jwt").await;
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&bad).starts_with(r#"Bearer error="invalid_token""#), "{}", challenge(&bad));
+}
+
+#[tokio::test]
 async fn id_token_is_not_accepted_as_an_access_token() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;

@@ -101,7 +101,8 @@ impl ProviderState {
         self.clock.now()
     }
 
-    /// The longest lifetime of a token signed now: how long a rotated-out key stays published.
+    /// The longest lifetime of a token signed now (access, ID or logout token): how long a
+    /// rotated-out key stays published.
     pub fn longest_signed_token_secs(&self) -> u64 {
         longest_signed_token_secs(&self.config)
     }
@@ -122,7 +123,7 @@ impl ProviderState {
 
 fn longest_signed_token_secs(config: &ProviderConfig) -> u64 {
     let lifetimes = &config.lifetimes;
-    lifetimes.access_token_secs.max(lifetimes.id_token_secs)
+    lifetimes.access_token_secs.max(lifetimes.id_token_secs).max(backchannel::LOGOUT_TOKEN_SECS)
 }
 
 impl Provider {

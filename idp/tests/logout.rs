@@ -394,6 +394,35 @@ async fn admin_end_of_a_users_sessions_sends_a_logout_token_per_session() {
 }
 
 #[tokio::test]
+async fn a_logout_token_signed_before_a_key_rotation_verifies_until_it_expires() {
+    // Access and ID tokens live a minute here, shorter than a logout token's two: the retired
+    // key must stay published for the longest of the three.
+    let app = BackChannel::start().await;
+    let provider = TestProvider::start(|config| {
+        back_channel_of(config, "demo-app", &app);
+        config.lifetimes.access_token_secs = 60;
+        config.lifetimes.id_token_secs = 60;
+    })
+    .await;
+    let browser = Browser::new(&provider.issuer);
+    let sid = claims(&alice_signed_in(&browser).await)["sid"].as_str().unwrap().to_owned();
+    browser.admin(&format!("/admin/sessions/{sid}/end"), None).await;
+    let token = app.wait_for(1).await[0].logout_token().to_owned();
+    let (status, rotated) = browser.admin("/admin/keys/rotate", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(rotated["kid"], header(&token)["kid"]);
+
+    provider.clock.advance(119);
+    let valid =
+        validate_logout_token(&token, &jwks(&provider.issuer).await, &provider.issuer, "demo-app", now(&provider));
+    assert!(valid.is_ok(), "{valid:?}: its key is still published while it has not expired");
+    provider.clock.advance(1);
+    let kids: Vec<Value> =
+        jwks(&provider.issuer).await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    assert_eq!(kids, [rotated["kid"].clone()], "then the retired key goes");
+}
+
+#[tokio::test]
 async fn a_reused_refresh_token_ends_its_provider_session_and_its_clients_are_told() {
     let app = BackChannel::start().await;
     let provider = provider_with(&app, None).await;

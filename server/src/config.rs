@@ -263,7 +263,8 @@ fn parse_store(value: Option<String>) -> Result<StoreLocation, ConfigError> {
         return Ok(StoreLocation::Memory);
     }
     if value.starts_with("redis://") || value.starts_with("rediss://") {
-        Url::parse(value).map_err(|e| invalid("SESSION_STORE", format!("{value}: {e}")))?;
+        // Not repeated in the error: the URL may hold a password.
+        Url::parse(value).map_err(|e| invalid("SESSION_STORE", format!("not a valid Redis URL: {e}")))?;
         return Ok(StoreLocation::Redis(value.to_owned()));
     }
     let path = value.strip_prefix("sqlite://").or_else(|| value.strip_prefix("sqlite:")).unwrap_or(value);
@@ -397,6 +398,30 @@ mod tests {
         let config = load(&[("SESSION_STORE", "redis://127.0.0.1:6379/2")]).unwrap();
         assert_eq!(config.store, StoreLocation::Redis("redis://127.0.0.1:6379/2".into()));
         assert_eq!(load(&[("SESSION_STORE", "memory")]).unwrap().store, StoreLocation::Memory);
+    }
+
+    #[test]
+    fn a_redis_password_is_never_printed() {
+        let config = load(&[("SESSION_STORE", "redis://user:hunter2@redis.internal:6379/0")]).unwrap();
+        let printed = format!("{config:?}");
+        assert!(printed.contains("redis.internal") && !printed.contains("hunter2"), "{printed}");
+        let refused = load(&[("SESSION_STORE", "redis://:hunter2@[bad/0")]).unwrap_err().to_string();
+        assert!(!refused.contains("hunter2"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_does_not_answer_is_reported_without_its_password() {
+        // Accepts connections (the kernel's backlog) and never says a word.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let url = format!("redis://:hunter2@127.0.0.1:{port}/0");
+        let Err(error) = crate::store::Kv::open(&StoreLocation::Redis(url)).await else {
+            panic!("nothing listens there");
+        };
+        assert!(
+            error.to_string().contains(&format!("127.0.0.1:{port}")) && !error.to_string().contains("hunter2"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -38,11 +38,22 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct StoreError(pub String);
 
 /// Where `SESSION_STORE` says the sessions are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     Memory,
     Sqlite(PathBuf),
+    /// A Redis URL, which may hold a password: never printed whole (see [`redis::redacted`]).
     Redis(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Redis(url) => f.debug_tuple("Redis").field(&redis::redacted(url)).finish(),
+        }
+    }
 }
 
 /// The chosen backend.

@@ -35,6 +35,18 @@ fn error(error: redis::RedisError) -> StoreError {
     StoreError(format!("Redis: {error}"))
 }
 
+/// A Redis URL fit for a log line: without its user name and password.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        Err(_) => "(a Redis URL that does not parse)".to_owned(),
+    }
+}
+
 fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
@@ -42,7 +54,8 @@ fn key(name: &str) -> String {
 impl RedisKv {
     /// Connects, and fails at once (not after retries for ever) if Redis does not answer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(error)?;
+        let at = |problem: &dyn std::fmt::Display| StoreError(format!("Redis at {}: {problem}", redacted(url)));
+        let client = redis::Client::open(url).map_err(|e| at(&e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OPERATION_TIMEOUT))
             .set_response_timeout(Some(OPERATION_TIMEOUT))
@@ -50,9 +63,9 @@ impl RedisKv {
         let connect = client.get_connection_manager_with_config(config);
         let mut connection = tokio::time::timeout(OPERATION_TIMEOUT * 2, connect)
             .await
-            .map_err(|_| StoreError(format!("Redis at {url} did not answer")))?
-            .map_err(error)?;
-        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(error)?;
+            .map_err(|_| at(&"did not answer"))?
+            .map_err(|e| at(&e))?;
+        let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(|e| at(&e))?;
         Ok(Self { connection, client })
     }
 

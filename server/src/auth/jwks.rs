@@ -80,7 +80,7 @@ impl JwksCache {
 
 /// The asymmetric algorithms a JWS from the provider may use. Never `none`, never HMAC: with
 /// HMAC, anyone holding the "key" (for a public key, everyone) could sign.
-pub const ASYMMETRIC_ALGS: [Algorithm; 8] = [
+pub const ASYMMETRIC_ALGS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
@@ -89,6 +89,7 @@ pub const ASYMMETRIC_ALGS: [Algorithm; 8] = [
     Algorithm::PS512,
     Algorithm::ES256,
     Algorithm::ES384,
+    Algorithm::EdDSA,
 ];
 
 impl JwksCache {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    jwks::{JwksCache, Keys},
+    jwks::{JwksCache, Keys, ASYMMETRIC_ALGS},
     record::{AuthenticatedSession, IdTokenJwt, TokenSet},
 };
 use crate::{config::Config, error::AuthError};
@@ -556,21 +556,13 @@ fn claims_map(claims: &OidcIdTokenClaims) -> app::auth::IdTokenClaims {
     }
 }
 
+/// Whether ID tokens may be signed with `alg`: exactly the algorithms that logout tokens and
+/// access tokens are verified with ([`ASYMMETRIC_ALGS`]), so a provider whose ID tokens pass
+/// cannot find its logout tokens refused.
 fn is_asymmetric(alg: &CoreJwsSigningAlgorithm) -> bool {
-    use CoreJwsSigningAlgorithm::*;
-    matches!(
-        alg,
-        RsaSsaPkcs1V15Sha256
-            | RsaSsaPkcs1V15Sha384
-            | RsaSsaPkcs1V15Sha512
-            | RsaSsaPssSha256
-            | RsaSsaPssSha384
-            | RsaSsaPssSha512
-            | EcdsaP256Sha256
-            | EcdsaP384Sha384
-            | EcdsaP521Sha512
-            | EdDsa
-    )
+    let name = serde_json::to_value(alg).ok();
+    let alg = name.as_ref().and_then(|name| name.as_str()?.parse::<jsonwebtoken::Algorithm>().ok());
+    alg.is_some_and(|alg| ASYMMETRIC_ALGS.contains(&alg))
 }
 
 /// An error and its sources on one line, for logs and start-up messages.
@@ -587,9 +579,22 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use openidconnect::{Nonce, NonceVerifier};
+    use openidconnect::{core::CoreJwsSigningAlgorithm, Nonce, NonceVerifier};
 
-    use super::{authorized_party_is, NonceCheck};
+    use super::{authorized_party_is, is_asymmetric, NonceCheck};
+
+    #[test]
+    fn id_tokens_take_the_algorithms_logout_and_access_tokens_take() {
+        let offered = ["RS256", "PS384", "ES256", "EdDSA", "ES512", "HS256", "none"];
+        let allowed: Vec<String> = offered
+            .iter()
+            .map(|name| serde_json::from_value::<CoreJwsSigningAlgorithm>(name.to_string().into()).unwrap())
+            .filter(is_asymmetric)
+            .map(|alg| serde_json::to_value(alg).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        // ES512 (P-521) is asymmetric too, but jsonwebtoken cannot verify a logout token with it.
+        assert_eq!(allowed, ["RS256", "PS384", "ES256", "EdDSA"]);
+    }
 
     #[test]
     fn an_azp_must_name_this_client_when_present() {

@@ -156,7 +156,7 @@ async fn simulate_reuse(
 
 async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Result<Response, AdminError> {
     let now = state.now();
-    let key = state.keys.rotate_to(SigningKey::generate(), now, state.longest_signed_token_secs()).await?;
+    let key = state.keys.rotate_to(SigningKey::generate(), now, state.key_retirement()).await?;
     let kids: Vec<String> = state.keys.published(now).iter().map(|k| k.kid().to_owned()).collect();
     tracing::info!(kid = key.kid(), published = kids.len(), "signing key rotated through the admin API");
     Ok(answer(json!({ "kid": key.kid(), "kids": kids })))

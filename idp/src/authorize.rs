@@ -303,7 +303,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// `hint`'s claims if it is an ID token this provider signed (with its current key or a previous
-/// one still published), with its `iss`. Expiry is not checked: an expired ID token is exactly
+/// one, published or not, still within its hint window: see [`crate::keys`]), with its `iss`. Expiry is not checked: an expired ID token is exactly
 /// what a client holds when it renews (OIDC Core §3.1.2.1) or signs out (RP-Initiated Logout
 /// 1.0 §2). The caller checks `aud` against the client it expects.
 pub(crate) fn verify_id_token_hint(state: &ProviderState, hint: &str) -> Option<IdTokenHint> {
@@ -312,7 +312,7 @@ pub(crate) fn verify_id_token_hint(state: &ProviderState, hint: &str) -> Option<
     if header.typ.as_deref().is_some_and(|typ| !typ.eq_ignore_ascii_case("JWT")) {
         return None;
     }
-    let key = state.keys.find(&header.kid?, state.now())?;
+    let key = state.keys.find_for_hint(&header.kid?, state.now())?;
     let mut validation = Validation::new(ALGORITHM);
     validation.set_issuer(&[&state.issuer]);
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);

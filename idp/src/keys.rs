@@ -3,10 +3,14 @@
 //!
 //! Keys rotate (OIDC Core §10.1.1): a [`KeySet`] signs with its current key and keeps each
 //! previous one in the JWK Set, and accepts it at `/userinfo`, until every token it signed has
-//! expired; then the key drops out.
+//! expired; then the key drops out of the JWK Set. It still verifies `id_token_hint`s for a
+//! while longer ([`Retirement::hint_secs`]): a hint is an ID token of a provider session, and
+//! a session outlives its ID tokens; RP-Initiated Logout 1.0 §2 asks the provider to accept
+//! ID tokens it issued as hints even once expired, so that a user can still sign out with the
+//! session's own ID token after a rotation. Such a key is never published and never signs.
 //!
 //! With a state file, the keys live in it too (the current one, and each previous one with the
-//! time it stops being published): the key generated at the first start is the one every later
+//! times it stops being published and stops verifying hints): the key generated at the first start is the one every later
 //! start signs with, until a rotation, so the JWK Set, and every token signed before a restart,
 //! stay valid across it; a rotation is on disk before its answer is sent.
 //!
@@ -182,8 +186,28 @@ struct Keys {
 #[derive(Debug)]
 struct RetiringKey {
     key: Arc<SigningKey>,
-    /// When the last token it signed expires: from then on nothing needs it.
+    /// When the last token it signed expires: it is published until then.
     until: u64,
+    /// Until when it still verifies an `id_token_hint` (never before `until`): from then on
+    /// nothing needs it.
+    hints_until: u64,
+}
+
+/// How long a key is kept once rotated out, from its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retirement {
+    /// Published (and accepted at `/userinfo`): the longest lifetime of a token it signed.
+    pub published_secs: u64,
+    /// Still verifying `id_token_hint`s; at least `published_secs`.
+    pub hint_secs: u64,
+}
+
+impl Retirement {
+    /// `(published until, verifies hints until)` for a key rotated out at `now`.
+    pub fn ends(self, now: u64) -> (u64, u64) {
+        let until = now.saturating_add(self.published_secs);
+        (until, until.max(now.saturating_add(self.hint_secs)))
+    }
 }
 
 impl KeySet {
@@ -191,11 +215,14 @@ impl KeySet {
         Self::with_keys(Keys { current: Arc::new(key), retiring: Vec::new() }, None)
     }
 
-    /// The keys a state file holds: the current one, and the previous ones still published,
-    /// newest first, each with the time it stops being published. Later rotations go to
-    /// `journal`.
-    pub(crate) fn restored(current: SigningKey, retiring: Vec<(SigningKey, u64)>, journal: Arc<Journal>) -> Self {
-        let retiring = retiring.into_iter().map(|(key, until)| RetiringKey { key: Arc::new(key), until }).collect();
+    /// The keys a state file holds: the current one, and the previous ones still needed, newest
+    /// first, each with the times it stops being published and stops verifying hints. Later
+    /// rotations go to `journal`.
+    pub(crate) fn restored(current: SigningKey, retiring: Vec<(SigningKey, u64, u64)>, journal: Arc<Journal>) -> Self {
+        let retiring = retiring
+            .into_iter()
+            .map(|(key, until, hints_until)| RetiringKey { key: Arc::new(key), until, hints_until })
+            .collect();
         Self::with_keys(Keys { current: Arc::new(current), retiring }, Some(journal))
     }
 
@@ -217,6 +244,16 @@ impl KeySet {
         self.published(now).into_iter().find(|key| key.kid() == kid)
     }
 
+    /// The key named `kid` that may verify an `id_token_hint` at `now`: a published one, or one
+    /// retired from the JWK Set but still within [`Retirement::hint_secs`] of its rotation.
+    pub fn find_for_hint(&self, kid: &str, now: u64) -> Option<Arc<SigningKey>> {
+        let keys = self.read();
+        if keys.current.kid() == kid {
+            return Some(keys.current.clone());
+        }
+        keys.retiring.iter().find(|r| r.key.kid() == kid && now < r.hints_until).map(|r| r.key.clone())
+    }
+
     /// Every key a client may need at `now`: the current one first, then the retiring ones,
     /// newest first.
     pub fn published(&self, now: u64) -> Vec<Arc<SigningKey>> {
@@ -231,8 +268,9 @@ impl KeySet {
         json!({ "keys": keys })
     }
 
-    /// Makes `key` the signing key. The previous one stays published for `longest_token_secs`,
-    /// the longest lifetime of a token it may have signed up to `now`.
+    /// Makes `key` the signing key. The previous one stays published for
+    /// `retirement.published_secs`, the longest lifetime of a token it may have signed up to
+    /// `now`, and verifies hints for `retirement.hint_secs`.
     ///
     /// With a state file, the new key neither signs nor is published before the rotation is on
     /// disk: otherwise a token it signed could leave in a response that was itself saved before
@@ -242,10 +280,10 @@ impl KeySet {
         &self,
         key: SigningKey,
         now: u64,
-        longest_token_secs: u64,
+        retirement: Retirement,
     ) -> Result<Arc<SigningKey>, NotSaved> {
         let key = Arc::new(key);
-        let until = now + longest_token_secs;
+        let (until, hints_until) = retirement.ends(now);
         let _turn = self.rotating.lock().await;
         if let Some(journal) = &self.journal {
             let previous_kid = self.current().kid().to_owned();
@@ -255,6 +293,7 @@ impl KeySet {
                     pkcs8: key.pkcs8_der().to_vec(),
                     previous_kid,
                     published_until: until,
+                    hints_until,
                     now,
                 })
                 .saved()
@@ -262,8 +301,8 @@ impl KeySet {
         }
         let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let previous = std::mem::replace(&mut keys.current, key.clone());
-        keys.retiring.retain(|r| now < r.until);
-        keys.retiring.insert(0, RetiringKey { key: previous, until });
+        keys.retiring.retain(|r| now < r.hints_until);
+        keys.retiring.insert(0, RetiringKey { key: previous, until, hints_until });
         Ok(key)
     }
 }
@@ -326,7 +365,8 @@ mod tests {
         let first = SigningKey::generate();
         let first_kid = first.kid().to_owned();
         let keys = KeySet::new(first);
-        let second = keys.rotate_to(SigningKey::generate(), 1000, 300).await.unwrap();
+        let retirement = Retirement { published_secs: 300, hint_secs: 300 };
+        let second = keys.rotate_to(SigningKey::generate(), 1000, retirement).await.unwrap();
         assert_eq!(keys.current().kid(), second.kid());
         let kids = |now| keys.published(now).iter().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
         assert_eq!(kids(1299), [second.kid().to_owned(), first_kid.clone()]);
@@ -336,7 +376,29 @@ mod tests {
         assert_eq!(keys.jwks(1300)["keys"].as_array().unwrap().len(), 1);
 
         // A later rotation forgets the keys nobody needs any more.
-        keys.rotate_to(SigningKey::generate(), 1400, 300).await.unwrap();
+        keys.rotate_to(SigningKey::generate(), 1400, retirement).await.unwrap();
         assert_eq!(keys.read().retiring.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_out_of_the_jwks_still_verifies_hints_until_its_hint_window_ends() {
+        let first = SigningKey::generate();
+        let first_kid = first.kid().to_owned();
+        let keys = KeySet::new(first);
+        let retirement = Retirement { published_secs: 300, hint_secs: 28800 };
+        let second = keys.rotate_to(SigningKey::generate(), 1000, retirement).await.unwrap();
+        assert!(keys.find_for_hint(second.kid(), 1000).is_some(), "the current key");
+        assert!(keys.find(&first_kid, 1300).is_none(), "no longer published");
+        assert_eq!(keys.published(1300).len(), 1);
+        assert!(keys.find_for_hint(&first_kid, 1300).is_some(), "but it still verifies a hint");
+        assert!(keys.find_for_hint(&first_kid, 29799).is_some());
+        assert!(keys.find_for_hint(&first_kid, 29800).is_none());
+        // Kept through a rotation within its hint window, forgotten by one after it.
+        keys.rotate_to(SigningKey::generate(), 2000, retirement).await.unwrap();
+        assert!(keys.find_for_hint(&first_kid, 2000).is_some());
+        keys.rotate_to(SigningKey::generate(), 29800, retirement).await.unwrap();
+        assert!(keys.read().retiring.iter().all(|r| r.key.kid() != first_kid));
+        // A hint window shorter than publication is publication.
+        assert_eq!(Retirement { published_secs: 300, hint_secs: 10 }.ends(1000), (1300, 1300));
     }
 }

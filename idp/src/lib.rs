@@ -68,7 +68,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ProviderConfig;
 pub use error::ConfigError;
 
-use keys::{KeySet, SigningKey};
+use keys::{KeySet, Retirement, SigningKey};
 use metrics::Metrics;
 use store::Store;
 
@@ -101,10 +101,9 @@ impl ProviderState {
         self.clock.now()
     }
 
-    /// The longest lifetime of a token signed now (access, ID or logout token): how long a
-    /// rotated-out key stays published.
-    pub fn longest_signed_token_secs(&self) -> u64 {
-        longest_signed_token_secs(&self.config)
+    /// How long a rotated-out key stays published, and verifies `id_token_hint`s.
+    pub fn key_retirement(&self) -> Retirement {
+        key_retirement(&self.config)
     }
 
     /// Cookies get the `__Host-` prefix and `Secure` when the provider is served over https.
@@ -121,9 +120,16 @@ impl ProviderState {
     }
 }
 
-fn longest_signed_token_secs(config: &ProviderConfig) -> u64 {
+/// A rotated-out key is published as long as a token it signed lives (access, ID or logout
+/// token). It verifies `id_token_hint`s as long as the ID tokens it signed may still be offered
+/// as hints (RP-Initiated Logout 1.0 §2: expired ones too): for the life of the provider session
+/// they were issued in, or of the relying party's session resting on a refresh token family
+/// started in it, whichever is longer.
+fn key_retirement(config: &ProviderConfig) -> Retirement {
     let lifetimes = &config.lifetimes;
-    lifetimes.access_token_secs.max(lifetimes.id_token_secs).max(backchannel::LOGOUT_TOKEN_SECS)
+    let published_secs = lifetimes.access_token_secs.max(lifetimes.id_token_secs).max(backchannel::LOGOUT_TOKEN_SECS);
+    let hint_secs = lifetimes.provider_session_secs.max(lifetimes.refresh_token_absolute_secs).max(published_secs);
+    Retirement { published_secs, hint_secs }
 }
 
 impl Provider {
@@ -143,7 +149,7 @@ impl Provider {
             Some(path) => store::open_state_file(store::Opening {
                 path,
                 configured_key,
-                longest_token_secs: longest_signed_token_secs(&config),
+                retirement: key_retirement(&config),
                 now: clock.now(),
             })?,
             None => (Store::default(), KeySet::new(configured_key.unwrap_or_else(SigningKey::generate))),

@@ -296,6 +296,30 @@ async fn an_expired_hint_still_signs_out() {
 }
 
 #[tokio::test]
+async fn after_a_key_rotation_the_sessions_own_older_hint_still_signs_out() {
+    // RP-Initiated Logout 1.0 §2: the provider accepts ID tokens it issued as hints, expired
+    // ones too. The session (8 h) outlives the old key's place in the JWK Set (300 s).
+    let app = BackChannel::start().await;
+    let provider = provider_with(&app, None).await;
+    let browser = Browser::new(&provider.issuer);
+    let id_token = alice_signed_in(&browser).await;
+    let (status, rotated) = browser.admin("/admin/keys/rotate", None).await;
+    assert_eq!(status, StatusCode::OK);
+    provider.clock.advance(3600);
+    let kids: Vec<Value> =
+        jwks(&provider.issuer).await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    assert_eq!(kids, [rotated["kid"].clone()], "the hint's key is no longer published");
+
+    let params = [("id_token_hint", id_token.as_str()), ("post_logout_redirect_uri", APP_HOME), ("state", "bye")];
+    let response = browser.end_session(&params).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), Some(format!("{APP_HOME}?state=bye").as_str()));
+    assert!(!browser.has_session(&DEMO_APP).await);
+    let received = app.wait_for(1).await;
+    assert_eq!(claims(received[0].logout_token())["sid"], claims(&id_token)["sid"]);
+}
+
+#[tokio::test]
 async fn end_session_without_a_provider_session_is_no_error_and_still_redirects() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider.issuer);

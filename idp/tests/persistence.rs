@@ -221,6 +221,59 @@ async fn a_rotated_key_stays_published_across_a_restart_until_its_tokens_expire(
 }
 
 #[tokio::test]
+async fn a_rotated_key_out_of_the_jwks_still_verifies_the_sessions_hints_across_a_restart() {
+    let rp = Rp::new().await;
+    let before = rp.sign_in().await;
+    let (status, rotation) = rp.admin_post("/admin/keys/rotate").await;
+    assert_eq!(status, StatusCode::OK);
+    let new_kid = rotation["kid"].as_str().unwrap().to_owned();
+    rp.advance(3600);
+    let rp = rp.restart().await;
+    assert_eq!(rp.kids().await, [new_kid], "published no longer");
+    // The provider session (8 h) still runs, and its ID token from before the rotation is a hint.
+    let hint = [("id_token_hint", token(&before, "id_token"))];
+    let url =
+        format!("{}&{}", rp.authorize_url(&"x".repeat(43), Some("none")), serde_urlencoded::to_string(hint).unwrap());
+    let query = query_of(&rp.http.get(url).send().await.unwrap());
+    assert!(query.contains_key("code"), "{query:?}");
+}
+
+#[tokio::test]
+async fn a_version_3_state_file_is_migrated_and_a_key_retired_before_keeps_its_old_window() {
+    let rp = Rp::new().await;
+    rp.sign_in().await;
+    let (status, rotation) = rp.admin_post("/admin/keys/rotate").await;
+    assert_eq!(status, StatusCode::OK);
+    let Rp { http, provider, state } = rp;
+    let (addr, file) = (provider.addr, provider.config().state_file.clone().unwrap());
+    provider.stop().await;
+    // As a provider from before hint windows left it.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch("ALTER TABLE signing_keys DROP COLUMN hints_until; PRAGMA user_version = 3;")
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let provider = TestProvider::start_on(listener, |config| config.state_file = Some(file.clone())).await;
+    let rp = Rp { http, provider, state };
+    assert_eq!(rp.kids().await.len(), 2, "the retired key is still published");
+    rp.provider.stop().await;
+    let connection = rusqlite::Connection::open(&file).unwrap();
+    let version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 4);
+    let windows: Vec<(Option<u64>, Option<u64>)> = connection
+        .prepare("SELECT published_until, hints_until FROM signing_keys ORDER BY seq")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(windows.len(), 2, "{windows:?}");
+    assert!(windows[0].0.is_some() && windows[0].0 == windows[0].1, "the old window: {windows:?}");
+    assert_eq!(windows[1], (None, None), "the current key, {}", rotation["kid"]);
+}
+
+#[tokio::test]
 async fn a_signing_key_file_naming_another_key_signs_from_then_on_and_the_old_key_retires() {
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
@@ -276,7 +329,8 @@ async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "ALTER TABLE provider_sessions DROP COLUMN clients;
+            "ALTER TABLE signing_keys DROP COLUMN hints_until;
+             ALTER TABLE provider_sessions DROP COLUMN clients;
              ALTER TABLE provider_sessions DROP COLUMN browser_state;
              ALTER TABLE provider_sessions DROP COLUMN consents;
              ALTER TABLE provider_sessions DROP COLUMN terms_accepted;
@@ -291,7 +345,7 @@ async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
     rp.provider.stop().await;
     let version: i32 =
         rusqlite::Connection::open(&file).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]
@@ -305,7 +359,8 @@ async fn a_version_2_state_file_is_migrated_and_its_provider_sessions_get_a_brow
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(
-            "ALTER TABLE provider_sessions DROP COLUMN clients;
+            "ALTER TABLE signing_keys DROP COLUMN hints_until;
+             ALTER TABLE provider_sessions DROP COLUMN clients;
              ALTER TABLE provider_sessions DROP COLUMN browser_state;
              PRAGMA user_version = 2;",
         )
@@ -324,7 +379,7 @@ async fn a_version_2_state_file_is_migrated_and_its_provider_sessions_get_a_brow
     rp.provider.stop().await;
     let connection = rusqlite::Connection::open(&file).unwrap();
     let version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let (browser_state, clients): (String, String) = connection
         .query_row("SELECT browser_state, clients FROM provider_sessions", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap();

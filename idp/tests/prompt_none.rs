@@ -517,16 +517,21 @@ fn provider_now(provider: &TestProvider) -> u64 {
 }
 
 #[tokio::test]
-async fn a_hint_signed_with_a_rotated_out_key_works_while_that_key_is_published() {
+async fn a_hint_signed_with_a_rotated_out_key_works_until_the_keys_hint_window_ends() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider);
     let hint = browser.id_token(&DEMO_APP, "alice").await;
     let (status, _) = browser.admin("/admin/keys/rotate", None).await;
     assert_eq!(status, StatusCode::OK);
     code_of(&browser.silent(&DEMO_APP, &[("id_token_hint", &hint)]).await, &DEMO_APP);
-    // The old key leaves the JWK Set once its last token has expired (300 s): the hint can no
-    // longer be checked, so it is refused rather than trusted.
+    // The old key leaves the JWK Set once its last token has expired (300 s), but the session's
+    // own ID token is still a hint: the session lives 8 hours.
     provider.clock.advance(300);
+    code_of(&browser.silent(&DEMO_APP, &[("id_token_hint", &hint)]).await, &DEMO_APP);
+    // The key verifies hints for the longest of the provider session (8 h) and a refresh token
+    // family (24 h); after that the hint can no longer be checked, so it is refused rather than
+    // trusted.
+    provider.clock.advance(86_400 - 300);
     let response = browser.silent(&DEMO_APP, &[("id_token_hint", &hint)]).await;
     assert_eq!(error_of(&response, &DEMO_APP, &provider.issuer), "invalid_request");
 }

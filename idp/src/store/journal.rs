@@ -87,13 +87,14 @@ pub(crate) enum Change {
         token: Option<RefreshTokenRow>,
         access_token: AccessTokenRow,
     },
-    /// A new signing key; the previous one stays published until `published_until`, and keys
-    /// retired before `now` are forgotten.
+    /// A new signing key; the previous one stays published until `published_until` and verifies
+    /// hints until `hints_until`, and keys no longer needed at `now` are forgotten.
     KeyRotated {
         kid: String,
         pkcs8: Vec<u8>,
         previous_kid: String,
         published_until: u64,
+        hints_until: u64,
         now: u64,
     },
     /// What has expired by `now`, as the store's own purge removes it from memory.
@@ -318,10 +319,10 @@ pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
             }
             insert_access_token(tx, access_token)?;
         }
-        Change::KeyRotated { kid, pkcs8, previous_kid, published_until, now } => {
-            tx.prepare_cached("UPDATE signing_keys SET published_until = ?1 WHERE kid = ?2")?
-                .execute(params![published_until, previous_kid])?;
-            tx.prepare_cached("DELETE FROM signing_keys WHERE published_until <= ?1")?.execute(params![now])?;
+        Change::KeyRotated { kid, pkcs8, previous_kid, published_until, hints_until, now } => {
+            tx.prepare_cached("UPDATE signing_keys SET published_until = ?1, hints_until = ?2 WHERE kid = ?3")?
+                .execute(params![published_until, hints_until, previous_kid])?;
+            tx.prepare_cached("DELETE FROM signing_keys WHERE hints_until <= ?1")?.execute(params![now])?;
             insert_key(tx, kid, pkcs8)?;
         }
         Change::Purged { now } => {
@@ -330,8 +331,8 @@ pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<(
             tx.prepare_cached("DELETE FROM refresh_tokens WHERE forget_at <= ?1")?.execute(params![now])?;
             tx.prepare_cached("DELETE FROM families WHERE expires_at + ?1 <= ?2")?
                 .execute(params![super::families::FAMILY_MEMORY_SECS, now])?;
-            // Memory keeps them until the next rotation, but publishes them no longer.
-            tx.prepare_cached("DELETE FROM signing_keys WHERE published_until <= ?1")?.execute(params![now])?;
+            // Memory keeps them until the next rotation, but uses them no longer.
+            tx.prepare_cached("DELETE FROM signing_keys WHERE hints_until <= ?1")?.execute(params![now])?;
         }
     }
     Ok(())

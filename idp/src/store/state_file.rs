@@ -3,11 +3,12 @@
 //! start; from then on memory is the source of truth for reads, and the [`journal`](super::journal)
 //! writes every change through.
 //!
-//! Schema (version 2, with `application_id` set so that no other database is mistaken for one;
-//! a version 1 file is migrated at start, see [`MIGRATE_FROM_1`]):
-//! - `signing_keys`: each key in PKCS#8 DER with its `kid`; `published_until` is NULL for the
-//!   current key and, for a rotated-out one, when its last token expires (OIDC Core §10.1.1).
-//!   Newest last, by `seq`.
+//! Schema (version 4, with `application_id` set so that no other database is mistaken for one;
+//! an older file is migrated at start, see [`MIGRATE_FROM_1`] and the ones after it):
+//! - `signing_keys`: each key in PKCS#8 DER with its `kid`; `published_until` and `hints_until`
+//!   are NULL for the current key and, for a rotated-out one, when its last token expires (OIDC
+//!   Core §10.1.1) and when it stops verifying `id_token_hint`s (see [`crate::keys`]). Newest
+//!   last, by `seq`.
 //! - `provider_sessions`: keyed by the SHA-256 of the session cookie; `sid`, `sub`,
 //!   `auth_time`, `expires_at`, whether the user accepted the updated terms in it
 //!   (`terms_accepted`), and the clients they allowed in it (`consents`, a JSON array).
@@ -40,12 +41,12 @@ use super::{
 };
 use crate::{
     error::ConfigError,
-    keys::{KeySet, SigningKey},
+    keys::{KeySet, Retirement, SigningKey},
 };
 
 /// "idps", in `PRAGMA application_id`: this file is a state file of this provider.
 const APPLICATION_ID: i32 = 0x6964_7073;
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 /// The write-ahead log is copied into the database (a checkpoint, the only time a commit waits
 /// for the disk) once it holds this many pages, 40 MB at most. SQLite's default of 1,000 pages
 /// makes a busy provider checkpoint several times a second, each a stall for every request
@@ -59,7 +60,8 @@ CREATE TABLE signing_keys (
     seq INTEGER PRIMARY KEY,
     kid TEXT NOT NULL UNIQUE,
     pkcs8 BLOB NOT NULL,
-    published_until INTEGER
+    published_until INTEGER,
+    hints_until INTEGER
 );
 CREATE TABLE provider_sessions (
     key_hash BLOB PRIMARY KEY,
@@ -125,27 +127,35 @@ ALTER TABLE provider_sessions ADD COLUMN clients TEXT NOT NULL DEFAULT '[]';
 UPDATE provider_sessions SET browser_state = lower(hex(randomblob(32)));
 ";
 
+/// Version 3 to 4: a rotated-out key verifies `id_token_hint`s for a while after it leaves the
+/// JWK Set. A key retired before has no such window: it goes when its publication ends, as
+/// before.
+const MIGRATE_FROM_3: &str = "
+ALTER TABLE signing_keys ADD COLUMN hints_until INTEGER;
+UPDATE signing_keys SET hints_until = published_until;
+";
+
 /// What a provider needs from its configuration to open its state file.
 pub(crate) struct Opening<'a> {
     pub path: &'a Path,
     /// `signing_key_file`'s key, if set: it becomes the current key if it is not already.
     pub configured_key: Option<SigningKey>,
-    /// How long a rotated-out key stays published: the longest lifetime of a token it signed.
-    pub longest_token_secs: u64,
+    /// How long a rotated-out key stays published, and verifies hints.
+    pub retirement: Retirement,
     pub now: u64,
 }
 
 /// Opens (creating it and its directory if missing) the state file, loads what has not expired
 /// by `now`, and starts the journal's writer on it. Every failure names the file.
 pub(crate) fn open(opening: Opening<'_>) -> Result<(Store, KeySet), ConfigError> {
-    let Opening { path, configured_key, longest_token_secs, now } = opening;
+    let Opening { path, configured_key, retirement, now } = opening;
     let fail = |reason: String| ConfigError::StateFile(path.display().to_string(), reason);
     create(path).map_err(&fail)?;
     let mut connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
     prepare(&connection).map_err(&fail)?;
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| fail(e.to_string()))?;
     let (current, retiring) =
-        load_keys(&tx, configured_key, longest_token_secs, now).map_err(|e| fail(format!("signing keys: {e}")))?;
+        load_keys(&tx, configured_key, retirement, now).map_err(|e| fail(format!("signing keys: {e}")))?;
     let inner = load(&tx, now).map_err(&fail)?;
     // Whatever expired while the provider was down goes now, as the first purge would.
     journal::write(&tx, &Change::Purged { now }).map_err(|e| fail(e.to_string()))?;
@@ -189,8 +199,9 @@ fn prepare(connection: &Connection) -> Result<(), String> {
     let update = match (application_id, version) {
         (0, 0) if tables == 0 => Some(SCHEMA.to_owned()),
         (APPLICATION_ID, SCHEMA_VERSION) => None,
-        (APPLICATION_ID, 1) => Some(format!("{MIGRATE_FROM_1}{MIGRATE_FROM_2}")),
-        (APPLICATION_ID, 2) => Some(MIGRATE_FROM_2.to_owned()),
+        (APPLICATION_ID, 1) => Some(format!("{MIGRATE_FROM_1}{MIGRATE_FROM_2}{MIGRATE_FROM_3}")),
+        (APPLICATION_ID, 2) => Some(format!("{MIGRATE_FROM_2}{MIGRATE_FROM_3}")),
+        (APPLICATION_ID, 3) => Some(MIGRATE_FROM_3.to_owned()),
         (APPLICATION_ID, other) => return Err(format!("schema version {other}, this provider reads {SCHEMA_VERSION}")),
         _ => return Err("an SQLite database, but not a state file of this provider".into()),
     };
@@ -230,17 +241,21 @@ enum LoadError {
     Invalid(String),
 }
 
-/// The current key and the ones still published at `now`, newest first; takes
-/// `signing_key_file`'s key into the file, or generates the first key, if need be.
+/// A rotated-out key: published until, verifies hints until.
+type RetiredKey = (SigningKey, u64, u64);
+
+/// The current key and the ones still needed at `now` (published, or verifying hints), newest
+/// first; takes `signing_key_file`'s key into the file, or generates the first key, if need be.
 fn load_keys(
     tx: &Transaction<'_>,
     configured_key: Option<SigningKey>,
-    longest_token_secs: u64,
+    retirement: Retirement,
     now: u64,
-) -> Result<(SigningKey, Vec<(SigningKey, u64)>), LoadError> {
+) -> Result<(SigningKey, Vec<RetiredKey>), LoadError> {
     let mut current = None;
     let mut retiring = Vec::new();
-    let mut statement = tx.prepare("SELECT kid, pkcs8, published_until FROM signing_keys ORDER BY seq DESC")?;
+    let mut statement =
+        tx.prepare("SELECT kid, pkcs8, published_until, hints_until FROM signing_keys ORDER BY seq DESC")?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
         let kid: String = row.get(0)?;
@@ -251,8 +266,12 @@ fn load_keys(
         match row.get::<_, Option<u64>>(2)? {
             None if current.is_none() => current = Some(key),
             None => return Err(LoadError::Invalid("more than one current key".into())),
-            Some(until) if now < until => retiring.push((key, until)),
-            Some(_) => {}
+            Some(until) => {
+                let hints_until = row.get::<_, Option<u64>>(3)?.unwrap_or(until).max(until);
+                if now < hints_until {
+                    retiring.push((key, until, hints_until));
+                }
+            }
         }
     }
     drop(rows);
@@ -265,15 +284,15 @@ fn load_keys(
             // The first start, or a `signing_key_file` naming another key: that key (or a new
             // one) signs from now on, and the previous current key retires as in a rotation.
             let key = configured.unwrap_or_else(SigningKey::generate);
-            retiring.retain(|(retired, _)| retired.kid() != key.kid());
+            retiring.retain(|(retired, _, _)| retired.kid() != key.kid());
             tx.execute("DELETE FROM signing_keys WHERE kid = ?1", params![key.kid()])?;
             if let Some(previous) = current {
-                let until = now + longest_token_secs;
+                let (until, hints_until) = retirement.ends(now);
                 tx.execute(
-                    "UPDATE signing_keys SET published_until = ?1 WHERE kid = ?2",
-                    params![until, previous.kid()],
+                    "UPDATE signing_keys SET published_until = ?1, hints_until = ?2 WHERE kid = ?3",
+                    params![until, hints_until, previous.kid()],
                 )?;
-                retiring.insert(0, (previous, until));
+                retiring.insert(0, (previous, until, hints_until));
             }
             journal::insert_key(tx, key.kid(), key.pkcs8_der())?;
             key

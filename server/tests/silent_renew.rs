@@ -249,3 +249,24 @@ async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token
     let session = app.session().await;
     assert_eq!(session["authenticated"], true, "{session}");
 }
+
+/// The same for a silent renew: a journal line written while its code is exchanged does not turn
+/// the renewal into a failure.
+#[tokio::test]
+async fn a_journal_line_written_during_a_silent_renew_does_not_fail_it() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    let renewing = silent_authorize(&app).await;
+    let refused = with_param(&silent_authorize(&app).await, "error", "login_required");
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SlowTokens);
+    let before = proxy.token_requests();
+    let (renewed, refused) = tokio::join!(silent_callback(&app, &renewing), async {
+        // The code exchange is held at the proxy.
+        proxy.token_requests_beyond(before).await;
+        silent_callback(&app, &refused).await
+    });
+    assert_eq!(outcome_of(&refused), "login_required");
+    assert_eq!(outcome_of(&renewed), "renewed");
+    proxy.set(ProxyMode::Forward);
+    assert_eq!(app.refresh().await["outcome"], "renewed", "and the refresh token still renews");
+}

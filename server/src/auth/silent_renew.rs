@@ -152,28 +152,35 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
         let _ = record::sign_out(session, &state.tokens).await;
         return Err("subject_changed");
     }
-    // A new refresh token starts a new family; without one, the old family goes on.
-    let mut journal = current.session.journal.clone();
-    if renewed.tokens.refresh_token.is_some() {
-        journal.rotations = 0;
-        journal.refresh_expires_at = renewed.journal.refresh_expires_at;
-    }
-    journal.record(iframe_entry(JournalOutcome::Ok, ""));
-    let next = AuthenticatedSession {
-        // A refresh token comes only if the provider granted offline access again; a session that
-        // had none keeps having none.
-        tokens: TokenSet {
-            refresh_token: renewed.tokens.refresh_token.or_else(|| current.session.tokens.refresh_token.clone()),
-            ..renewed.tokens
-        },
-        userinfo_claims: current.session.userinfo_claims.clone(),
-        session_state: query.session_state.or_else(|| current.session.session_state.clone()),
-        journal,
-        ..renewed
+    // Written over the record as it is when the exchange is done, which a refresh or a journal
+    // line may have changed meanwhile: its refresh token (perhaps rotated meanwhile) and journal
+    // are kept unless the provider started a new family.
+    let new_family = renewed.tokens.refresh_token.is_some();
+    let silently_renewed = |stored: &AuthenticatedSession| {
+        let mut journal = stored.journal.clone();
+        if new_family {
+            journal.rotations = 0;
+            journal.refresh_expires_at = renewed.journal.refresh_expires_at;
+        }
+        journal.record(iframe_entry(JournalOutcome::Ok, ""));
+        Some(AuthenticatedSession {
+            // A refresh token comes only if the provider granted offline access again; a session
+            // that had none keeps having none.
+            tokens: TokenSet {
+                refresh_token: renewed.tokens.refresh_token.clone().or_else(|| stored.tokens.refresh_token.clone()),
+                ..renewed.tokens.clone()
+            },
+            userinfo_claims: stored.userinfo_claims.clone(),
+            session_state: query.session_state.clone().or_else(|| stored.session_state.clone()),
+            journal,
+            ..renewed.clone()
+        })
     };
-    match state.tokens.replace(&key, &current, &next).await {
-        Ok(true) => Ok(next.subject),
-        Ok(false) | Err(_) => Err("transient"),
+    let subject = renewed.subject.clone();
+    match state.tokens.update(&key, current, silently_renewed).await {
+        Ok(true) => Ok(subject),
+        Ok(false) => Err("signed_out"),
+        Err(_) => Err("transient"),
     }
 }
 

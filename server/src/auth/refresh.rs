@@ -282,10 +282,16 @@ impl Renewer {
                 // for reuse): it is dropped, so that it is never presented again. The session
                 // stays for a renewal through the provider's session (the iframe), which the
                 // browser tries next, or for the user to sign in again.
-                let mut next = (*current.session).clone();
-                next.tokens.refresh_token = None;
-                next.journal.record(entry(JournalOutcome::Refused, took_ms, "invalid_grant"));
-                self.tokens.replace(key, current, &next).await?;
+                let refused = current.session.tokens.refresh_token.as_ref().map(|token| token.secret());
+                let dropped = |stored: &AuthenticatedSession| {
+                    let mut next = stored.clone();
+                    if next.tokens.refresh_token.as_ref().map(|token| token.secret()) == refused {
+                        next.tokens.refresh_token = None;
+                    }
+                    next.journal.record(entry(JournalOutcome::Refused, took_ms, "invalid_grant"));
+                    Some(next)
+                };
+                self.tokens.update(key, current.clone(), dropped).await?;
                 tracing::warn!(sub = %subject, %description, "the provider refused the refresh token; it is dropped");
                 RefreshOutcome::ReauthRequired { reason: ReauthReason::InvalidGrant }
             }

@@ -39,13 +39,21 @@ pub struct AccessTokenValidator {
 
 /// 401 with a `WWW-Authenticate` challenge (RFC 6750 §3.1). The reason is logged, not sent.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid_token: {0}")]
-pub struct InvalidToken(pub String);
+pub enum Unauthorized {
+    /// No Bearer token at all: the challenge names no error (RFC 6750 §3.1).
+    #[error("no Bearer token")]
+    NoToken,
+    #[error("invalid_token: {0}")]
+    InvalidToken(String),
+}
 
-impl IntoResponse for InvalidToken {
+impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        tracing::warn!(error = %self, "protected API refused an access token");
-        let challenge = HeaderValue::from_static(r#"Bearer error="invalid_token""#);
+        tracing::warn!(error = %self, "protected API refused a request");
+        let challenge = match self {
+            Self::NoToken => HeaderValue::from_static("Bearer"),
+            Self::InvalidToken(_) => HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        };
         (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, challenge)]).into_response()
     }
 }
@@ -55,8 +63,8 @@ impl AccessTokenValidator {
         Self { oidc, audience, logouts }
     }
 
-    pub async fn validate(&self, token: &str) -> Result<AccessTokenClaims, InvalidToken> {
-        let refuse = |why: &str| InvalidToken(why.to_owned());
+    pub async fn validate(&self, token: &str) -> Result<AccessTokenClaims, Unauthorized> {
+        let refuse = |why: &str| Unauthorized::InvalidToken(why.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("not a JWS"))?;
         let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
         if typ != "at+jwt" && typ != "application/at+jwt" {
@@ -71,7 +79,7 @@ impl AccessTokenValidator {
         validation.leeway = 0;
         let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| InvalidToken(format!("{e}")))?;
+            .map_err(|e| Unauthorized::InvalidToken(format!("{e}")))?;
         if self.logouts.covers(&claims).await {
             return Err(refuse("its provider session was logged out (back-channel)"));
         }

@@ -12,14 +12,14 @@ use axum::{
 };
 use serde_json::json;
 
-use super::access_token::{AccessTokenValidator, InvalidToken};
+use super::access_token::{AccessTokenValidator, Unauthorized};
 
 pub async fn create(
     State(validator): State<Arc<AccessTokenValidator>>,
     headers: HeaderMap,
     Json(report): Json<Report>,
-) -> Result<Response, InvalidToken> {
-    let token = bearer_token(&headers).ok_or_else(|| InvalidToken("no Bearer token".into()))?;
+) -> Result<Response, Unauthorized> {
+    let token = bearer_token(&headers).ok_or(Unauthorized::NoToken)?;
     let claims = validator.validate(token).await?;
     if let Some(problem) = report.problem() {
         tracing::warn!(sub = %claims.sub, %problem, "report refused");

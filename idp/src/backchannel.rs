@@ -9,9 +9,11 @@
 //! that it can never pass for an ID token. It is POSTed as `application/x-www-form-urlencoded`
 //! `logout_token=<JWT>` (§2.5), in the background: the request that ended the session does not
 //! wait for it (except `/end-session`, which holds its redirect for the first attempts, see
-//! [`FirstAttempts`]). Sessions are ended by `/end-session`, the admin API, and reuse detection
-//! (a reused refresh token or authorization code revokes its family and ends the family's
-//! session); a session that merely expires is not announced.
+//! [`FirstAttempts`], and another user's sign-in, which ends the session the same way). Sessions
+//! are ended by `/end-session`, another user signing in at the session's browser, the admin API,
+//! and reuse detection (a reused refresh token or authorization code revokes its family and ends
+//! the family's session); a session that merely expires is not announced, and one its own user
+//! signs into again goes on (same `sid`, nothing to announce).
 //!
 //! Delivery (§2.5, §2.8): a 2xx answer (200, or 204 from frameworks that send it for an empty
 //! body) is success; another 4xx is the client refusing the token, final; a 5xx, 408 or 429, a
@@ -140,6 +142,8 @@ pub enum Ending {
     /// A retired refresh token came back, or an authorization code, and revoked a family of
     /// this session.
     Reuse,
+    /// Another user signed in at the session's browser ([`crate::login`]).
+    AnotherUser,
 }
 
 impl Ending {
@@ -148,6 +152,7 @@ impl Ending {
             Self::SignOut => "sign-out",
             Self::Admin => "admin API",
             Self::Reuse => "reuse detected",
+            Self::AnotherUser => "another user signed in",
         }
     }
 }

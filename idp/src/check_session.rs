@@ -4,7 +4,8 @@
 //!
 //! **The browser state** (the spec's "OP User Agent state") is a random value per provider
 //! session ([`ProviderSession::browser_state`]), so it changes with every meaningful event of
-//! §3.2: a new sign-in makes a new session, and a session that ends takes its value with it. It
+//! §3.2: a sign-in makes a new session or, the same user signing in again, gives the session a
+//! new value ([`crate::login`]), and a session that ends takes its value with it. It
 //! is kept in the cookie `idp_browser_state` (`__Host-idp_browser_state` over https), beside the
 //! HttpOnly session cookie: readable by script (§3.2: "the HttpOnly flag likely cannot be set"),
 //! `SameSite=Lax`, `Path=/`, `Secure` over https, living as long as the session. Without a

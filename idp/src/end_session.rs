@@ -26,7 +26,8 @@
 //! received tokens in it is sent a logout token ([`crate::backchannel`]). The answer waits for
 //! the first attempt of each, at most [`NOTIFY_WAIT`] (§3: redirection comes after the
 //! notifications), then redirects (303) to the validated `post_logout_redirect_uri` with
-//! `state`, or shows "You are signed out".
+//! `state`, or shows "You are signed out". Another user's sign-in at the same browser ends the
+//! session the same way ([`end`], from [`crate::login`]).
 //!
 //! A cross-site POST carries no `SameSite=Lax` cookie, so it finds no session and ends nothing:
 //! the demo app is the same site as the provider; a relying party on another site uses GET.
@@ -48,7 +49,7 @@ use crate::{
     authorize::{verify_id_token_hint, IdTokenHint},
     backchannel::{self, Ending},
     config::ClientConfig,
-    error::{redirect_with, EndSessionError},
+    error::{redirect_with, EndSessionError, NotSaved},
     html::{self, escape, FrameAncestors},
     login,
     store::ProviderSession,
@@ -139,16 +140,34 @@ async fn answer(state: &ProviderState, jar: CookieJar, params: EndSessionParams)
         return ask(state, jar, &request, &session, &key, question);
     }
 
-    let Some((ended, saving)) = state.store.end_session(&key, now) else {
+    match end(state, &key, now, Ending::SignOut).await {
+        Ok(Some(ended)) => {
+            tracing::info!(client_id, sid = %ended.sid, sub = %ended.sub, "user signed out at the provider")
+        }
         // Ended by someone else a moment ago: as signed out as can be.
-        return finish(login::signed_out(state, jar), &request);
-    };
-    if let Err(error) = saving.saved().await {
-        return EndSessionError::from(error).into_response();
+        Ok(None) => {}
+        Err(error) => return EndSessionError::from(error).into_response(),
     }
-    tracing::info!(client_id, sid = %ended.sid, sub = %ended.sub, "user signed out at the provider");
-    backchannel::notify(state, &ended, Ending::SignOut).wait(NOTIFY_WAIT).await;
     finish(login::signed_out(state, jar), &request)
+}
+
+/// Ends the provider session whose cookie value is `key`: it leaves the store, the answer waits
+/// until that is saved, then its clients are sent their logout tokens and the answer waits for
+/// their first attempts, at most [`NOTIFY_WAIT`]. The ended session, or `None` if it had ended
+/// already. What a sign-out does, and another user's sign-in at the same browser
+/// ([`crate::login`]); the caller deletes or replaces the cookies.
+pub(crate) async fn end(
+    state: &ProviderState,
+    key: &str,
+    now: u64,
+    ending: Ending,
+) -> Result<Option<ProviderSession>, NotSaved> {
+    let Some((ended, saving)) = state.store.end_session(key, now) else {
+        return Ok(None);
+    };
+    saving.saved().await?;
+    backchannel::notify(state, &ended, ending).wait(NOTIFY_WAIT).await;
+    Ok(Some(ended))
 }
 
 fn validate(state: &ProviderState, params: EndSessionParams) -> Result<LogoutRequest<'_>, EndSessionError> {

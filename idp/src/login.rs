@@ -4,8 +4,21 @@
 //! pending sign-in to the browser that opened it, so that a cross-site form post cannot sign a
 //! victim in as someone else (login CSRF); `idp_session` is the provider session, set only after
 //! a password was checked and always to a fresh value (no session fixation). A third, readable
-//! by script, carries the new session's browser state for Session Management
+//! by script, carries the session's browser state for Session Management
 //! ([`crate::check_session`]).
+//!
+//! A password entered while the browser has a provider session already (`prompt=login`, a
+//! `max_age` the session is too old for, an `id_token_hint` of another user):
+//! - the same user: a re-authentication. The session goes on, with its `sid`, the clients that
+//!   received tokens in it, its consents, accepted terms and expiry; its `auth_time` becomes now,
+//!   and it gets a new browser state, since a sign-in is a login event (Session Management 1.0
+//!   §3.2): relying parties' OP iframes answer `changed`, and a `prompt=none` re-check finds the
+//!   same `sub` and `sid`. The cookie gets a fresh value all the same, and the old one no longer
+//!   names the session.
+//! - another user: the session ends exactly as at `/end-session` ([`crate::end_session::end`]:
+//!   saved, then a logout token to each of its clients, Back-Channel Logout 1.0 §2.3), then the
+//!   new user's session starts. A session is never left running without its cookie, where
+//!   nothing could end it and its clients would never be told.
 //!
 //! `SameSite=Lax` is enough for silent renew in an iframe here: a browser sends Lax cookies with
 //! a framed request when the top-level page and every frame above it are of the same site (a
@@ -33,8 +46,10 @@ use url::Url;
 
 use crate::{
     authorize::{proceed, redirect_error},
+    backchannel::Ending,
     check_session,
     config::UserConfig,
+    end_session,
     error::AuthorizePageError,
     html::{self, escape, FrameAncestors},
     store::{random_token, AuthorizationRequest, ProviderSession, Step},
@@ -108,8 +123,8 @@ pub(crate) struct Resumed {
 
 /// Takes up the interaction `id` of this browser, parked at the page `step` makes for the
 /// provider session the browser is signed in with now. A page of another kind, or of another
-/// browser, is an unknown interaction; a session that ended, or was replaced by another sign-in
-/// meanwhile, is refused too, so that an answer is never recorded for another session than the
+/// browser, is an unknown interaction; a session that ended, or was replaced by another user's
+/// sign-in meanwhile, is refused too (its own user signing in again keeps it, and its `sid`), so that an answer is never recorded for another session than the
 /// one it was asked in.
 pub(crate) fn resume(
     state: &ProviderState,
@@ -158,23 +173,50 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
     };
 
     state.store.finish_interaction(&form.interaction);
-    let session = ProviderSession {
-        sid: random_token(),
-        sub: user.sub.clone(),
-        auth_time: now,
-        expires_at: now + state.config.lifetimes.provider_session_secs,
-        consents: Vec::new(),
-        terms_accepted: false,
-        browser_state: random_token(),
-        clients: Vec::new(),
+    let key = session_key(&state, &jar).map(str::to_owned);
+    let current = key.as_deref().and_then(|key| state.store.session(key, now));
+    let renewed = match (key, current) {
+        // The same user again (`prompt=login`, `max_age`): a re-authentication of the session.
+        (Some(key), Some(current)) if current.sub == user.sub => {
+            let renewed = state.store.reauthenticate(&key, now, random_token());
+            if let Some((_, session, _)) = &renewed {
+                let (sub, sid, client_id) = (&user.sub, &session.sid, &request.client_id);
+                tracing::info!(%sub, %sid, %client_id, "user signed in again at the provider: the same session");
+            }
+            renewed
+        }
+        // Another user: the session ends as at `/end-session`, its clients are told.
+        (Some(key), Some(current)) => {
+            let (sub, sid, client_id) = (&current.sub, &current.sid, &request.client_id);
+            tracing::info!(%sub, %sid, %client_id, "another user signs in at this browser: the provider session ends");
+            if let Err(error) = end_session::end(&state, &key, now, Ending::AnotherUser).await {
+                return AuthorizePageError::from(error).into_response();
+            }
+            None
+        }
+        _ => None,
     };
-    tracing::info!(sub = %user.sub, client_id = %request.client_id, "user signed in at the provider");
-    let (key, saving) = state.store.start_session(session.clone());
+    // Otherwise (or if the session ended meanwhile) a new session.
+    let (key, session, saving) = renewed.unwrap_or_else(|| {
+        let session = ProviderSession {
+            sid: random_token(),
+            sub: user.sub.clone(),
+            auth_time: now,
+            expires_at: now + state.config.lifetimes.provider_session_secs,
+            consents: Vec::new(),
+            terms_accepted: false,
+            browser_state: random_token(),
+            clients: Vec::new(),
+        };
+        tracing::info!(sub = %user.sub, client_id = %request.client_id, "user signed in at the provider");
+        let (key, saving) = state.store.start_session(session.clone());
+        (key, session, saving)
+    });
     // The cookie names the session only once a restart would find it.
     if let Err(error) = saving.saved().await {
         return AuthorizePageError::from(error).into_response();
     }
-    let max_age = time_duration(state.config.lifetimes.provider_session_secs);
+    let max_age = time_duration(session.expires_at.saturating_sub(now));
     let jar = jar
         .add(cookie(&state, SESSION_COOKIE, key, Some(max_age)))
         .add(check_session::browser_state_cookie(&state, Some(&session)));

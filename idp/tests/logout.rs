@@ -276,8 +276,10 @@ async fn a_hint_from_an_earlier_session_of_the_same_user_asks_first() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider.issuer);
     let earlier = alice_signed_in(&browser).await;
-    let login = browser.authorize(&DEMO_APP, "openid", &[("prompt", "login")]).await;
-    browser.sign_in_on(login, "alice").await;
+    // Signed out, then in again: another provider session of the same user.
+    browser.end_session(&[("id_token_hint", &earlier)]).await;
+    let later = alice_signed_in(&browser).await;
+    assert_ne!(claims(&later)["sid"], claims(&earlier)["sid"]);
     let page = browser.end_session(&[("id_token_hint", &earlier)]).await.text().await.unwrap();
     assert!(page.contains("Sign out?") && !page.contains("another account"), "{page}");
     assert!(browser.has_session(&DEMO_APP).await);
@@ -359,6 +361,63 @@ async fn signing_out_sends_each_client_of_the_session_one_well_formed_logout_tok
     assert!(phone.has_session(&DEMO_APP).await);
     let metrics = browser.metrics().await;
     assert_eq!(metrics["backchannel_logouts"], json!({ "sent": 2, "delivered": 2, "failed": 0, "retries": 0 }));
+}
+
+#[tokio::test]
+async fn another_user_signing_in_at_the_browser_ends_the_session_and_its_clients_are_told() {
+    let (app, spa) = (BackChannel::start().await, BackChannel::start().await);
+    let provider = provider_with(&app, Some(&spa)).await;
+    let browser = Browser::new(&provider.issuer);
+    let alices = alice_signed_in(&browser).await;
+    let sid = claims(&alices)["sid"].as_str().unwrap().to_owned();
+
+    let login = browser.authorize(&DEMO_SPA, "openid", &[("prompt", "login")]).await;
+    let signed_in = browser.sign_in_on(login, "bob").await;
+    // Told before the answer, as at /end-session: the sign-in waited for the first attempt.
+    assert_eq!(app.received().len(), 1, "the app received tokens in alice's session");
+    assert_logout_request(&provider, &app.received()[0], "demo-app", ALICE, &sid).await;
+    let bobs = browser.tokens(&DEMO_SPA, &query_of(&signed_in)["code"]).await;
+    let bobs = claims(bobs["id_token"].as_str().unwrap());
+    assert_eq!(bobs["sub"], BOB);
+    assert_ne!(bobs["sid"], sid.as_str(), "a new provider session for bob");
+    // Alice's session has ended: nothing of hers is left to end.
+    let (status, _) = browser.admin(&format!("/admin/sessions/{sid}/end"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, ended) = browser.admin(&format!("/admin/users/{ALICE}/end-session"), None).await;
+    assert_eq!(ended, json!({ "ended": 0 }));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!((app.received().len(), spa.received().len()), (1, 0), "one token, and none for bob's session");
+    assert!(browser.has_session(&DEMO_APP).await, "bob's session runs");
+}
+
+#[tokio::test]
+async fn the_same_user_signing_in_again_keeps_the_session_its_clients_and_a_restart_finds_it() {
+    let app = BackChannel::start().await;
+    let dir = TempDir::default();
+    let file = dir.join("state.db");
+    let provider = TestProvider::start(|config| {
+        config.state_file = Some(file);
+        back_channel_of(config, "demo-app", &app);
+    })
+    .await;
+    let browser = Browser::new(&provider.issuer);
+    let earlier = alice_signed_in(&browser).await;
+    let sid = claims(&earlier)["sid"].as_str().unwrap().to_owned();
+    let cookie = browser.cookie("idp_session").unwrap();
+    let login = browser.authorize(&DEMO_SPA, "openid", &[("prompt", "login")]).await;
+    browser.sign_in_on(login, "alice").await;
+    assert!(app.received().is_empty(), "nothing ended");
+    assert_ne!(browser.cookie("idp_session").unwrap(), cookie, "a fresh cookie");
+
+    let provider = provider.restart().await;
+    let silent = browser.tokens(&DEMO_APP, &query_of(&browser.silent(&DEMO_APP).await)["code"]).await;
+    assert_eq!(claims(silent["id_token"].as_str().unwrap())["sid"], sid.as_str(), "saved under the new cookie");
+    // The ID token from before the re-authentication still names this session, and the app,
+    // which received tokens before it, is told when the session ends.
+    let params = [("id_token_hint", earlier.as_str()), ("post_logout_redirect_uri", APP_HOME)];
+    assert_eq!(location(&browser.end_session(&params).await), Some(APP_HOME), "no question asked");
+    let received = app.wait_for(1).await;
+    assert_logout_request(&provider, &received[0], "demo-app", ALICE, &sid).await;
 }
 
 #[tokio::test]

@@ -123,6 +123,41 @@ async fn a_new_sign_in_changes_the_browser_state_and_the_earlier_session_state_b
 }
 
 #[tokio::test]
+async fn the_same_user_signing_in_again_keeps_the_sid_and_the_earlier_session_state_becomes_changed() {
+    let provider = TestProvider::start(|_| {}).await;
+    let browser = Browser::new(&provider.issuer);
+    let first = browser.sign_in(&DEMO_APP, "alice").await;
+    let first_value = session_state_of(&first);
+    let first_state = browser.browser_state();
+    let first_cookie = browser.cookie("idp_session").unwrap();
+    let first_token = claims(browser.tokens(&DEMO_APP, &query_of(&first)["code"]).await["id_token"].as_str().unwrap());
+
+    provider.clock.advance(120);
+    let login = browser.authorize(&DEMO_APP, "openid", &[("prompt", "login")]).await;
+    let again = browser.sign_in_on(login, "alice").await;
+    let second_value = session_state_of(&again);
+    let second_state = browser.browser_state();
+    let second_token = claims(browser.tokens(&DEMO_APP, &query_of(&again)["code"]).await["id_token"].as_str().unwrap());
+    // The same provider session, re-authenticated.
+    assert_eq!((&second_token["sub"], &second_token["sid"]), (&first_token["sub"], &first_token["sid"]));
+    assert_eq!(second_token["auth_time"].as_u64().unwrap(), first_token["auth_time"].as_u64().unwrap() + 120);
+    // A login event all the same (§3.2): a new browser state, so the relying party re-checks.
+    assert_ne!(first_state, second_state);
+    assert_eq!(check_session(DEMO_APP.id, DEMO_APP.origin, &first_value, &second_state), "changed");
+    assert_eq!(check_session(DEMO_APP.id, DEMO_APP.origin, &second_value, &second_state), "unchanged");
+    // Its re-check with prompt=none finds the same user and session.
+    let rechecked = browser.silent(&DEMO_APP).await;
+    assert_eq!(check_session(DEMO_APP.id, DEMO_APP.origin, &session_state_of(&rechecked), &second_state), "unchanged");
+    let rechecked =
+        claims(browser.tokens(&DEMO_APP, &query_of(&rechecked)["code"]).await["id_token"].as_str().unwrap());
+    assert_eq!((&rechecked["sub"], &rechecked["sid"]), (&first_token["sub"], &first_token["sid"]));
+    // A fresh session cookie, living as long as the session still does: its expiry is kept.
+    assert_ne!(browser.cookie("idp_session").unwrap(), first_cookie);
+    let cookie = set_cookie(&again, "idp_session").unwrap();
+    assert!(cookie.contains("Max-Age=28680"), "{cookie}");
+}
+
+#[tokio::test]
 async fn signing_out_deletes_the_browser_state_cookie_and_the_session_state_becomes_changed() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider.issuer);

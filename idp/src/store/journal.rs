@@ -55,7 +55,15 @@ pub(crate) enum Change {
         key_hash: TokenHash,
         session: ProviderSession,
     },
-    /// Provider sessions ended before their time: a sign-out, the admin API, reuse detection.
+    /// A provider session signed into again by its user: the same session under a new cookie,
+    /// so a new key, with its new `auth_time` and browser state.
+    SessionRekeyed {
+        old_key_hash: TokenHash,
+        key_hash: TokenHash,
+        session: ProviderSession,
+    },
+    /// Provider sessions ended before their time: a sign-out, another user's sign-in, the admin
+    /// API, reuse detection.
     SessionsEnded {
         key_hashes: Vec<TokenHash>,
     },
@@ -239,29 +247,38 @@ pub(super) fn family_key(id: FamilyId) -> i64 {
     id.0 as i64
 }
 
+/// Writes the whole row of a provider session.
+fn save_session(tx: &Transaction<'_>, key_hash: &TokenHash, session: &ProviderSession) -> rusqlite::Result<()> {
+    // Client ids may contain spaces (RFC 6749 Appendix A.1): a JSON array keeps them apart.
+    let consents = serde_json::to_string(&session.consents).expect("strings serialize");
+    let clients = serde_json::to_string(&session.clients).expect("strings serialize");
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO provider_sessions
+           (key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents, browser_state, clients)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        &key_hash[..],
+        session.sid,
+        session.sub,
+        session.auth_time,
+        session.expires_at,
+        session.terms_accepted,
+        consents,
+        session.browser_state,
+        clients,
+    ])?;
+    Ok(())
+}
+
 /// Writes one change, in the transaction of its batch. The schema is in `state_file`.
 pub(super) fn write(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
-        Change::SessionSaved { key_hash, session } => {
-            // Client ids may contain spaces (RFC 6749 Appendix A.1): a JSON array keeps them apart.
-            let consents = serde_json::to_string(&session.consents).expect("strings serialize");
-            let clients = serde_json::to_string(&session.clients).expect("strings serialize");
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO provider_sessions
-                   (key_hash, sid, sub, auth_time, expires_at, terms_accepted, consents, browser_state, clients)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                &key_hash[..],
-                session.sid,
-                session.sub,
-                session.auth_time,
-                session.expires_at,
-                session.terms_accepted,
-                consents,
-                session.browser_state,
-                clients,
-            ])?;
+        Change::SessionSaved { key_hash, session } => save_session(tx, key_hash, session)?,
+        Change::SessionRekeyed { old_key_hash, key_hash, session } => {
+            tx.prepare_cached("DELETE FROM provider_sessions WHERE key_hash = ?1")?
+                .execute(params![&old_key_hash[..]])?;
+            save_session(tx, key_hash, session)?;
         }
         Change::SessionsEnded { key_hashes } => {
             let mut statement = tx.prepare_cached("DELETE FROM provider_sessions WHERE key_hash = ?1")?;

@@ -115,8 +115,9 @@ pub struct ProviderSession {
     /// Whether the user accepted the updated terms in this session (a user with
     /// `interaction_required`).
     pub terms_accepted: bool,
-    /// The OP browser state of OIDC Session Management 1.0 §3.2: random, one per session, so that
-    /// it changes whenever the browser's session does (see [`crate::check_session`]).
+    /// The OP browser state of OIDC Session Management 1.0 §3.2: random, new with every sign-in
+    /// into the session, so that it changes whenever the browser's session does (see
+    /// [`crate::check_session`]).
     pub browser_state: String,
     /// The clients that received tokens in this session, in the order they first did: the ones
     /// told when it ends (Back-Channel Logout 1.0 §2.7).
@@ -258,6 +259,29 @@ impl Store {
         let saving = self.save(|| Change::SessionSaved { key_hash, session: session.clone() });
         inner.insert_session(key_hash, session);
         (key, saving)
+    }
+
+    /// Signs the user of the session behind `key` in again (a re-authentication, after a
+    /// password): the same session, with its `sid`, consents, accepted terms, clients and expiry,
+    /// but `auth_time` now and the new `browser_state` (a login event, Session Management 1.0
+    /// §3.2), under a new cookie value, returned as [`Self::start_session`] returns one; the old
+    /// value names nothing from then on. `None` if the session has ended or expired.
+    pub fn reauthenticate(
+        &self,
+        key: &str,
+        now: u64,
+        browser_state: String,
+    ) -> Option<(String, ProviderSession, Saving)> {
+        let new_key = random_token();
+        let (old_key_hash, key_hash) = (token_hash(key), token_hash(&new_key));
+        let mut inner = self.lock();
+        inner.sessions.get(&old_key_hash).filter(|s| now < s.expires_at)?;
+        let mut session = inner.remove_session(&old_key_hash)?;
+        session.auth_time = now;
+        session.browser_state = browser_state;
+        let saving = self.save(|| Change::SessionRekeyed { old_key_hash, key_hash, session: session.clone() });
+        inner.insert_session(key_hash, session.clone());
+        Some((new_key, session, saving))
     }
 
     pub fn session(&self, key: &str, now: u64) -> Option<ProviderSession> {

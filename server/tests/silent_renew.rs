@@ -102,10 +102,9 @@ async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
     assert_eq!(app.session().await["authenticated"], true, "kept until the user signs in again");
 }
 
-#[tokio::test]
-async fn an_answer_for_another_subject_ends_the_session() {
-    // A provider that ignores id_token_hint, and a browser where bob has since signed in there.
-    let app = signed_in(Setup::default().proxy(ProxyMode::StripHint)).await;
+/// Bob signs in at the provider with `prompt=login`, in the browser where alice is signed in to
+/// the app.
+async fn bob_signs_in_at_the_provider(app: &TestApp) {
     let bob_login = format!("{}/authorize?{}", app.provider.issuer, {
         let start = app.get(&app.login_url("/")).await;
         let mut params: Vec<(String, String)> = query(&location(&start)).into_iter().collect();
@@ -113,12 +112,34 @@ async fn an_answer_for_another_subject_ends_the_session() {
         serde_urlencoded::to_string(params).unwrap()
     });
     app.submit_provider_form(&bob_login, &[("username", "bob"), ("password", "builder")]).await;
+}
+
+#[tokio::test]
+async fn an_answer_for_another_subject_ends_the_session() {
+    // A provider that ignores id_token_hint and has no back-channel logout (so nothing tells the
+    // app that bob's sign-in ended alice's provider session), and a browser where bob has since
+    // signed in there: the app's own check of the subject is its only defence.
+    let app = signed_in(Setup::default().proxy(ProxyMode::StripHint).without_backchannel_logout()).await;
+    bob_signs_in_at_the_provider(&app).await;
+    assert_eq!(app.session().await["authenticated"], true, "nothing has told the app yet");
 
     let callback = silent_authorize(&app).await;
     let page = silent_callback(&app, &callback).await;
     assert_eq!(outcome_of(&page), "subject_changed");
     let session: Value = app.session().await;
     assert_eq!(session["authenticated"], false, "neither alice's session nor bob's");
+}
+
+#[tokio::test]
+async fn another_user_signing_in_at_the_provider_ends_the_session_by_back_channel_logout() {
+    // With back-channel logout, bob's sign-in ends alice's provider session, and the provider's
+    // logout token for it ends the app's session before the sign-in is answered.
+    let app = signed_in(Setup::default()).await;
+    bob_signs_in_at_the_provider(&app).await;
+    let session: Value = app.session().await;
+    assert_eq!(session["authenticated"], false, "the logout token for alice's sid ended it");
+    let response = app.get(&app.url("/auth/silent-renew")).await;
+    assert_eq!(outcome_of(&response.text().await.unwrap()), "signed_out", "nothing left to renew");
 }
 
 #[tokio::test]

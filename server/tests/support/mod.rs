@@ -49,6 +49,9 @@ pub struct Setup {
     pub vars: Vec<(&'static str, String)>,
     /// Put a [`Proxy`] in front of the provider, starting in this mode.
     pub proxy: Option<ProxyMode>,
+    /// Register demo-app at the provider without a `backchannel_logout_uri`, as with a provider
+    /// that has no Back-Channel Logout: nothing tells the app when a provider session ends.
+    pub without_backchannel_logout: bool,
 }
 
 impl Setup {
@@ -64,6 +67,11 @@ impl Setup {
 
     pub fn proxy(mut self, mode: ProxyMode) -> Self {
         self.proxy = Some(mode);
+        self
+    }
+
+    pub fn without_backchannel_logout(mut self) -> Self {
+        self.without_backchannel_logout = true;
         self
     }
 }
@@ -88,11 +96,19 @@ impl TestApp {
         };
         let issuer = proxy.as_ref().map(|p| p.url.clone());
         let adjust = setup.provider;
+        let backchannel_logout = !setup.without_backchannel_logout;
         let provider = TestProvider::start_on(provider_listener, |config| {
             config.register_redirect_uri("demo-app", &callback);
             config.register_redirect_uri("demo-app", &silent_callback);
             config.register_post_logout_redirect_uri("demo-app", &format!("{url_for_provider}/"));
-            config.register_backchannel_logout_uri("demo-app", &format!("{url_for_provider}/auth/backchannel-logout"));
+            if backchannel_logout {
+                config.register_backchannel_logout_uri(
+                    "demo-app",
+                    &format!("{url_for_provider}/auth/backchannel-logout"),
+                );
+            } else if let Some(client) = config.clients.iter_mut().find(|c| c.client_id == "demo-app") {
+                client.backchannel_logout_uri = None;
+            }
             if let Some(issuer) = &issuer {
                 config.issuer = issuer.parse().unwrap();
             }

@@ -7,7 +7,8 @@
 //
 // Run: `node end2end/interop/provider.mjs` (INTEROP_ADDR, default 127.0.0.1:4500; INTEROP_ISSUER,
 // default http://localhost:<port>; INTEROP_APP_URL, default http://localhost:3500; INTEROP_QUIET=1
-// logs errors only). With port 0 it prints the port it got: `listening on http://127.0.0.1:PORT`.
+// logs errors only; INTEROP_SIGNING_ALG, RS256 or ES256, default RS256). With port 0 it prints
+// the port it got: `listening on http://127.0.0.1:PORT`.
 //
 // Around the provider, this program adds only what a deployment adds: the sign-in pages
 // (devInteractions is off), an in-memory adapter, framing headers, and a development admin API
@@ -22,6 +23,13 @@ import Provider, { errors } from 'oidc-provider';
 const [HOST, PORT] = (process.env.INTEROP_ADDR ?? '127.0.0.1:4500').split(':');
 const APP_URL = process.env.INTEROP_APP_URL ?? 'http://localhost:3500';
 const QUIET = process.env.INTEROP_QUIET === '1';
+/**
+ * How every token is signed (ID, access and logout tokens). RS256 by default: the algorithm most
+ * providers sign with (OIDC Core §15.1 makes it mandatory for them), while the embedded provider
+ * signs ES256, so the two runs prove both. The benchmark asks for ES256, to compare like with like.
+ */
+const SIGNING_ALG = process.env.INTEROP_SIGNING_ALG ?? 'RS256';
+if (!['RS256', 'ES256'].includes(SIGNING_ALG)) throw new Error(`INTEROP_SIGNING_ALG: ${SIGNING_ALG}`);
 /** The resource indicator of the app's protected API, and the `aud` of its access tokens. */
 const API_RESOURCE = 'urn:demo-api';
 const API_AUDIENCE = 'demo-api';
@@ -186,8 +194,11 @@ function markRevoked(grantId, reason) {
 
 // --- The provider -------------------------------------------------------------------------------
 
-const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: 'ES256', use: 'sig' };
+const { privateKey } =
+  SIGNING_ALG === 'RS256'
+    ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+    : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), alg: SIGNING_ALG, use: 'sig' };
 
 async function findAccount(_ctx, sub) {
   const user = userBySub.get(sub);
@@ -233,11 +244,11 @@ const configuration = {
       backchannel_logout_uri: `${APP_URL}/auth/backchannel-logout`,
       // The logout token then names the provider session (`sid`), and ID tokens carry it.
       backchannel_logout_session_required: true,
-      id_token_signed_response_alg: 'ES256',
+      id_token_signed_response_alg: SIGNING_ALG,
     },
   ],
-  clientDefaults: { id_token_signed_response_alg: 'ES256' },
-  enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
+  clientDefaults: { id_token_signed_response_alg: SIGNING_ALG },
+  enabledJWA: { idTokenSigningAlgValues: [SIGNING_ALG] },
   jwks: { keys: [signingKey] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   adapter: Adapter,
@@ -289,7 +300,7 @@ const configuration = {
       useGrantedResource: async () => true,
       getResourceServerInfo: async (_ctx, indicator) => {
         if (indicator !== API_RESOURCE) throw new errors.InvalidTarget();
-        return { audience: API_AUDIENCE, scope: 'reports', accessTokenFormat: 'jwt', accessTokenTTL: LIFETIMES.accessToken, jwt: { sign: { alg: 'ES256' } } };
+        return { audience: API_AUDIENCE, scope: 'reports', accessTokenFormat: 'jwt', accessTokenTTL: LIFETIMES.accessToken, jwt: { sign: { alg: SIGNING_ALG } } };
       },
     },
   },

@@ -15,6 +15,16 @@ import { USERS } from './users';
  *   tokens keep renewing: only back-channel logout (or the refresh token's end) signs out.
  */
 test.describe('interop with panva/oidc-provider', () => {
+  test('it signs with RS256 where the embedded provider signs ES256, so the journeys here prove the other', async ({
+    request,
+    providerUrl,
+  }) => {
+    const discovery = await (await request.get(`${providerUrl}/.well-known/openid-configuration`)).json();
+    expect(discovery.id_token_signing_alg_values_supported).toEqual(['RS256']);
+    const jwks = await (await request.get(discovery.jwks_uri)).json();
+    expect(jwks.keys.map((key: { kty: string; alg: string }) => `${key.kty} ${key.alg}`)).toEqual(['RSA RS256']);
+  });
+
   test('a reused refresh token revokes the family; the app renews through the iframe, the draft intact', async ({
     page,
     request,

@@ -51,7 +51,8 @@ test.describe('logout everywhere', () => {
   test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {
     await signIn(page, '/form', USERS.quinn);
     await expect(page.getByTestId('session-panel')).toHaveAttribute('data-check-session', 'watching');
-    // Quinn signs in at the provider again, through another client: a new provider session.
+    // Quinn signs in at the provider again, through another client: the same provider session,
+    // re-authenticated, with a new browser state, so check_session answers `changed`.
     const elsewhere = await context.newPage();
     const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
     const spa = encodeURIComponent('http://localhost:3000/spa/callback');

@@ -162,6 +162,8 @@ impl NodeProvider {
             .arg(end2end.join("interop/provider.mjs"))
             .env("INTEROP_ADDR", "127.0.0.1:0")
             .env("INTEROP_QUIET", "1")
+            // The embedded provider signs ES256: the same work for both.
+            .env("INTEROP_SIGNING_ALG", "ES256")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -10,9 +10,10 @@
 //! session's own ID token after a rotation. Such a key is never published and never signs.
 //!
 //! With a state file, the keys live in it too (the current one, and each previous one with the
-//! times it stops being published and stops verifying hints): the key generated at the first start is the one every later
-//! start signs with, until a rotation, so the JWK Set, and every token signed before a restart,
-//! stay valid across it; a rotation is on disk before its answer is sent.
+//! times it stops being published and stops verifying hints): the key generated at the first
+//! start is the one every later start signs with, until a rotation, so the JWK Set, and every
+//! token signed before a restart, stay valid across it; a rotation is on disk before its answer
+//! is sent.
 //!
 //! Signatures are made with `ring`, whose P-256 is about twenty times faster on this kind of
 //! machine than the pure-Rust signer behind `jsonwebtoken`; every refresh signs two tokens, so

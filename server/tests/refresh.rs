@@ -271,6 +271,16 @@ async fn submitting_after_the_session_ended_says_so() {
     assert_eq!(app.submit_form(&[("title", "x")]).await, json!({ "outcome": "session_ended", "reason": "signed_out" }));
 }
 
+/// A tab of a user whose session ended, left open on a shared browser where another user has
+/// signed in since: its report is not saved as the other user's.
+#[tokio::test]
+async fn a_report_from_a_page_of_another_user_is_not_saved_as_the_signed_in_one() {
+    let app = signed_in(Setup::default()).await;
+    let refused = app.submit_form_as("someone-who-signed-out", &[("title", "Not mine")]).await;
+    assert_eq!(refused, json!({ "outcome": "session_ended", "reason": "signed_out" }));
+    assert_eq!(app.submit_form(&[("title", "Mine")]).await["outcome"], "saved");
+}
+
 #[tokio::test]
 async fn the_protected_api_refuses_requests_without_a_valid_bearer_token() {
     let app = TestApp::start().await;

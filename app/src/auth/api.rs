@@ -79,8 +79,19 @@ pub enum SubmitOutcome {
 
 /// Saves the long form through the protected API, as the signed-in user. The server renews the
 /// access token first if it is about to expire, and once more if the API answers 401.
+///
+/// `subject` is the user the page was showing. On a shared browser, a tab left open after its
+/// user's session ended could otherwise save that user's text as whoever signed in since: a
+/// report from a page of another user is refused as from a session that has ended.
 #[server(endpoint = "submit_form", input = Json)]
-pub async fn submit_form(report: Report) -> Result<SubmitOutcome, ServerFnError> {
+pub async fn submit_form(report: Report, subject: String) -> Result<SubmitOutcome, ServerFnError> {
+    let signed_in_as = session_view().and_then(|view| view.info.subject);
+    if signed_in_as.as_deref() != Some(subject.as_str()) {
+        if signed_in_as.is_some() {
+            tracing::warn!("a report from a page of another user was refused");
+        }
+        return Ok(SubmitOutcome::SessionEnded { reason: ReauthReason::SignedOut });
+    }
     let backend = super::backend::use_backend()?;
     let parts = use_context::<http::request::Parts>().ok_or_else(|| ServerFnError::new("no request"))?;
     Ok(backend.submit_report(&parts, report).await)

@@ -131,7 +131,7 @@ fn ReportForm() -> impl IntoView {
                     ev.prevent_default();
                     save_draft();
                     if let Some(form) = form.get_untracked() {
-                        submit.dispatch(SubmitForm { report: fields::read(&form) });
+                        submit.dispatch(SubmitForm { report: fields::read(&form), subject: subject.get_value() });
                     }
                 }
             >

@@ -220,14 +220,21 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Saves the long form through its server function; the JSON outcome.
+    /// Saves the long form through its server function, from a page of the user signed in now;
+    /// the JSON outcome.
     pub async fn submit_form(&self, fields: &[(&str, &str)]) -> Value {
+        let session = self.session().await;
+        self.submit_form_as(session["subject"].as_str().unwrap_or_default(), fields).await
+    }
+
+    /// The same from a page that was showing `subject`.
+    pub async fn submit_form_as(&self, subject: &str, fields: &[(&str, &str)]) -> Value {
         let fields: HashMap<&str, &str> = fields.iter().copied().collect();
         let response = self
             .browser
             .post(self.url("/api/submit_form"))
             .header("Origin", &self.url)
-            .json(&json!({ "report": { "fields": fields } }))
+            .json(&json!({ "report": { "fields": fields }, "subject": subject }))
             .send()
             .await
             .unwrap();

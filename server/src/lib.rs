@@ -41,7 +41,7 @@ use axum::{
 };
 use leptos::{config::LeptosOptions, context::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower::util::BoxCloneSyncService;
+use tower::{util::BoxCloneSyncService, Layer};
 use tower_http::{services::ServeDir, trace::TraceLayer};
 
 use crate::{
@@ -185,7 +185,7 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
     }
     let browser_facing = browser_facing
         .merge(leptos)
-        .fallback_service(site_files(&state.leptos_options, page_context))
+        .fallback_service(site_files(&state, page_context))
         .layer(middleware::from_fn_with_state(Arc::new(csp), security::page_headers))
         .layer(middleware::from_fn_with_state(state.clone(), security::require_same_origin))
         .layer(store::sessions::layer(&state.config, records))
@@ -203,7 +203,9 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
 }
 
 /// The built site (the wasm, its JS, the CSS, `public/`) from its root, and the app's not-found
-/// page for whatever is neither a route nor a file there.
+/// page for whatever is neither a route nor a file there. That page reads the session as every
+/// other page does: without it a signed-in user would see "Signed out" there, and a link from it
+/// would send them through a needless sign-in.
 ///
 /// Not `leptos_axum::file_and_error_handler` (0.8.10): it answers a file under a new reactive
 /// owner, a child of whatever owner is current on that worker thread, and applies the
@@ -211,9 +213,10 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
 /// requests made beside pages that redirect to sign-in came back as that page's 302, and the
 /// page never hydrated (`server/tests/callback.rs::static_files_never_carry_another_requests_answer`).
 fn site_files(
-    options: &LeptosOptions,
+    state: &AppState,
     page_context: impl Fn() + Clone + Send + Sync + 'static,
 ) -> ServeDir<BoxCloneSyncService<Request, Response, Infallible>> {
+    let options = &state.leptos_options;
     let shell_options = options.clone();
     let render = leptos_axum::render_app_to_stream_with_context(page_context, move || shell(shell_options.clone()));
     let not_found = tower::service_fn(move |request: Request| {
@@ -227,6 +230,7 @@ fn site_files(
             Ok(response)
         }
     });
+    let not_found = middleware::from_fn_with_state(state.clone(), auth::session::attach_session_view).layer(not_found);
     ServeDir::new(&*options.site_root)
         .call_fallback_on_method_not_allowed(true)
         .fallback(BoxCloneSyncService::new(not_found))

@@ -173,7 +173,9 @@ async fn protected_page_sends_a_signed_out_browser_to_sign_in_and_back() {
     let missing = app.browser.get(app.url("/no-such-page")).header("Accept", "text/html").send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let nonce = csp_nonce(&missing);
-    assert!(missing.text().await.unwrap().contains(&format!("nonce=\"{nonce}\"")));
+    let html = missing.text().await.unwrap();
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")));
+    assert!(html.contains("Alice Liddell"), "and it shows who is signed in, as every page does");
 }
 
 /// The wasm's loader, fetched beside pages that redirect to sign-in, is always the file: never

@@ -6,7 +6,11 @@ use std::{net::SocketAddr, path::Path};
 
 use idp::{Provider, ProviderConfig};
 
-use crate::{config::Config, store::StoreLocation, StartError};
+use crate::{
+    config::{Config, ConfigError},
+    store::StoreLocation,
+    StartError,
+};
 
 /// Binds `addr` and serves the provider until the process ends, configured from `config_file`
 /// (`EMBEDDED_IDP_CONFIG`) or the built-in default, with this app's issuer and callback.
@@ -26,6 +30,17 @@ pub async fn start(
     // with the memory store, which forgets everything anyway.
     if provider_config.state_file.is_none() && config.store != StoreLocation::Memory {
         provider_config.state_file = Some(config.data_dir.join("provider.sqlite3"));
+    }
+    // The app must be a client of it, with its secret: otherwise every sign-in would fail at the
+    // provider, long after a start-up that looked fine.
+    let client_id = config.client_id.as_str();
+    let Some(client) = provider_config.clients.iter().find(|client| client.client_id == client_id) else {
+        let problem = format!("{client_id}: no such client in the embedded provider's configuration");
+        return Err(ConfigError { setting: "OIDC_CLIENT_ID", problem }.into());
+    };
+    if client.client_secret.as_deref() != config.client_secret.as_ref().map(|secret| secret.secret().as_str()) {
+        let problem = format!("not the secret the embedded provider has for {client_id}");
+        return Err(ConfigError { setting: "OIDC_CLIENT_SECRET", problem }.into());
     }
     provider_config.register_redirect_uri(&config.client_id, &config.callback_url());
     provider_config.register_redirect_uri(&config.client_id, &config.silent_callback_url());

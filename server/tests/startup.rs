@@ -31,6 +31,9 @@ fn each_bad_setting_stops_start_up_with_a_message_naming_it() {
         (&[("APP_URL", "localhost:3000")], "error: APP_URL:"),
         (&[("SESSION_STORE", "redis://127.0.0.1:9/0")], "error: SESSION_STORE: "),
         (&[("SESSION_SEAL_KEYS", "too-short")], "error: SESSION_SEAL_KEYS:"),
+        // With the embedded provider, the app must be one of its clients, with its secret.
+        (&[("OIDC_CLIENT_ID", "no-such-client")], "error: OIDC_CLIENT_ID: no-such-client: no such client"),
+        (&[("OIDC_CLIENT_SECRET", "wrong")], "error: OIDC_CLIENT_SECRET: not the secret"),
     ];
     for (vars, expected) in cases {
         let (status, stderr) = start_server(vars);

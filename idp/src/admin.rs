@@ -14,8 +14,9 @@
 //!   [`crate::backchannel`]; the tokens of `/admin/logout-token` are not counted).
 //! - `GET  /admin/users/{sub}/families`: `{"families": [...]}`, newest first.
 //! - `POST /admin/families/{id}/revoke`: `{"revoked": true}`, or 404 `{"error": "unknown family"}`.
-//! - `POST /admin/users/{sub}/simulate-reuse`: presents the newest retired refresh token of the
-//!   user's newest active family through the real refresh grant, as its client would:
+//! - `POST /admin/users/{sub}/simulate-reuse[?sid=..&client_id=..]`: presents the newest retired
+//!   refresh token of the user's newest active family (of that provider session and client,
+//!   where given) through the real refresh grant, as its client would:
 //!   `{"family", "error", "error_description"}`; 404 without an active family, 409 before the
 //!   family has rotated.
 //! - `POST /admin/keys/rotate`: `{"kid": new, "kids": [every kid in the JWKS]}`.
@@ -26,8 +27,8 @@
 //!   `prompt=none` from any of their browsers answers `login_required`, their OP iframes answer
 //!   `changed`, and each session's clients get logout tokens (Back-Channel Logout), in the
 //!   background.
-//! - `POST /admin/sessions/{sid}/end`: the same for one provider session: `{"ended": true}`, or
-//!   404 `{"error": "unknown session"}` (never was, ended, or expired).
+//! - `POST /admin/sessions/{sid}/end[?backchannel=false]`: the same for one provider session:
+//!   `{"ended": true}`, or 404 `{"error": "unknown session"}` (never was, ended, or expired).
 //! - `POST /admin/logout-token` with `{"client_id", "sub"?, "sid"?, "defects"?: [..],
 //!   "replay_jti"?}`: builds a logout token for the client (`sub` and `sid` as given, at least
 //!   one of them; `jti` random, or `replay_jti`), gives it the chosen defects (see
@@ -68,7 +69,7 @@ use crate::{
     keys::SigningKey,
     metrics::Metrics,
     refresh,
-    store::{FamilyId, RevokedReason},
+    store::{FamilyFilter, FamilyId, RevokedReason},
     ProviderState,
 };
 
@@ -129,11 +130,12 @@ async fn revoke_family(
 async fn simulate_reuse(
     State(state): State<Arc<ProviderState>>,
     Path(sub): Path<String>,
+    Query(of): Query<FamilyFilter>,
 ) -> Result<Response, AdminError> {
     let idle_secs = state.config.lifetimes.refresh_token_idle_secs;
     let (family, client_id, retired) = state
         .store
-        .newest_active_family(&sub, state.now(), idle_secs)
+        .newest_active_family(&sub, &of, state.now(), idle_secs)
         .ok_or(AdminError::NotFound("no active refresh token family for this user"))?;
     let retired = retired.ok_or(AdminError::Conflict("the family has not rotated yet"))?;
     let client =
@@ -190,11 +192,18 @@ async fn end_sessions(
     Ok(answer(json!({ "ended": ended.len() })))
 }
 
-async fn end_session(State(state): State<Arc<ProviderState>>, Path(sid): Path<String>) -> Result<Response, AdminError> {
+async fn end_session(
+    State(state): State<Arc<ProviderState>>,
+    Path(sid): Path<String>,
+    Query(options): Query<EndOptions>,
+) -> Result<Response, AdminError> {
     let (session, saving) =
         state.store.end_session_by_sid(&sid, state.now()).ok_or(AdminError::NotFound("unknown session"))?;
     saving.saved().await?;
-    drop(backchannel::notify(&state, &session, Ending::Admin));
+    tracing::info!(%sid, backchannel = options.backchannel, "provider session ended through the admin API");
+    if options.backchannel {
+        drop(backchannel::notify(&state, &session, Ending::Admin));
+    }
     Ok(answer(json!({ "ended": true })))
 }
 

@@ -202,13 +202,22 @@ async fn inject(
                 "the token endpoint is back".into()
             }
         }
+        // Aimed at this session (its provider session, this app), not at whatever else the same
+        // user has open in another browser.
         Fault::RefreshTokenReuse => {
-            let path = format!("/users/{}/simulate-reuse", encode(&session.subject));
+            let mut path =
+                format!("/users/{}/simulate-reuse?client_id={}", encode(&session.subject), encode(client_id));
+            if let Some(sid) = &session.sid {
+                path.push_str(&format!("&sid={}", encode(sid)));
+            }
             let answer = faults.admin(&path, json!({})).await?;
             format!("a retired refresh token was presented: {}", answer["error"].as_str().unwrap_or("accepted"))
         }
         Fault::EndProviderSession => {
-            let path = format!("/users/{}/end-session?backchannel=false", encode(&session.subject));
+            let path = match &session.sid {
+                Some(sid) => format!("/sessions/{}/end?backchannel=false", encode(sid)),
+                None => format!("/users/{}/end-session?backchannel=false", encode(&session.subject)),
+            };
             faults.admin(&path, json!({})).await?;
             "the provider session ended, with no back-channel logout".into()
         }

@@ -19,16 +19,18 @@ async fn outside_development_the_fault_routes_do_not_exist() {
     assert_eq!(details["dev_faults"], false);
 }
 
-/// The real binary with its embedded provider, as `cargo leptos watch` runs it.
-async fn development_server() -> (ServerProcess, std::path::PathBuf) {
+/// The real binary with its embedded provider, as `cargo leptos watch` runs it; and that
+/// provider's address.
+async fn development_server() -> (ServerProcess, std::path::PathBuf, String) {
     let dir = temp_dir("dev-faults");
     let port = free_port();
+    let provider = format!("127.0.0.1:{}", free_port());
     let vars = [
         ("APP_URL", format!("http://127.0.0.1:{port}")),
-        ("EMBEDDED_IDP_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("EMBEDDED_IDP_ADDR", provider.clone()),
         ("SESSION_STORE", "memory".to_owned()),
     ];
-    (ServerProcess::start(&dir, port, &vars).await, dir)
+    (ServerProcess::start(&dir, port, &vars).await, dir, provider)
 }
 
 async fn inject(browser: &reqwest::Client, url: &str, fault: &str) -> (StatusCode, Value) {
@@ -72,7 +74,7 @@ fn steps(details: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn in_development_each_fault_is_injected_for_real_and_journaled() {
-    let (server, _dir) = development_server().await;
+    let (server, _dir, _) = development_server().await;
     let url = server.url.clone();
     let browser = new_browser();
     let (status, _) = inject(&browser, &url, "expire-access-token").await;
@@ -130,4 +132,38 @@ async fn in_development_each_fault_is_injected_for_real_and_journaled() {
     // The retry presents the retired token: with the strict default (no grace window) that is
     // reuse, the family is revoked and the session cannot go on.
     assert_eq!(refresh(&browser, &url).await["outcome"], "reauth_required");
+}
+
+/// The same user signed in from three browsers: a fault injected from one hits that session (its
+/// provider session, its refresh token family), not the same user's others.
+#[tokio::test]
+async fn a_fault_hits_the_session_it_was_injected_from_not_the_same_users_other_browsers() {
+    let (server, _dir, provider) = development_server().await;
+    let url = server.url.clone();
+    let browsers = [new_browser(), new_browser(), new_browser()];
+    for browser in &browsers {
+        sign_in_through(browser, &url).await;
+        // A renewal, so that the family has a retired token to replay.
+        assert_eq!(refresh(browser, &url).await["outcome"], "renewed");
+    }
+    let [first, second, third] = &browsers;
+
+    let (status, answer) = inject(first, &url, "refresh-token-reuse").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(refresh(first, &url).await["outcome"], "reauth_required", "this session's family is revoked");
+    assert_eq!(refresh(second, &url).await["outcome"], "renewed", "the other browsers' families are not");
+
+    let (status, answer) = inject(second, &url, "end-provider-session").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // The user's provider sessions still running, ended now: only the third browser's.
+    let still_running: Value = reqwest::Client::new()
+        .post(format!("http://{provider}/admin/users/248289761001/end-session?backchannel=false"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still_running["ended"], 1, "{still_running}");
+    assert_eq!(refresh(third, &url).await["outcome"], "renewed");
 }

@@ -61,6 +61,15 @@ pub struct FamilyGrant {
     pub scopes: Vec<String>,
 }
 
+/// Which of a user's families: those of one provider session, of one client.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FamilyFilter {
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 /// Why a family was revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -511,19 +520,26 @@ impl Store {
             .collect()
     }
 
-    /// The newest active family of `sub`: its id, its client, and its newest retired refresh
-    /// token if it has one (and the store kept it).
+    /// The newest active family of `sub` (of its provider session `sid` and its client
+    /// `client_id`, where given): its id, its client, and its newest retired refresh token if it
+    /// has one (and the store kept it).
     pub fn newest_active_family(
         &self,
         sub: &str,
+        of: &FamilyFilter,
         now: u64,
         idle_secs: u64,
     ) -> Option<(FamilyId, String, Option<String>)> {
         let inner = self.lock();
+        let wanted = |grant: &FamilyGrant| {
+            grant.sub == sub
+                && of.sid.as_ref().is_none_or(|sid| *sid == grant.sid)
+                && of.client_id.as_ref().is_none_or(|client_id| *client_id == grant.client_id)
+        };
         inner
             .families
             .iter()
-            .filter(|(_, family)| family.grant.sub == sub && family.active(now, idle_secs))
+            .filter(|(_, family)| wanted(&family.grant) && family.active(now, idle_secs))
             .max_by_key(|(_, family)| family.seq)
             .map(|(id, family)| (*id, family.grant.client_id.clone(), family.retired_token.clone()))
     }

@@ -35,7 +35,8 @@ use sha2::{Digest, Sha256};
 
 use families::{Family, RefreshTokenRecord};
 pub use families::{
-    FamilyGrant, FamilyId, NewFamily, Refresh, RefreshPolicy, RefreshRequest, Refusal, RevokedReason, Successor,
+    FamilyFilter, FamilyGrant, FamilyId, NewFamily, Refresh, RefreshPolicy, RefreshRequest, Refusal, RevokedReason,
+    Successor,
 };
 pub(crate) use journal::{Change, Journal, Saving};
 pub(crate) use state_file::{open as open_state_file, Opening};

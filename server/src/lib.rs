@@ -34,7 +34,7 @@ use app::{
 };
 use axum::{
     extract::{FromRef, Request},
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     middleware,
     response::Response,
     Router,
@@ -42,7 +42,7 @@ use axum::{
 use leptos::{config::LeptosOptions, context::provide_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower::{util::BoxCloneSyncService, Layer};
-use tower_http::{services::ServeDir, trace::TraceLayer};
+use tower_http::{services::ServeDir, set_header::SetResponseHeaderLayer, trace::TraceLayer};
 
 use crate::{
     api::{AccessTokenValidator, LoggedOut},
@@ -160,6 +160,7 @@ fn seal_keys(config: &Config) -> Result<Vec<SealKey>, StartError> {
 }
 
 fn router(state: AppState, backend: SharedBackend, api: Router, records: SessionRecords) -> Router {
+    let https = state.config.secure_cookies();
     let csp = PageCsp::new(
         state.config.app_url.host_str().unwrap_or("localhost"),
         &state.oidc.browser_origins(),
@@ -191,11 +192,18 @@ fn router(state: AppState, backend: SharedBackend, api: Router, records: Session
         .layer(store::sessions::layer(&state.config, records))
         .with_state(state);
 
-    Router::new()
-        .merge(browser_facing)
-        .merge(provider_facing)
-        .merge(api)
-        .layer(middleware::from_fn(security::baseline_headers))
+    let app = Router::new().merge(browser_facing).merge(provider_facing).merge(api);
+    // Served over https: browsers are told to come back over https only (RFC 6797), so that no
+    // later visit starts in clear text where the session cookie could be stripped of its use.
+    let app = if https {
+        app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        app
+    };
+    app.layer(middleware::from_fn(security::baseline_headers))
         // Spans name the path only: a query can hold an authorization code or a state.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
             tracing::info_span!("request", method = %request.method(), path = request.uri().path())

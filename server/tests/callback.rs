@@ -210,3 +210,16 @@ fn csp_nonce(page: &reqwest::Response) -> String {
     let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next());
     nonce.unwrap_or_else(|| panic!("a page CSP with a nonce: {csp}")).to_owned()
 }
+
+/// Served over https, every answer tells the browser to use https only from then on (RFC 6797);
+/// over plain http (development) it would mean nothing and is not sent.
+#[tokio::test]
+async fn over_https_every_answer_asks_for_https_from_then_on() {
+    let app = TestApp::start_with(Setup::default().var("APP_URL", "https://app.example")).await;
+    for path in ["/", "/auth/session", "/pkg/no-such-file.js"] {
+        let response = app.get(&app.url(path)).await;
+        assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000", "{path}");
+    }
+    let plain = TestApp::start().await;
+    assert!(plain.get(&plain.url("/")).await.headers().get("strict-transport-security").is_none());
+}

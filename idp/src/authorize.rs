@@ -303,9 +303,10 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// `hint`'s claims if it is an ID token this provider signed (with its current key or a previous
-/// one, published or not, still within its hint window: see [`crate::keys`]), with its `iss`. Expiry is not checked: an expired ID token is exactly
-/// what a client holds when it renews (OIDC Core §3.1.2.1) or signs out (RP-Initiated Logout
-/// 1.0 §2). The caller checks `aud` against the client it expects.
+/// one, published or not, still within its hint window: see [`crate::keys`]), with its `iss`.
+/// Expiry is not checked: an expired ID token is exactly what a client holds when it renews
+/// (OIDC Core §3.1.2.1) or signs out (RP-Initiated Logout 1.0 §2). The caller checks `aud`
+/// against the client it expects.
 pub(crate) fn verify_id_token_hint(state: &ProviderState, hint: &str) -> Option<IdTokenHint> {
     let header = jsonwebtoken::decode_header(hint).ok()?;
     // This provider's ID tokens say `JWT`; an access token (`at+jwt`) is no hint.

@@ -124,8 +124,8 @@ pub(crate) struct Resumed {
 /// Takes up the interaction `id` of this browser, parked at the page `step` makes for the
 /// provider session the browser is signed in with now. A page of another kind, or of another
 /// browser, is an unknown interaction; a session that ended, or was replaced by another user's
-/// sign-in meanwhile, is refused too (its own user signing in again keeps it, and its `sid`), so that an answer is never recorded for another session than the
-/// one it was asked in.
+/// sign-in meanwhile, is refused too (its own user signing in again keeps it, and its `sid`), so
+/// that an answer is never recorded for another session than the one it was asked in.
 pub(crate) fn resume(
     state: &ProviderState,
     jar: &CookieJar,

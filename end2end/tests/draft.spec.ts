@@ -4,12 +4,17 @@ import { USERS } from './users';
 
 test.describe("the long form's draft", () => {
   test('a reload mid-typing restores the draft', async ({ page }) => {
+    await page.clock.install();
     await signIn(page, '/form', USERS.grace);
+    // The page's timers stand still: the autosave's pause never ends while typing.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 100);
     await page.getByLabel('Title').fill('Lift stuck');
     const details = page.getByLabel('What happened, in detail');
     await details.click();
     await page.keyboard.type('Between floors 3 and 4, two people inside', { delay: 20 });
-    // No pause for the autosave: leaving the page saves what is there.
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).not.toContain('two people inside');
+    // Leaving the page saves what is there.
+    await page.clock.resume();
     await page.reload();
     await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Lift stuck');
@@ -38,6 +43,8 @@ test.describe("the long form's draft", () => {
     await page.getByRole('button', { name: 'Submit' }).click();
     await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
     await expect(page.getByLabel('Title')).toHaveValue('');
+    // Cleared by the save itself, not only emptied by a later autosave of the reset form.
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((key) => key.includes('draft')))).toEqual([]);
     await page.reload();
     await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('');

@@ -130,6 +130,8 @@ test('a replayed refresh token: the family is revoked, the provider session ends
   await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
   const [family] = await providerFamilies(request, FAULT_USERS.xavier.sub, PROVIDER);
   expect(family.revoked_reason).toBe('reuse');
+  // The server's session ended too, not only this tab's view of it.
+  await expect.poll(async () => (await (await page.request.get('/auth/session')).json()).authenticated).toBe(false);
 });
 
 test('the provider session ended, no back-channel: check_session notices and the tab is told', async ({ page }) => {

@@ -56,7 +56,7 @@ test.describe('silent renew through the hidden iframe', () => {
     await expect(page.getByLabel('Title')).toHaveValue('Broken window');
   });
 
-  test('messages from another origin or another window are ignored and logged', async ({ page, context }) => {
+  test('messages from another origin or another window are ignored and logged', async ({ page, context, request }) => {
     await signIn(page, '/form', USERS.erin, PROVIDER);
     const forged = { type: 'oidc-silent-renew', outcome: 'login_required' };
 
@@ -69,13 +69,23 @@ test.describe('silent renew through the hidden iframe', () => {
     await popup.evaluate((message) => window.opener.postMessage(message, '*'), forged);
     await expect(logEntries(page, 'silentRenewError', /another origin \(http:\/\/127\.0\.0\.1:3200\)/)).toHaveCount(1);
 
-    // The app's own origin, but not the iframe it opened (there is none right now).
-    await page.evaluate((message) => window.postMessage(message, window.location.origin), forged);
-    await expect(logEntries(page, 'silentRenewError', /a window this page did not open/)).toHaveCount(1);
+    // The app's own origin, but not the iframe it opened, while that iframe's renewal is waiting
+    // for its answer (the provider made slow, though not past the 3 s timeout): the forged
+    // outcome must not finish it.
+    const slow = await request.post(`${PROVIDER}/admin/delay`, { data: { authorize_ms: 2_000 } });
+    expect(slow.status()).toBe(200);
+    try {
+      await expect(page.locator('iframe[title="session renewal"]')).toHaveCount(1, { timeout: 15_000 });
+      await page.evaluate((message) => window.postMessage(message, window.location.origin), forged);
+      await expect(logEntries(page, 'silentRenewError', /a window this page did not open/)).toHaveCount(1);
+      // That renewal ends as the provider answers: renewed.
+      await expect(ownRenewals(page, 'iframe').first()).toBeVisible({ timeout: 15_000 });
+    } finally {
+      await request.post(`${PROVIDER}/admin/delay`, { data: { authorize_ms: 0 } });
+    }
 
-    // Neither was acted on: no sign-out, and renewal goes on.
+    // Neither was acted on: no sign-out.
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
-    await expect(ownRenewals(page, 'iframe').first()).toBeVisible({ timeout: 15_000 });
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });
 

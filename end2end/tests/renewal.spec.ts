@@ -140,6 +140,11 @@ test.describe('renewal while the user works', () => {
     await expect(notice).toContainText('Your draft is saved on this device.');
     await expect(page).toHaveURL('/form');
     await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
+    // The family was revoked for reuse, and the server's session ended with the provider's
+    // (back-channel logout), not only this tab's view of it.
+    const [family] = await providerFamilies(request, USERS.erin.sub, PROVIDER);
+    expect(family.revoked_reason).toBe('reuse');
+    await expect.poll(async () => (await (await page.request.get('/auth/session')).json()).authenticated).toBe(false);
 
     await notice.getByRole('link', { name: 'Sign in again' }).click();
     await signInAtProvider(page, USERS.erin.username, USERS.erin.password);

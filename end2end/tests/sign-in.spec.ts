@@ -26,6 +26,13 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     await page.goto('/profile');
     await signInAtProvider(page, 'alice', 'wonderland', providerUrl);
     await expect(page).toHaveURL('/profile');
+    // From here on, the page never goes to the provider: the session is the app's own.
+    const toProvider: string[] = [];
+    page.on('request', (request) => {
+      if (request.isNavigationRequest() && request.frame() === page.mainFrame() && request.url().startsWith(providerUrl)) {
+        toProvider.push(request.url());
+      }
+    });
 
     await page.reload();
     await expect(page).toHaveURL('/profile');
@@ -36,6 +43,7 @@ test.describe('sign-in through the server (backend-for-frontend)', () => {
     await expect(status).toHaveAttribute('data-authenticated', 'true');
     await expect(status.getByTestId('subject')).toHaveText('248289761001');
     await expect(status.getByTestId('access-token-expiry')).toHaveText(/^\d\d:\d\d:\d\d UTC$/);
+    expect(toProvider).toEqual([]);
   });
 
   test('no token is ever within reach of the page', { tag: '@interop' }, async ({ page, context, providerUrl, baseURL }) => {

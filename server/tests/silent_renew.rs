@@ -49,6 +49,7 @@ async fn silent_callback(app: &TestApp, url: &str) -> String {
 #[tokio::test]
 async fn silent_renew_through_the_provider_session_stores_new_tokens_and_posts_only_the_outcome() {
     let app = signed_in(Setup::default()).await;
+    let before = app.session().await;
     let codes_before = app.metrics().await["token_requests"]["authorization_code"].as_u64().unwrap();
     let callback = silent_authorize(&app).await;
     assert!(callback.starts_with(&app.url("/auth/silent-callback?")), "{callback}");
@@ -70,6 +71,9 @@ async fn silent_renew_through_the_provider_session_stores_new_tokens_and_posts_o
     let session = app.session().await;
     assert_eq!(session["authenticated"], true);
     assert_eq!(session["subject"], ALICE_SUB);
+    // The new tokens are stored: the provider salts each session_state afresh.
+    assert_ne!(session["session_state"], before["session_state"], "the new session_state is kept");
+    assert!(session["session_state"].is_string());
 }
 
 #[tokio::test]

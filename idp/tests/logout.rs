@@ -436,13 +436,17 @@ async fn a_client_that_got_no_tokens_in_the_session_or_has_no_back_channel_uri_i
 
 #[tokio::test]
 async fn admin_end_of_one_session_answers_at_once_and_sends_its_logout_tokens_in_the_background() {
-    let app = BackChannel::start().await;
+    // The app takes 3 s to answer: waiting for it, even for its first attempt only (as
+    // /end-session does, up to 2 s), would hold the admin call for seconds.
+    let app = BackChannel::slow(std::time::Duration::from_secs(3)).await;
     let provider = provider_with(&app, None).await;
     let (laptop, phone) = (Browser::new(&provider.issuer), Browser::new(&provider.issuer));
     let laptop_sid = claims(&alice_signed_in(&laptop).await)["sid"].as_str().unwrap().to_owned();
     alice_signed_in(&phone).await;
 
+    let started = std::time::Instant::now();
     let (status, body) = laptop.admin(&format!("/admin/sessions/{laptop_sid}/end"), None).await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(1000), "not held for the delivery");
     assert_eq!((status, body), (StatusCode::OK, json!({ "ended": true })));
     let received = app.wait_for(1).await;
     assert_logout_request(&provider, &received[0], "demo-app", ALICE, &laptop_sid).await;
@@ -555,6 +559,7 @@ async fn a_client_answering_5xx_gets_the_same_token_three_times_then_it_counts_a
     let id_token = alice_signed_in(&browser).await;
     let started = std::time::Instant::now();
     let response = browser.end_session(&[("id_token_hint", &id_token)]).await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(1400), "not held for the retries");
     assert_eq!(response.status(), StatusCode::OK, "the sign-out does not wait for the retries");
     let received = app.wait_for(3).await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(1500), "backing off: 0.5 s, then 1 s");

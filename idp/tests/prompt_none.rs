@@ -660,13 +660,19 @@ async fn consent_and_accepted_terms_survive_a_restart_and_ended_sessions_stay_en
 async fn admin_delay_is_echoed_slows_authorize_and_turns_off_with_zero() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider);
-    let (status, body) = browser.admin("/admin/delay", Some(json!({ "authorize_ms": 150 }))).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 150, "token_ms": 0 })));
+    let (status, body) = browser.admin("/admin/delay", Some(json!({ "authorize_ms": 1200 }))).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 1200, "token_ms": 0 })));
     // Slow, but it answers, and as before.
+    let started = std::time::Instant::now();
     let response = browser.silent(&DEMO_APP, &[]).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1000), "the answer waited");
     assert_eq!(error_of(&response, &DEMO_APP, &provider.issuer), "login_required");
     let (status, body) = browser.admin("/admin/delay", Some(json!({ "authorize_ms": 0 }))).await;
     assert_eq!((status, body), (StatusCode::OK, json!({ "authorize_ms": 0, "token_ms": 0 })));
+    let started = std::time::Instant::now();
+    let response = browser.silent(&DEMO_APP, &[]).await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(600), "no longer waits the 1.2 s");
+    assert_eq!(error_of(&response, &DEMO_APP, &provider.issuer), "login_required");
 
     for bad in [
         json!({ "authorize_ms": -1 }),

@@ -262,12 +262,13 @@ impl Received {
 }
 
 /// A relying party's back-channel logout endpoint on an ephemeral port: records every request
-/// and answers with the statuses it is given, in order, then 200.
+/// on arrival and answers with the statuses it is given, in order, then 200, each after `delay`.
 #[derive(Clone)]
 pub struct BackChannel {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     answers: Arc<Mutex<VecDeque<StatusCode>>>,
+    delay: Duration,
 }
 
 impl BackChannel {
@@ -277,11 +278,21 @@ impl BackChannel {
 
     /// Answers `answers` first, one per request, then 200.
     pub async fn answering(answers: &[StatusCode]) -> Self {
+        Self::serve(answers, Duration::ZERO).await
+    }
+
+    /// Records each request at once but answers it (200) only `delay` later.
+    pub async fn slow(delay: Duration) -> Self {
+        Self::serve(&[], delay).await
+    }
+
+    async fn serve(answers: &[StatusCode], delay: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let channel = Self {
             addr: listener.local_addr().unwrap(),
             received: Arc::default(),
             answers: Arc::new(Mutex::new(answers.iter().copied().collect())),
+            delay,
         };
         let app = Router::new().route("/backchannel-logout", post(receive)).with_state(channel.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -315,6 +326,7 @@ async fn receive(State(channel): State<BackChannel>, headers: HeaderMap, body: S
     let form = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     channel.received.lock().unwrap().push(Received { content_type, form });
     let status = channel.answers.lock().unwrap().pop_front().unwrap_or(StatusCode::OK);
+    tokio::time::sleep(channel.delay).await;
     (status, [(header::CACHE_CONTROL, "no-store")], if status.is_success() { "" } else { "refused" })
 }
 

@@ -178,7 +178,7 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
     let renewed = match (key, current) {
         // The same user again (`prompt=login`, `max_age`): a re-authentication of the session.
         (Some(key), Some(current)) if current.sub == user.sub => {
-            let renewed = state.store.reauthenticate(&key, now, random_token());
+            let renewed = state.store.reauthenticate(&key, now);
             if let Some((_, session, _)) = &renewed {
                 let (sub, sid, client_id) = (&user.sub, &session.sid, &request.client_id);
                 tracing::info!(%sub, %sid, %client_id, "user signed in again at the provider: the same session");

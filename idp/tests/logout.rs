@@ -25,6 +25,17 @@ async fn provider_with(app: &BackChannel, spa: Option<&BackChannel>) -> TestProv
     .await
 }
 
+/// As [`provider_with`] the app alone, keeping its state in a file in `dir`, so that a restart
+/// finds it.
+async fn provider_with_state_file(app: &BackChannel, dir: &TempDir) -> TestProvider {
+    let file = dir.join("state.db");
+    TestProvider::start(|config| {
+        config.state_file = Some(file);
+        back_channel_of(config, "demo-app", app);
+    })
+    .await
+}
+
 /// Alice signed in through the demo app, which received tokens: its ID token.
 async fn alice_signed_in(browser: &Browser) -> String {
     let tokens = browser.tokens_for(&DEMO_APP, "alice", "openid profile").await;
@@ -392,14 +403,8 @@ async fn another_user_signing_in_at_the_browser_ends_the_session_and_its_clients
 
 #[tokio::test]
 async fn the_same_user_signing_in_again_keeps_the_session_its_clients_and_a_restart_finds_it() {
-    let app = BackChannel::start().await;
-    let dir = TempDir::default();
-    let file = dir.join("state.db");
-    let provider = TestProvider::start(|config| {
-        config.state_file = Some(file);
-        back_channel_of(config, "demo-app", &app);
-    })
-    .await;
+    let (app, dir) = (BackChannel::start().await, TempDir::default());
+    let provider = provider_with_state_file(&app, &dir).await;
     let browser = Browser::new(&provider.issuer);
     let earlier = alice_signed_in(&browser).await;
     let sid = claims(&earlier)["sid"].as_str().unwrap().to_owned();
@@ -629,14 +634,8 @@ async fn wait_for_metrics(browser: &Browser, done: impl Fn(&Value) -> bool) -> V
 
 #[tokio::test]
 async fn the_clients_of_a_session_survive_a_restart_and_are_told_when_it_ends() {
-    let app = BackChannel::start().await;
-    let dir = TempDir::default();
-    let file = dir.join("state.db");
-    let provider = TestProvider::start(|config| {
-        config.state_file = Some(file);
-        back_channel_of(config, "demo-app", &app);
-    })
-    .await;
+    let (app, dir) = (BackChannel::start().await, TempDir::default());
+    let provider = provider_with_state_file(&app, &dir).await;
     let browser = Browser::new(&provider.issuer);
     let id_token = alice_signed_in(&browser).await;
     let sid = claims(&id_token)["sid"].as_str().unwrap().to_owned();

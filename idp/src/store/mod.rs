@@ -264,22 +264,17 @@ impl Store {
 
     /// Signs the user of the session behind `key` in again (a re-authentication, after a
     /// password): the same session, with its `sid`, consents, accepted terms, clients and expiry,
-    /// but `auth_time` now and the new `browser_state` (a login event, Session Management 1.0
+    /// but `auth_time` now and a new `browser_state` (a login event, Session Management 1.0
     /// §3.2), under a new cookie value, returned as [`Self::start_session`] returns one; the old
     /// value names nothing from then on. `None` if the session has ended or expired.
-    pub fn reauthenticate(
-        &self,
-        key: &str,
-        now: u64,
-        browser_state: String,
-    ) -> Option<(String, ProviderSession, Saving)> {
+    pub fn reauthenticate(&self, key: &str, now: u64) -> Option<(String, ProviderSession, Saving)> {
         let new_key = random_token();
         let (old_key_hash, key_hash) = (token_hash(key), token_hash(&new_key));
         let mut inner = self.lock();
         inner.sessions.get(&old_key_hash).filter(|s| now < s.expires_at)?;
         let mut session = inner.remove_session(&old_key_hash)?;
         session.auth_time = now;
-        session.browser_state = browser_state;
+        session.browser_state = random_token();
         let saving = self.save(|| Change::SessionRekeyed { old_key_hash, key_hash, session: session.clone() });
         inner.insert_session(key_hash, session.clone());
         Some((new_key, session, saving))

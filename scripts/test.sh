@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
-# A cold build of everything (server, wasm, tests) fills 10 to 13 GB of target/ (without and
-# with incremental state): say so at once, not with a compiler's "No space left on device".
+# A cold build of everything (server, wasm, tests) fills about 9.5 GB of target/ without
+# incremental state (a fresh clone, as CI) and up to 13 GB with it: say so at once, not with a
+# compiler's "No space left on device".
 free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1048576 ))
 if [ "$free_gb" -lt 15 ]; then
   printf 'warning: %s GB free on this disk; a cold build needs up to 13 GB (cargo clean frees target/)\n' "$free_gb" >&2

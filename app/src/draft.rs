@@ -12,6 +12,11 @@ fn storage_key(subject: &str) -> String {
     format!("oidc-demo.draft.{subject}")
 }
 
+/// Whether a `storage` event's key (another tab wrote or removed a draft) is `subject`'s draft.
+pub fn is_draft_of(subject: &str, key: Option<&str>) -> bool {
+    key == Some(storage_key(subject).as_str())
+}
+
 #[cfg(feature = "hydrate")]
 mod imp {
     use gloo_storage::{LocalStorage, Storage};
@@ -61,5 +66,8 @@ mod tests {
     #[test]
     fn drafts_are_kept_apart_by_subject() {
         assert_ne!(super::storage_key("alice-sub"), super::storage_key("bob-sub"));
+        assert!(super::is_draft_of("alice-sub", Some(&super::storage_key("alice-sub"))));
+        assert!(!super::is_draft_of("alice-sub", Some(&super::storage_key("bob-sub"))));
+        assert!(!super::is_draft_of("alice-sub", None));
     }
 }

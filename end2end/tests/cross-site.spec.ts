@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { logEntries, ownRenewals, signIn } from './helpers';
+import { logEntries, ownRenewals, recordConsoleErrors, signIn } from './helpers';
 import { USERS } from './users';
 
 /**
@@ -10,6 +10,7 @@ import { USERS } from './users';
 const PROVIDER = 'http://127.0.0.1:4300';
 
 test('with the provider on another site, the breaker trips and nobody is signed out', async ({ page }) => {
+  const errors = recordConsoleErrors(page);
   await signIn(page, '/form', USERS.alice, PROVIDER);
   await page.getByLabel('Title').fill('Across sites');
 
@@ -24,4 +25,8 @@ test('with the provider on another site, the breaker trips and nobody is signed 
   await expect(page.getByTestId('session-ended')).toHaveCount(0);
   await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   await expect(page.getByLabel('Title')).toHaveValue('Across sites');
+  // The stopped monitor left no listener behind: a message to the window is no error.
+  await page.evaluate(() => window.postMessage('after the breaker', window.location.origin));
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+  expect(errors).toEqual([]);
 });

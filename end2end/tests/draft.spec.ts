@@ -81,4 +81,74 @@ test.describe("the long form's draft", () => {
     const stored = await page.evaluate(() => Object.keys(localStorage));
     expect(stored.filter((key) => key.includes(USERS.heidi.sub))).toEqual([]);
   });
+
+  test('a second tab left open never overwrites the draft typed in another, and shows it', async ({ page, context }) => {
+    await signIn(page, '/form', USERS.grace);
+    const other = await context.newPage();
+    await other.goto('/form');
+    await waitForHydration(other);
+
+    await page.getByLabel('Title').fill('Typed in the first tab');
+    await expect(page.getByTestId('draft-status')).toContainText('Draft saved');
+    // The untouched tab takes up the draft as it is written, so typing there goes on from it.
+    await expect(other.getByLabel('Title')).toHaveValue('Typed in the first tab');
+    await page.close();
+    // Leaving, it writes nothing over the draft, and does not delete it.
+    await other.goto('/');
+    const third = await context.newPage();
+    await third.goto('/form');
+    await waitForHydration(third);
+    await expect(third.getByLabel('Title')).toHaveValue('Typed in the first tab');
+  });
+
+  test('what is typed while a report is on its way stays, in the form and in the draft', async ({ page }) => {
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Door sticks');
+    // The report is held on its way to the server while the user types on.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sent = new Promise<void>((resolve) =>
+      page.route('**/api/submit_form', async (route) => {
+        resolve();
+        await held;
+        await route.continue();
+      }),
+    );
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await sent;
+    const notes = page.getByLabel('Notes');
+    await notes.fill('Typed after sending');
+    release();
+    await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
+    await expect(notes).toHaveValue('Typed after sending');
+    await expect(page.getByLabel('Title')).toHaveValue('Door sticks');
+    await page.reload();
+    await waitForHydration(page);
+    await expect(notes).toHaveValue('Typed after sending');
+  });
+
+  test('a tab that missed the other tab\'s writes never overwrites its draft when it leaves', async ({
+    page,
+    context,
+  }) => {
+    await signIn(page, '/form', USERS.grace);
+    const other = await context.newPage();
+    // This tab hears nothing of the other's writes, as a tab frozen in the background.
+    await other.addInitScript(() =>
+      window.addEventListener('storage', (event) => event.stopImmediatePropagation(), true),
+    );
+    await other.goto('/form');
+    await waitForHydration(other);
+
+    await page.getByLabel('Title').fill('Typed in the first tab');
+    await expect(page.getByTestId('draft-status')).toContainText('Draft saved');
+    await page.close();
+    await expect(other.getByLabel('Title')).toHaveValue('');
+    // Leaving with its empty, untouched form: it neither deletes the draft nor writes over it.
+    await other.goto('/');
+    const third = await context.newPage();
+    await third.goto('/form');
+    await waitForHydration(third);
+    await expect(third.getByLabel('Title')).toHaveValue('Typed in the first tab');
+  });
 });

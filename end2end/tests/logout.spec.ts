@@ -1,4 +1,4 @@
-import { expect } from '@playwright/test';
+import { expect, type Route } from '@playwright/test';
 import { logEntries, PROVIDER, providerFamilies, signIn, signInAtProvider, test, waitForHydration } from './helpers';
 import { USERS } from './users';
 
@@ -94,5 +94,57 @@ test.describe('logout everywhere', () => {
     await first.getByRole('button', { name: 'Submit' }).click();
     await expect(first.getByTestId('form-result')).toContainText('your session has ended');
     await expect(first.getByLabel('Title')).toHaveValue('Too late');
+  });
+
+  test('a renewal on its way when the session ends elsewhere does not bring the session back', async ({
+    page,
+    request,
+  }) => {
+    await signIn(page, '/form', USERS.tom);
+    // The next renewal (ten-second tokens: within seconds) is held on its way.
+    const held = new Promise<Route>((resolve) => page.route('**/auth/refresh', (route) => resolve(route)));
+    const renewal = await held;
+    const answer = await request.post(`${PROVIDER}/admin/logout-token`, {
+      data: { client_id: 'demo-app', sub: USERS.tom.sub },
+    });
+    expect((await answer.json()).status).toBe(200);
+    await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
+
+    // Then the renewal fails as if the network dropped: a transient outcome, after the end.
+    const failed = page.waitForEvent('requestfailed', (request) => request.url().endsWith('/auth/refresh'));
+    await renewal.abort('internetdisconnected');
+    await failed;
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 300)));
+    await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
+    await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
+    await expect(logEntries(page, 'silentRenewError', /transient/)).toHaveCount(0);
+  });
+
+  test('a push channel the server refused is opened again, and brings the next logout at once', async ({
+    page,
+    request,
+  }) => {
+    // The first stream is answered 503 (the store was down a moment): the browser does not
+    // reconnect by itself after that.
+    let refused = 0;
+    await page.route(
+      '**/auth/events',
+      (route) => {
+        refused += 1;
+        return route.fulfill({ status: 503, body: '' });
+      },
+      { times: 1 },
+    );
+    await signIn(page, '/form', USERS.una);
+    await expect(page.getByTestId('session-panel')).toHaveAttribute('data-push-channel', 'watching', {
+      timeout: 10_000,
+    });
+    expect(refused).toBe(1);
+    const answer = await request.post(`${PROVIDER}/admin/logout-token`, {
+      data: { client_id: 'demo-app', sub: USERS.una.sub },
+    });
+    expect((await answer.json()).status).toBe(200);
+    // From the push channel: a renewal refused later would say "Your session has ended".
+    await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
   });
 });

@@ -19,6 +19,8 @@ export const USERS = {
   quinn: { username: 'quinn', password: 'rekeyed', sub: '248289761017', name: 'Quinn Rekeyed' },
   rosa: { username: 'rosa', password: 'backchannel', sub: '248289761018', name: 'Rosa Backchannel' },
   sam: { username: 'sam', password: 'dashboard', sub: '248289761019', name: 'Sam Dashboard' },
+  tom: { username: 'tom', password: 'latecomer', sub: '248289761020', name: 'Tom Latecomer' },
+  una: { username: 'una', password: 'reopened', sub: '248289761021', name: 'Una Reopened' },
 } as const;
 
 /** The demo users of end2end/provider-faults.toml (the fault panel's app, :3600): one per journey. */

@@ -57,7 +57,7 @@ pub struct CheckSessionMonitor {
     provider_origin: String,
     iframe: HtmlIFrameElement,
     state: Rc<RefCell<State>>,
-    _listener: Closure<dyn FnMut(MessageEvent)>,
+    listener: Closure<dyn FnMut(MessageEvent)>,
     interval: RefCell<Option<IntervalHandle>>,
 }
 
@@ -96,8 +96,7 @@ impl CheckSessionMonitor {
         };
         let _ = window().add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
         document().body()?.append_child(&iframe).ok()?;
-        let monitor =
-            Rc::new(Self { config, provider_origin, iframe, state, _listener: listener, interval: RefCell::new(None) });
+        let monitor = Rc::new(Self { config, provider_origin, iframe, state, listener, interval: RefCell::new(None) });
         let weak = Rc::downgrade(&monitor);
         let interval = set_interval_with_handle(
             move || {
@@ -150,6 +149,14 @@ impl CheckSessionMonitor {
             interval.clear();
         }
         self.iframe.remove();
+    }
+}
+
+/// The listener goes with the monitor: left on the window, every later `message` (a silent
+/// renew's outcome among them) would call a dropped closure and throw.
+impl Drop for CheckSessionMonitor {
+    fn drop(&mut self) {
+        let _ = window().remove_event_listener_with_callback("message", self.listener.as_ref().unchecked_ref());
     }
 }
 

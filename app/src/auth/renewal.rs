@@ -160,29 +160,7 @@ impl Renewer {
         let this = self.clone();
         *self.channel.borrow_mut() = TabChannel::open(TAB_CHANNEL, move |message| this.on_tab_message(message));
 
-        // The server says so when the session ends elsewhere (a back-channel logout, a sign-out in
-        // another browser tab): every tab learns it at once.
-        if let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) {
-            let push_channel = self.context.writers().push_channel;
-            push_channel.set(Watch::Connecting);
-            let weak = Rc::downgrade(self);
-            let on_ended = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-                if let Some(this) = weak.upgrade() {
-                    this.ended_elsewhere("the server ended the session (signed out elsewhere)");
-                }
-            });
-            let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| push_channel.set(Watch::Watching));
-            // The browser reconnects by itself, unless the server refused the stream.
-            let reader = source.clone();
-            let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-                let closed = reader.ready_state() == web_sys::EventSource::CLOSED;
-                push_channel.set(if closed { Watch::Stopped } else { Watch::Connecting });
-            });
-            let _ = source.add_event_listener_with_callback("session-ended", on_ended.as_ref().unchecked_ref());
-            let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
-            let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
-            *self.events.borrow_mut() = Some((source, vec![on_ended, on_open, on_error]));
-        }
+        self.open_push_channel(0);
 
         // Someone changed the session under this tab (the dashboard's fault panel): read it again.
         let this = self.clone();
@@ -196,6 +174,60 @@ impl Renewer {
                 }
             });
         });
+    }
+
+    /// The server's push channel: it says so when the session ends elsewhere (a back-channel
+    /// logout, a sign-out in another browser tab), and every tab learns it at once.
+    ///
+    /// The browser reconnects by itself after a network error, but not after an answer other
+    /// than 200 (a 503 while the store is down, a proxy's 502 during a deploy): the stream is
+    /// then closed for good, so it is opened again here, after a capped backoff.
+    fn open_push_channel(self: &Rc<Self>, refused_before: u32) {
+        if self.state.borrow().stopped {
+            return;
+        }
+        let Ok(source) = web_sys::EventSource::new(EVENTS_PATH) else { return };
+        let push_channel = self.context.writers().push_channel;
+        push_channel.set(Watch::Connecting);
+        let weak = Rc::downgrade(self);
+        let on_ended = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if let Some(this) = weak.upgrade() {
+                this.ended_elsewhere("the server ended the session (signed out elsewhere)");
+            }
+        });
+        let opened = Rc::new(std::cell::Cell::new(false));
+        let on_open = {
+            let opened = opened.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                opened.set(true);
+                push_channel.set(Watch::Watching);
+            })
+        };
+        let (reader, weak) = (source.clone(), Rc::downgrade(self));
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+            if reader.ready_state() != web_sys::EventSource::CLOSED {
+                push_channel.set(Watch::Connecting);
+                return;
+            }
+            push_channel.set(Watch::Stopped);
+            // Refused: open anew later (from a timer, not from inside this listener, whose
+            // closure the new channel replaces).
+            let refused = if opened.get() { 0 } else { refused_before + 1 };
+            let delay = schedule::retry_delay_ms(refused, 0, js_sys::Math::random());
+            let weak = weak.clone();
+            let _ = set_timeout_with_handle(
+                move || {
+                    if let Some(this) = weak.upgrade() {
+                        this.open_push_channel(refused);
+                    }
+                },
+                millis(delay),
+            );
+        });
+        let _ = source.add_event_listener_with_callback("session-ended", on_ended.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("open", on_open.as_ref().unchecked_ref());
+        let _ = source.add_event_listener_with_callback("error", on_error.as_ref().unchecked_ref());
+        *self.events.borrow_mut() = Some((source, vec![on_ended, on_open, on_error]));
     }
 
     /// The session ended outside this tab: say so, keep the draft, stop everything.
@@ -275,7 +307,8 @@ impl Renewer {
 
     fn adopt_expiry(self: &Rc<Self>, expires_at: u64, expires_in: u64, why: &str) {
         let writers = self.context.writers();
-        if self.context.expires_at.get_untracked() != Some(expires_at) {
+        let new_token = self.context.expires_at.get_untracked() != Some(expires_at);
+        if new_token {
             self.context
                 .log(AuthEventKind::UserLoaded, format!("{why}; access token expires {}", utc_time(expires_at)));
         }
@@ -287,6 +320,10 @@ impl Renewer {
             state.expires_ms = now + expires_in as f64 * 1000.0;
             state.due_ms = schedule::renewal_due_ms(now, expires_in, self.policy, js_sys::Math::random());
             state.failures = 0;
+            // A new access token, from this tab or another: the iframe's bound was for the old one.
+            if new_token {
+                state.iframe_failures = 0;
+            }
         }
         self.arm();
     }
@@ -391,7 +428,8 @@ impl Renewer {
                 let signed_out = RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
                 return Attempt::Outcome(signed_out, RenewalPath::RefreshToken);
             }
-            if info.access_token_expires_in.is_some_and(|left| schedule::is_fresh(left, self.policy)) {
+            let known = self.context.expires_at.get_untracked();
+            if schedule::renewed_meanwhile(known, &info, self.policy) {
                 return Attempt::Adopted(info);
             }
             self.state.borrow_mut().has_refresh_token = info.has_refresh_token;
@@ -443,6 +481,12 @@ impl Renewer {
     }
 
     fn settle(self: &Rc<Self>, attempt: Attempt) {
+        // The session ended while this attempt was on its way (a sign-out in another tab, the
+        // server's push): whatever it brings back, the tab stays signed out, and nothing may make
+        // it act for the user again (a draft the user chose to delete would be saved again).
+        if self.state.borrow().stopped {
+            return;
+        }
         let writers = self.context.writers();
         let (outcome, path) = match attempt {
             Attempt::Adopted(info) => {
@@ -493,6 +537,9 @@ impl Renewer {
                     AuthEventKind::SilentRenewError,
                     format!("transient ({}): {detail}; retry in {:.1} s", path.label(), delay / 1000.0),
                 );
+                // A timer armed meanwhile (a re-read session, another tab's renewal) is replaced,
+                // not left to fire a second renewal.
+                self.cancel_renewal_timer();
                 let this = self.clone();
                 let timer = set_timeout_with_handle(move || this.renew(), millis(delay));
                 self.state.borrow_mut().renew_timer = timer.ok();
@@ -588,6 +635,8 @@ async fn sleep(duration: Duration) {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
+/// A timer's delay. Browsers take an `i32` of milliseconds (about 24.8 days), and a longer one
+/// would throw: it is cut to that, so such a token is renewed early rather than never.
 fn millis(ms: f64) -> Duration {
-    Duration::from_millis(ms.max(0.0) as u64)
+    Duration::from_millis(ms.clamp(0.0, f64::from(i32::MAX)) as u64)
 }

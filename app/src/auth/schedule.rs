@@ -4,7 +4,7 @@
 
 use super::{
     refresh::ReauthReason,
-    session::{RenewStrategy, RenewalPolicy},
+    session::{RenewStrategy, RenewalPolicy, SessionInfo},
 };
 
 /// Transient failures of the iframe in a row after which it is not tried again before the access
@@ -70,6 +70,19 @@ pub fn is_fresh(expires_in_secs: u64, policy: RenewalPolicy) -> bool {
     expires_in_secs > policy.before_expiry_secs + policy.jitter_secs
 }
 
+/// Whether the session read after waiting for the renewal lock needs no renewal from this tab:
+/// its access token is newer than the one this tab knew (`known_expires_at`; another tab renewed
+/// while this one waited), or fresh. The first matters when the lead time is as long as the
+/// token's life (it is then cut to half, see [`renewal_due_ms`]): a token renewed a moment ago
+/// is not "fresh" then, and each waiting tab would rotate the refresh token once more.
+pub fn renewed_meanwhile(known_expires_at: Option<u64>, session: &SessionInfo, policy: RenewalPolicy) -> bool {
+    let newer = matches!(
+        (known_expires_at, session.access_token_expires_at),
+        (Some(known), Some(now)) if now > known
+    );
+    newer || session.access_token_expires_in.is_some_and(|left| is_fresh(left, policy))
+}
+
 /// How long to wait before retry `attempt` (1, 2, …) after a transient failure: capped
 /// exponential backoff with jitter (half fixed, half random), never sooner than the server's
 /// `retry_after`.
@@ -116,6 +129,25 @@ mod tests {
         assert!(is_fresh(21, POLICY));
         assert!(!is_fresh(20, POLICY));
         assert!(!is_fresh(0, POLICY));
+    }
+
+    #[test]
+    fn a_token_renewed_while_waiting_is_adopted_even_when_the_lead_is_as_long_as_its_life() {
+        let long_lead = RenewalPolicy { before_expiry_secs: 60, jitter_secs: 5, ..POLICY };
+        let session = |expires_at, expires_in| SessionInfo {
+            authenticated: true,
+            access_token_expires_at: Some(expires_at),
+            access_token_expires_in: Some(expires_in),
+            ..SessionInfo::default()
+        };
+        // Another tab's renewal: a 60-second token, newer than the one this tab knew.
+        assert!(renewed_meanwhile(Some(1_000), &session(1_060, 60), long_lead));
+        // The token this tab knew, or an older one (expired by force): renew.
+        assert!(!renewed_meanwhile(Some(1_000), &session(1_000, 30), long_lead));
+        assert!(!renewed_meanwhile(Some(1_000), &session(990, 0), long_lead));
+        // Nothing known yet: only freshness counts.
+        assert!(!renewed_meanwhile(None, &session(1_060, 60), long_lead));
+        assert!(renewed_meanwhile(None, &session(1_060, 60), POLICY));
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! value, focus, caret and scroll stay where the user left them. The draft is saved to this
 //! browser's storage shortly after each keystroke, when the tab is hidden or left, and when the
 //! session ends; it comes back on load, after a reload or a sign-in, for the same user only.
+//!
+//! The draft is one per user, and several tabs may show the form: a tab writes it only when the
+//! user typed there since its last write, so a tab left open with an older or empty copy never
+//! overwrites (or deletes) what was typed in another; and such a tab takes up the other tab's
+//! draft as it is written, so that typing there later goes on from the newest text.
 
 use leptos::{ev, html, prelude::*};
 
@@ -14,7 +19,7 @@ use crate::{
     components::{EventLog, RequireSignIn, SessionNotice, SessionPanel},
     draft,
     format::utc_time_ms,
-    report::{FieldKind, FIELDS},
+    report::{FieldKind, Report, FIELDS},
 };
 
 /// How long typing must pause before the draft is written…
@@ -41,14 +46,22 @@ fn ReportForm() -> impl IntoView {
     let (draft_note, set_draft_note) = signal(String::new());
     let pending_save = StoredValue::new(None::<TimeoutHandle>);
     let last_saved_ms = StoredValue::new(0.0_f64);
+    // Typed in this tab since the draft was last written from it (or taken from storage).
+    let edited = StoredValue::new(false);
+    // What the submit in flight sent: once it is saved, only that much is cleared.
+    let submitted = StoredValue::new(None::<Report>);
 
     let save_draft = move || {
         if let Some(handle) = pending_save.get_value() {
             handle.clear();
             pending_save.set_value(None);
         }
+        if !edited.get_value() {
+            return;
+        }
         if let Some(form) = form.get_untracked().filter(|_| auth.acting_for_user()) {
             subject.with_value(|subject| draft::save(subject, &fields::read(&form)));
+            edited.set_value(false);
             last_saved_ms.set_value(now_ms());
             set_draft_note.set(format!("Draft saved on this device at {}.", utc_time_ms(now_ms())));
         }
@@ -80,9 +93,24 @@ fn ReportForm() -> impl IntoView {
         }
     });
     let on_pagehide = window_event_listener(ev::pagehide, move |_| save_draft());
+    // Another tab wrote this user's draft (or cleared it, once its report was saved): a tab with
+    // nothing of its own unwritten shows that, so the user goes on from the newest text here.
+    let on_storage = window_event_listener(ev::storage, move |event| {
+        let key = event.key();
+        if edited.get_value() || !subject.with_value(|subject| draft::is_draft_of(subject, key.as_deref())) {
+            return;
+        }
+        if let Some(form) = form.get_untracked() {
+            match subject.with_value(|subject| draft::load(subject)) {
+                Some(newer) => fields::write(&form, &newer),
+                None => form.reset(),
+            }
+        }
+    });
     on_cleanup(move || {
         on_hidden.remove();
         on_pagehide.remove();
+        on_storage.remove();
         // Left for another page of the app within the debounce: write what was waiting now (the
         // form is still readable here; its nodes go after the cleanups).
         if pending_save.get_value().is_some() {
@@ -95,14 +123,22 @@ fn ReportForm() -> impl IntoView {
             save_draft();
         }
     });
-    // After a save: drop the draft; after a refusal for want of a session: say so everywhere.
+    // After a save: drop the draft, unless the user typed on while it was on its way (that text
+    // is not in the report, so it stays, in the form and in the draft); after a refusal for want
+    // of a session: say so everywhere.
     Effect::new(move |_| match submit.value().get() {
         Some(Ok(SubmitOutcome::Saved { .. })) => {
-            subject.with_value(|subject| draft::clear(subject));
-            if let Some(form) = form.get_untracked() {
+            let Some(form) = form.get_untracked() else { return };
+            if submitted.get_value().as_ref() == Some(&fields::read(&form)) {
+                subject.with_value(|subject| draft::clear(subject));
                 form.reset();
+                edited.set_value(false);
+                set_draft_note.set(String::new());
+            } else {
+                edited.set_value(true);
+                save_draft();
+                set_draft_note.set("What you typed after sending is kept as a draft.".into());
             }
-            set_draft_note.set(String::new());
         }
         Some(Ok(SubmitOutcome::SessionEnded { reason })) => auth.end_session(reason),
         _ => {}
@@ -126,12 +162,17 @@ fn ReportForm() -> impl IntoView {
             <form
                 class="long-form"
                 node_ref=form
-                on:input=move |_| save_draft_soon()
+                on:input=move |_| {
+                    edited.set_value(true);
+                    save_draft_soon();
+                }
                 on:submit=move |ev| {
                     ev.prevent_default();
                     save_draft();
                     if let Some(form) = form.get_untracked() {
-                        submit.dispatch(SubmitForm { report: fields::read(&form), subject: subject.get_value() });
+                        let report = fields::read(&form);
+                        submitted.set_value(Some(report.clone()));
+                        submit.dispatch(SubmitForm { report, subject: subject.get_value() });
                     }
                 }
             >

@@ -19,7 +19,8 @@
 //!   where given) through the real refresh grant, as its client would:
 //!   `{"family", "error", "error_description"}`; 404 without an active family, 409 before the
 //!   family has rotated.
-//! - `POST /admin/keys/rotate`: `{"kid": new, "kids": [every kid in the JWKS]}`.
+//! - `POST /admin/keys/rotate[?alg=RS256]`: rotates the ES256 key (or the RS256 one);
+//!   `{"kid": new, "kids": [every kid of that algorithm in the JWKS]}`.
 //! - `POST /admin/users/{sub}/end-session[?backchannel=false]`: ends every provider session of
 //!   the user (without telling the clients, if asked), as if they
 //!   had signed out of the provider elsewhere (the state file forgets them too; their refresh
@@ -66,7 +67,7 @@ use serde_json::{json, Value};
 use crate::{
     backchannel::{self, Defect, Ending, Forging},
     error::{no_store, AdminError},
-    keys::SigningKey,
+    keys::{SigningAlg, SigningKey},
     metrics::Metrics,
     refresh,
     store::{FamilyFilter, FamilyId, RevokedReason},
@@ -156,10 +157,26 @@ async fn simulate_reuse(
     }
 }
 
-async fn rotate_keys(State(state): State<Arc<ProviderState>>) -> Result<Response, AdminError> {
+/// `?alg=RS256` rotates the RS256 key; without it, the ES256 key, which signs access tokens and
+/// (by default) ID tokens.
+#[derive(Deserialize)]
+struct RotateOptions {
+    #[serde(default)]
+    alg: SigningAlg,
+}
+
+async fn rotate_keys(
+    State(state): State<Arc<ProviderState>>,
+    Query(options): Query<RotateOptions>,
+) -> Result<Response, AdminError> {
+    // An RSA key takes a moment to make: not on a thread that serves requests.
+    let key = tokio::task::spawn_blocking(move || SigningKey::generate_for(options.alg))
+        .await
+        .map_err(|_| AdminError::Conflict("the new key could not be made"))?;
     let now = state.now();
-    let key = state.keys.rotate_to(SigningKey::generate(), now, state.key_retirement()).await?;
-    let kids: Vec<String> = state.keys.published(now).iter().map(|k| k.kid().to_owned()).collect();
+    let key = state.keys.rotate_to(key, now, state.key_retirement()).await?;
+    let published = state.keys.published(now);
+    let kids: Vec<&str> = published.iter().filter(|k| k.alg() == options.alg).map(|k| k.kid()).collect();
     tracing::info!(kid = key.kid(), published = kids.len(), "signing key rotated through the admin API");
     Ok(answer(json!({ "kid": key.kid(), "kids": kids })))
 }

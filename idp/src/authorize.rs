@@ -43,7 +43,6 @@ use crate::{
     consent,
     error::{redirect_with, AuthorizePageError, AuthorizeRedirectError},
     html::FrameAncestors,
-    keys::ALGORITHM,
     login,
     store::{AuthorizationCode, AuthorizationRequest, ProviderSession},
     terms, ProviderState,
@@ -314,7 +313,8 @@ pub(crate) fn verify_id_token_hint(state: &ProviderState, hint: &str) -> Option<
         return None;
     }
     let key = state.keys.find_for_hint(&header.kid?, state.now())?;
-    let mut validation = Validation::new(ALGORITHM);
+    // The key's own algorithm: an ID token of a client registered for RS256 is signed RS256.
+    let mut validation = Validation::new(key.alg().jwt());
     validation.set_issuer(&[&state.issuer]);
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);
     validation.validate_aud = false;

@@ -193,10 +193,11 @@ pub(crate) fn notify(state: &ProviderState, session: &ProviderSession, ending: E
         notified = clients.len(),
         "provider session ended"
     );
-    let key = state.keys.current();
     let now = state.now();
     let mut first_attempts = Vec::with_capacity(clients.len());
     for (client_id, uri) in clients {
+        // Signed as the client's ID tokens are (Back-Channel Logout 1.0 §2.4).
+        let key = state.id_token_key(client_id);
         let claims = LogoutTokenClaims::new(&state.issuer, client_id, Some(&session.sub), Some(&session.sid), now);
         let delivery = Delivery {
             http: state.http.clone(),

@@ -1,10 +1,12 @@
 //! What the provider says about a user, and in which token: the ID token (OIDC Core §2), the JWT
 //! access token (RFC 9068 §2.2), and the scope-dependent user claims (OIDC Core §5.4).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{config::UserConfig, ProviderState};
+use crate::{config::UserConfig, keys::SigningKey, ProviderState};
 
 /// `offline_access` (OIDC Core §11) asks for a refresh token; it is granted only to clients
 /// registered for it.
@@ -79,12 +81,20 @@ pub struct IssuedTokens {
 }
 
 impl ProviderState {
+    /// The key that signs `client_id`'s ID and logout tokens: of the algorithm it registered
+    /// (`id_token_signed_response_alg`), ES256 by default. Access tokens are always ES256.
+    pub fn id_token_key(&self, client_id: &str) -> Arc<SigningKey> {
+        let alg = self.config.client(client_id).map(|client| client.id_token_signed_response_alg).unwrap_or_default();
+        self.keys.current_for(alg)
+    }
+
     /// Mints the access token, and the ID token if the scope has `openid`, for `grant`; `jti`
     /// was recorded in the store with it. Both are signed with the current key.
     pub fn mint_tokens(&self, grant: &TokenGrant<'_>, jti: String, now: u64) -> IssuedTokens {
         let lifetimes = &self.config.lifetimes;
         let key = self.keys.current();
         let id_token = grant.scopes.iter().any(|s| s == "openid").then(|| {
+            let id_token_key = self.id_token_key(grant.client_id);
             let user = self.config.user_by_sub(grant.sub).map(|u| user_claims(u, grant.scopes)).unwrap_or_default();
             let claims = IdTokenClaims {
                 iss: self.issuer.clone(),
@@ -98,7 +108,7 @@ impl ProviderState {
                 azp: grant.client_id,
                 user,
             };
-            key.sign("JWT", &claims)
+            id_token_key.sign("JWT", &claims)
         });
         let access_token = AccessTokenClaims {
             iss: self.issuer.clone(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use url::Url;
 
-use crate::error::ConfigError;
+use crate::{error::ConfigError, keys::SigningAlg};
 
 const DEFAULT_TOML: &str = include_str!("../provider.toml");
 
@@ -110,6 +110,11 @@ pub struct ClientConfig {
     /// §3, `post_logout_redirect_uris`), compared exactly, like redirect URIs.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// How this client's ID tokens, and its logout tokens, are signed (OIDC Registration's
+    /// `id_token_signed_response_alg`): `"ES256"`, the default here, or `"RS256"`, which OIDC
+    /// Registration makes the default and which many client libraries expect.
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
 }
 
 fn default_true() -> bool {

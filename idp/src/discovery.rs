@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::{extract::State, Json};
 use serde_json::{json, Value};
 
-use crate::{claims::SUPPORTED_SCOPES, metrics::Metrics, ProviderState};
+use crate::{claims::SUPPORTED_SCOPES, keys::SigningAlg, metrics::Metrics, ProviderState};
 
 /// Client authentication at `/token` and `/revoke` alike (RFC 6749 §2.3.1).
 const CLIENT_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
@@ -24,7 +24,7 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": SigningAlg::ALL.map(SigningAlg::name),
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         // RFC 8414 §2 (also used by OpenID providers): RFC 7009 revocation.
         "revocation_endpoint": config.endpoint("/revoke"),

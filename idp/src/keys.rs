@@ -1,24 +1,30 @@
-//! The provider's signing keys: ES256 (ECDSA P-256, RFC 7518 §3.4), each published as a JWK
-//! (RFC 7517) whose `kid` is its RFC 7638 thumbprint, so the same key always has the same `kid`.
+//! The provider's signing keys: ES256 (ECDSA P-256, RFC 7518 §3.4), which signs every access
+//! token and, by default, ID and logout tokens; and RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC
+//! 7518 §3.3), for the ID and logout tokens of clients registered with
+//! `id_token_signed_response_alg = "RS256"` (OIDC Core §15.1: every provider must be able to
+//! sign RS256, and discovery must say so). Each key is published as a JWK (RFC 7517) whose `kid`
+//! is its RFC 7638 thumbprint, so the same key always has the same `kid`.
 //!
-//! Keys rotate (OIDC Core §10.1.1): a [`KeySet`] signs with its current key and keeps each
-//! previous one in the JWK Set, and accepts it at `/userinfo`, until every token it signed has
-//! expired; then the key drops out of the JWK Set. It still verifies `id_token_hint`s for a
-//! while longer ([`Retirement::hint_secs`]): a hint is an ID token of a provider session, and
-//! a session outlives its ID tokens; RP-Initiated Logout 1.0 §2 asks the provider to accept
+//! Keys rotate (OIDC Core §10.1.1): a [`KeySet`] signs with its current key of each algorithm and
+//! keeps each previous one in the JWK Set, and accepts it at `/userinfo`, until every token it
+//! signed has expired; then the key drops out of the JWK Set. It still verifies `id_token_hint`s
+//! for a while longer ([`Retirement::hint_secs`]): a hint is an ID token of a provider session,
+//! and a session outlives its ID tokens; RP-Initiated Logout 1.0 §2 asks the provider to accept
 //! ID tokens it issued as hints even once expired, so that a user can still sign out with the
 //! session's own ID token after a rotation. Such a key is never published and never signs.
 //!
-//! With a state file, the keys live in it too (the current one, and each previous one with the
-//! times it stops being published and stops verifying hints): the key generated at the first
-//! start is the one every later start signs with, until a rotation, so the JWK Set, and every
+//! With a state file, the keys live in it too (the current ones, and each previous one with the
+//! times it stops being published and stops verifying hints): the keys generated at the first
+//! start are the ones every later start signs with, until a rotation, so the JWK Set, and every
 //! token signed before a restart, stay valid across it; a rotation is on disk before its answer
 //! is sent.
 //!
 //! Signatures are made with `ring`, whose P-256 is about twenty times faster on this kind of
 //! machine than the pure-Rust signer behind `jsonwebtoken`; every refresh signs two tokens, so
-//! this is most of a refresh grant's cost. Verification stays with `jsonwebtoken`, which the
-//! tests also use, so each signature is checked by an independent implementation.
+//! this is most of a refresh grant's cost. `ring` cannot make RSA keys: the `rsa` crate makes
+//! them (and reads their public half), `ring` signs with them. Verification stays with
+//! `jsonwebtoken`, which the tests also use, so each signature is checked by an independent
+//! implementation.
 
 use std::sync::{Arc, RwLock};
 
@@ -31,9 +37,10 @@ use p256::{
 };
 use ring::{
     rand::SystemRandom,
-    signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING},
+    signature::{EcdsaKeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256},
 };
-use serde::Serialize;
+use rsa::traits::PublicKeyParts;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -42,19 +49,60 @@ use crate::{
     store::{Change, Journal},
 };
 
+/// The algorithm of every access token, and of ID and logout tokens unless a client asks for
+/// another.
 pub const ALGORITHM: Algorithm = Algorithm::ES256;
+
+/// The size of the RSA keys this provider makes (RFC 7518 §3.3: at least 2048 bits).
+const RSA_BITS: usize = 2048;
+
+/// How ID and logout tokens are signed for a client (OIDC Registration's
+/// `id_token_signed_response_alg`; ES256 here unless the client's entry says otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+pub enum SigningAlg {
+    #[default]
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "RS256")]
+    Rs256,
+}
+
+impl SigningAlg {
+    /// Every algorithm this provider signs with, in the order discovery lists them.
+    pub const ALL: [SigningAlg; 2] = [SigningAlg::Es256, SigningAlg::Rs256];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            Self::Es256 => Algorithm::ES256,
+            Self::Rs256 => Algorithm::RS256,
+        }
+    }
+}
 
 pub struct SigningKey {
     kid: String,
+    alg: SigningAlg,
     /// The private key, PKCS#8 DER: kept only to be written to the state file.
     pkcs8: Vec<u8>,
-    /// Signs; `FIXED` is the JWS encoding of an ECDSA signature, R and S of 32 bytes each
-    /// (RFC 7518 §3.4).
-    pair: EcdsaKeyPair,
+    pair: KeyPair,
     random: SystemRandom,
     decoding: DecodingKey,
-    x: String,
-    y: String,
+    /// The public half as a JWK.
+    jwk: Value,
+}
+
+enum KeyPair {
+    /// Signs with `FIXED`, the JWS encoding of an ECDSA signature: R and S of 32 bytes each
+    /// (RFC 7518 §3.4).
+    Ec(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
 }
 
 /// The protected header of every JWS this provider makes.
@@ -67,13 +115,27 @@ struct JwsHeader<'a> {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
+    /// A new ES256 key.
     pub fn generate() -> Self {
         Self::from_secret(&SecretKey::random(&mut rand::rngs::OsRng))
+    }
+
+    /// A new key for `alg`. An RSA key takes a moment to make (a few hundred milliseconds).
+    pub fn generate_for(alg: SigningAlg) -> Self {
+        match alg {
+            SigningAlg::Es256 => Self::generate(),
+            SigningAlg::Rs256 => {
+                let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, RSA_BITS)
+                    .expect("an RSA key of a standard size can be made");
+                let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&private).expect("an RSA key encodes as PKCS#8");
+                Self::from_rsa(der.as_bytes(), &private).expect("a key made here is accepted")
+            }
+        }
     }
 
     pub fn from_pem_file(path: &std::path::Path) -> Result<Self, ConfigError> {
@@ -85,14 +147,22 @@ impl SigningKey {
         Ok(Self::from_secret(&secret))
     }
 
-    /// A key as the state file keeps it.
+    /// A key as the state file keeps it: P-256 or RSA, PKCS#8 DER.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
-        let secret = SecretKey::from_pkcs8_der(der).map_err(|e| format!("not a PKCS#8 P-256 key: {e}"))?;
-        Ok(Self::from_secret(&secret))
+        if let Ok(secret) = SecretKey::from_pkcs8_der(der) {
+            return Ok(Self::from_secret(&secret));
+        }
+        let private = <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
+            .map_err(|e| format!("neither a PKCS#8 P-256 nor an RSA key: {e}"))?;
+        Self::from_rsa(der, &private)
     }
 
     pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8
+    }
+
+    pub fn alg(&self) -> SigningAlg {
+        self.alg
     }
 
     fn from_secret(secret: &SecretKey) -> Self {
@@ -101,13 +171,39 @@ impl SigningKey {
         let x = URL_SAFE_NO_PAD.encode(point.x().expect("uncompressed point has x"));
         let y = URL_SAFE_NO_PAD.encode(point.y().expect("uncompressed point has y"));
         // RFC 7638 §3.2: the required members, in lexicographic order, without whitespace.
-        let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint_input.as_bytes()));
+        let kid = thumbprint(&format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#));
         let decoding = DecodingKey::from_ec_components(&x, &y).expect("coordinates are valid base64url");
         let random = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_bytes(), &random)
             .expect("a P-256 PKCS#8 document is accepted");
-        Self { kid, pkcs8: der.as_bytes().to_vec(), pair, random, decoding, x, y }
+        let jwk = json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256" });
+        Self {
+            kid,
+            alg: SigningAlg::Es256,
+            pkcs8: der.as_bytes().to_vec(),
+            pair: KeyPair::Ec(pair),
+            random,
+            decoding,
+            jwk,
+        }
+    }
+
+    fn from_rsa(der: &[u8], private: &rsa::RsaPrivateKey) -> Result<Self, String> {
+        let n = URL_SAFE_NO_PAD.encode(private.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(private.e().to_bytes_be());
+        let kid = thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
+        let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| format!("an unusable RSA key: {e}"))?;
+        let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| format!("an RSA key ring does not accept: {e}"))?;
+        let jwk = json!({ "kty": "RSA", "n": n, "e": e, "kid": kid, "use": "sig", "alg": "RS256" });
+        Ok(Self {
+            kid,
+            alg: SigningAlg::Rs256,
+            pkcs8: der.to_vec(),
+            pair: KeyPair::Rsa(pair),
+            random: SystemRandom::new(),
+            decoding,
+            jwk,
+        })
     }
 
     pub fn kid(&self) -> &str {
@@ -117,16 +213,16 @@ impl SigningKey {
     /// Signs `claims` as a JWS in compact serialization (RFC 7515 §7.1) with the given `typ`
     /// header (`JWT`, `at+jwt`, `logout+jwt`).
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> String {
-        let header = JwsHeader { alg: "ES256", typ, kid: &self.kid };
+        let header = JwsHeader { alg: self.alg.name(), typ, kid: &self.kid };
         let header = serde_json::to_vec(&header).expect("a header serializes");
         let payload = serde_json::to_vec(claims).expect("claims serialize");
-        let mut jws = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 100);
+        let mut jws = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
         URL_SAFE_NO_PAD.encode_string(header, &mut jws);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
-        let signature = self.pair.sign(&self.random, jws.as_bytes()).expect("ECDSA signing does not fail");
+        let signature = self.sign_input(jws.as_bytes());
         jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
         jws
     }
 
@@ -134,32 +230,47 @@ impl SigningKey {
         &self.decoding
     }
 
-    /// The ES256 signature of a JWS signing input (`header.payload`), for the admin API's
-    /// deliberately defective tokens, which need a header [`SigningKey::sign`] would not write.
+    /// The signature of a JWS signing input (`header.payload`) by this key's algorithm; also for
+    /// the admin API's deliberately defective tokens, which need a header [`SigningKey::sign`]
+    /// would not write.
     pub fn sign_input(&self, input: &[u8]) -> Vec<u8> {
-        self.pair.sign(&self.random, input).expect("ECDSA signing does not fail").as_ref().to_vec()
+        match &self.pair {
+            KeyPair::Ec(pair) => pair.sign(&self.random, input).expect("ECDSA signing does not fail").as_ref().to_vec(),
+            KeyPair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.random, input, &mut signature).expect("RSA signing does not fail");
+                signature
+            }
+        }
     }
 
     /// The public key as SubjectPublicKeyInfo PEM (RFC 7468 §13), LF line endings and a final
     /// newline: what a library turns the JWK into, and the HMAC key of the classic key
     /// confusion attack (an HS256 token "signed" with the public key).
     pub fn public_key_pem(&self) -> String {
-        let secret = SecretKey::from_pkcs8_der(&self.pkcs8).expect("the key was made from this document");
-        secret.public_key().to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes as PEM")
+        match &self.pair {
+            KeyPair::Ec(_) => {
+                let secret = SecretKey::from_pkcs8_der(&self.pkcs8).expect("the key was made from this document");
+                secret.public_key().to_public_key_pem(LineEnding::LF).expect("a P-256 public key encodes as PEM")
+            }
+            KeyPair::Rsa(_) => {
+                let private = <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_der(&self.pkcs8)
+                    .expect("the key was made from this document");
+                rsa::pkcs8::EncodePublicKey::to_public_key_pem(&private.to_public_key(), LineEnding::LF)
+                    .expect("an RSA public key encodes as PEM")
+            }
+        }
     }
 
-    /// The public half as a JWK (RFC 7517 §4, RFC 7518 §6.2.1).
+    /// The public half as a JWK (RFC 7517 §4; RFC 7518 §6.2.1 and §6.3.1).
     pub fn jwk(&self) -> Value {
-        json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": self.x,
-            "y": self.y,
-            "kid": self.kid,
-            "use": "sig",
-            "alg": "ES256",
-        })
+        self.jwk.clone()
     }
+}
+
+/// A JWK's RFC 7638 thumbprint, from its required members as the RFC serializes them.
+fn thumbprint(required_members: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(required_members.as_bytes()))
 }
 
 /// The current signing key and the previous ones still needed to verify tokens in circulation.
@@ -179,9 +290,21 @@ impl std::fmt::Debug for KeySet {
 
 #[derive(Debug)]
 struct Keys {
+    /// The ES256 key: every access token, and the ID and logout tokens of most clients.
     current: Arc<SigningKey>,
-    /// Newest first.
+    /// The RS256 key, for the clients that ask for it.
+    current_rsa: Arc<SigningKey>,
+    /// Newest first, of both algorithms.
     retiring: Vec<RetiringKey>,
+}
+
+impl Keys {
+    fn current_for(&self, alg: SigningAlg) -> &Arc<SigningKey> {
+        match alg {
+            SigningAlg::Es256 => &self.current,
+            SigningAlg::Rs256 => &self.current_rsa,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -212,19 +335,29 @@ impl Retirement {
 }
 
 impl KeySet {
+    /// `key` signs ES256; an RS256 key is made beside it.
     pub fn new(key: SigningKey) -> Self {
-        Self::with_keys(Keys { current: Arc::new(key), retiring: Vec::new() }, None)
+        let rsa = SigningKey::generate_for(SigningAlg::Rs256);
+        Self::with_keys(Keys { current: Arc::new(key), current_rsa: Arc::new(rsa), retiring: Vec::new() }, None)
     }
 
-    /// The keys a state file holds: the current one, and the previous ones still needed, newest
-    /// first, each with the times it stops being published and stops verifying hints. Later
-    /// rotations go to `journal`.
-    pub(crate) fn restored(current: SigningKey, retiring: Vec<(SigningKey, u64, u64)>, journal: Arc<Journal>) -> Self {
+    /// The keys a state file holds: the current one of each algorithm, and the previous ones
+    /// still needed, newest first, each with the times it stops being published and stops
+    /// verifying hints. Later rotations go to `journal`.
+    pub(crate) fn restored(
+        current: SigningKey,
+        current_rsa: SigningKey,
+        retiring: Vec<(SigningKey, u64, u64)>,
+        journal: Arc<Journal>,
+    ) -> Self {
         let retiring = retiring
             .into_iter()
             .map(|(key, until, hints_until)| RetiringKey { key: Arc::new(key), until, hints_until })
             .collect();
-        Self::with_keys(Keys { current: Arc::new(current), retiring }, Some(journal))
+        Self::with_keys(
+            Keys { current: Arc::new(current), current_rsa: Arc::new(current_rsa), retiring },
+            Some(journal),
+        )
     }
 
     fn with_keys(keys: Keys, journal: Option<Arc<Journal>>) -> Self {
@@ -235,9 +368,14 @@ impl KeySet {
         self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The key that signs now.
+    /// The ES256 key that signs now.
     pub fn current(&self) -> Arc<SigningKey> {
         self.read().current.clone()
+    }
+
+    /// The key of `alg` that signs now.
+    pub fn current_for(&self, alg: SigningAlg) -> Arc<SigningKey> {
+        self.read().current_for(alg).clone()
     }
 
     /// The published key named `kid`, if any: the current key or one still retiring at `now`.
@@ -249,18 +387,18 @@ impl KeySet {
     /// retired from the JWK Set but still within [`Retirement::hint_secs`] of its rotation.
     pub fn find_for_hint(&self, kid: &str, now: u64) -> Option<Arc<SigningKey>> {
         let keys = self.read();
-        if keys.current.kid() == kid {
-            return Some(keys.current.clone());
+        if let Some(current) = [&keys.current, &keys.current_rsa].into_iter().find(|key| key.kid() == kid) {
+            return Some(current.clone());
         }
         keys.retiring.iter().find(|r| r.key.kid() == kid && now < r.hints_until).map(|r| r.key.clone())
     }
 
-    /// Every key a client may need at `now`: the current one first, then the retiring ones,
-    /// newest first.
+    /// Every key a client may need at `now`: the current ones first (ES256, RS256), then the
+    /// retiring ones, newest first.
     pub fn published(&self, now: u64) -> Vec<Arc<SigningKey>> {
         let keys = self.read();
         let retiring = keys.retiring.iter().filter(|r| now < r.until).map(|r| r.key.clone());
-        std::iter::once(keys.current.clone()).chain(retiring).collect()
+        [keys.current.clone(), keys.current_rsa.clone()].into_iter().chain(retiring).collect()
     }
 
     /// The published keys as a JWK Set (RFC 7517 §5).
@@ -269,7 +407,7 @@ impl KeySet {
         json!({ "keys": keys })
     }
 
-    /// Makes `key` the signing key. The previous one stays published for
+    /// Makes `key` the signing key of its algorithm. The previous one stays published for
     /// `retirement.published_secs`, the longest lifetime of a token it may have signed up to
     /// `now`, and verifies hints for `retirement.hint_secs`.
     ///
@@ -287,7 +425,7 @@ impl KeySet {
         let (until, hints_until) = retirement.ends(now);
         let _turn = self.rotating.lock().await;
         if let Some(journal) = &self.journal {
-            let previous_kid = self.current().kid().to_owned();
+            let previous_kid = self.current_for(key.alg()).kid().to_owned();
             journal
                 .append(Change::KeyRotated {
                     kid: key.kid().to_owned(),
@@ -301,7 +439,11 @@ impl KeySet {
                 .await?;
         }
         let mut keys = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let previous = std::mem::replace(&mut keys.current, key.clone());
+        let slot = match key.alg() {
+            SigningAlg::Es256 => &mut keys.current,
+            SigningAlg::Rs256 => &mut keys.current_rsa,
+        };
+        let previous = std::mem::replace(slot, key.clone());
         keys.retiring.retain(|r| now < r.hints_until);
         keys.retiring.insert(0, RetiringKey { key: previous, until, hints_until });
         Ok(key)
@@ -369,12 +511,13 @@ mod tests {
         let retirement = Retirement { published_secs: 300, hint_secs: 300 };
         let second = keys.rotate_to(SigningKey::generate(), 1000, retirement).await.unwrap();
         assert_eq!(keys.current().kid(), second.kid());
+        let rsa_kid = keys.current_for(SigningAlg::Rs256).kid().to_owned();
         let kids = |now| keys.published(now).iter().map(|k| k.kid().to_owned()).collect::<Vec<_>>();
-        assert_eq!(kids(1299), [second.kid().to_owned(), first_kid.clone()]);
+        assert_eq!(kids(1299), [second.kid().to_owned(), rsa_kid.clone(), first_kid.clone()]);
         assert!(keys.find(&first_kid, 1299).is_some());
-        assert_eq!(kids(1300), [second.kid().to_owned()]);
+        assert_eq!(kids(1300), [second.kid().to_owned(), rsa_kid]);
         assert!(keys.find(&first_kid, 1300).is_none());
-        assert_eq!(keys.jwks(1300)["keys"].as_array().unwrap().len(), 1);
+        assert_eq!(keys.jwks(1300)["keys"].as_array().unwrap().len(), 2);
 
         // A later rotation forgets the keys nobody needs any more.
         keys.rotate_to(SigningKey::generate(), 1400, retirement).await.unwrap();
@@ -390,7 +533,7 @@ mod tests {
         let second = keys.rotate_to(SigningKey::generate(), 1000, retirement).await.unwrap();
         assert!(keys.find_for_hint(second.kid(), 1000).is_some(), "the current key");
         assert!(keys.find(&first_kid, 1300).is_none(), "no longer published");
-        assert_eq!(keys.published(1300).len(), 1);
+        assert_eq!(keys.published(1300).len(), 2, "the current ES256 and RS256 keys");
         assert!(keys.find_for_hint(&first_kid, 1300).is_some(), "but it still verifies a hint");
         assert!(keys.find_for_hint(&first_kid, 29799).is_some());
         assert!(keys.find_for_hint(&first_kid, 29800).is_none());
@@ -401,5 +544,56 @@ mod tests {
         assert!(keys.read().retiring.iter().all(|r| r.key.kid() != first_kid));
         // A hint window shorter than publication is publication.
         assert_eq!(Retirement { published_secs: 300, hint_secs: 10 }.ends(1000), (1300, 1300));
+    }
+
+    fn verify(token: &str, key: &SigningKey, alg: Algorithm) -> Result<Value, jsonwebtoken::errors::Error> {
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<Value>(token, key.decoding_key(), &validation).map(|data| data.claims)
+    }
+
+    #[test]
+    fn an_rs256_key_signs_what_an_independent_implementation_verifies_from_its_jwk() {
+        let key = SigningKey::generate_for(SigningAlg::Rs256);
+        let token = key.sign("JWT", &serde_json::json!({ "sub": "x" }));
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::RS256, Some(key.kid())));
+        // From the published JWK alone, as a client would.
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk()).unwrap();
+        let from_jwk = DecodingKey::from_jwk(&jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(&token, &from_jwk, &validation).unwrap().claims;
+        assert_eq!(claims, serde_json::json!({ "sub": "x" }));
+        assert_eq!((key.jwk()["kty"].as_str(), key.jwk()["alg"].as_str()), (Some("RSA"), Some("RS256")));
+        // Never taken for ES256, nor verified by another RSA key.
+        assert!(verify(&token, &key, Algorithm::ES256).is_err());
+        assert!(verify(&token, &SigningKey::generate_for(SigningAlg::Rs256), Algorithm::RS256).is_err());
+        // The state file's copy is the same key: same kid, and it verifies the token.
+        let restored = SigningKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
+        assert_eq!((restored.kid(), restored.alg()), (key.kid(), SigningAlg::Rs256));
+        verify(&token, &restored, Algorithm::RS256).unwrap();
+        // The kid is the RFC 7638 thumbprint of the JWK's required members.
+        let members = format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            key.jwk()["e"].as_str().unwrap(),
+            key.jwk()["n"].as_str().unwrap()
+        );
+        assert_eq!(key.kid(), thumbprint(&members));
+    }
+
+    #[tokio::test]
+    async fn rotating_one_algorithm_leaves_the_other_signing() {
+        let keys = KeySet::new(SigningKey::generate());
+        let (es, rs) = (keys.current().kid().to_owned(), keys.current_for(SigningAlg::Rs256).kid().to_owned());
+        let retirement = Retirement { published_secs: 300, hint_secs: 300 };
+        let new_rs = keys.rotate_to(SigningKey::generate_for(SigningAlg::Rs256), 1000, retirement).await.unwrap();
+        assert_eq!(keys.current().kid(), es, "the ES256 key still signs");
+        assert_eq!(keys.current_for(SigningAlg::Rs256).kid(), new_rs.kid());
+        assert!(keys.find(&rs, 1299).is_some(), "the old RS256 key stays published");
+        assert!(keys.find_for_hint(&rs, 1299).is_some() && keys.find_for_hint(new_rs.kid(), 1299).is_some());
+        assert!(keys.find(&rs, 1300).is_none());
     }
 }

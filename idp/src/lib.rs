@@ -67,6 +67,7 @@ use axum::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ProviderConfig;
 pub use error::ConfigError;
+pub use keys::SigningAlg;
 
 use keys::{KeySet, Retirement, SigningKey};
 use metrics::Metrics;

@@ -157,7 +157,8 @@ async fn discovery_lists_only_what_is_implemented() {
     assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code", "refresh_token"]));
-    assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+    // RS256 must be listed (Discovery 1.0 §3), and can be used (OIDC Core §15.1).
+    assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["ES256", "RS256"]));
     // Omitted, request_uri_parameter_supported would mean true (Discovery 1.0 §3).
     assert_eq!(metadata["request_parameter_supported"], false);
     assert_eq!(metadata["request_uri_parameter_supported"], false);

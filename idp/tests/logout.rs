@@ -78,6 +78,55 @@ fn location(response: &reqwest::Response) -> Option<&str> {
     response.headers().get(LOCATION).map(|value| value.to_str().unwrap())
 }
 
+// OIDC Core §15.1: RS256 for the clients that ask for it.
+
+#[tokio::test]
+async fn a_client_registered_for_rs256_gets_rs256_id_and_logout_tokens_and_its_id_token_is_a_hint() {
+    let app = BackChannel::start().await;
+    let provider = TestProvider::start(|config| {
+        back_channel_of(config, "demo-app", &app);
+        let client = config.clients.iter_mut().find(|client| client.client_id == "demo-app").unwrap();
+        client.id_token_signed_response_alg = idp::SigningAlg::Rs256;
+    })
+    .await;
+    let browser = Browser::new(&provider.issuer);
+    let jwks = jwks(&provider.issuer).await;
+    let rsa = jwks["keys"].as_array().unwrap().iter().find(|key| key["kty"] == "RSA").expect("an RSA key");
+    assert_eq!(rsa["alg"], "RS256");
+    let verify = |token: &str| {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["demo-app"]);
+        validation.set_issuer(&[&provider.issuer]);
+        jsonwebtoken::decode::<Value>(token, &decoding_key(rsa), &validation).map(|data| data.claims)
+    };
+
+    let tokens = browser.tokens_for(&DEMO_APP, "alice", OFFLINE).await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(
+        (header(id_token)["alg"].as_str(), header(id_token)["kid"].clone()),
+        (Some("RS256"), rsa["kid"].clone())
+    );
+    assert_eq!(verify(id_token).expect("the code exchange's ID token")["sub"], ALICE);
+    // Access tokens are the resource server's business: ES256 as for every client.
+    assert_eq!(header(tokens["access_token"].as_str().unwrap())["alg"], "ES256");
+
+    let refreshed: Value =
+        browser.refresh(&DEMO_APP, tokens["refresh_token"].as_str().unwrap()).await.json().await.unwrap();
+    let refreshed_id_token = refreshed["id_token"].as_str().unwrap();
+    assert_eq!(header(refreshed_id_token)["alg"], "RS256");
+    assert_eq!(verify(refreshed_id_token).expect("the refreshed ID token")["sub"], ALICE);
+
+    // Its ID token is a hint /end-session takes, and the logout token is signed as it was.
+    let params = [("id_token_hint", id_token), ("post_logout_redirect_uri", APP_HOME)];
+    let response = browser.end_session(&params).await;
+    assert_eq!(location(&response), Some(APP_HOME), "the hint was accepted: the redirect is allowed");
+    let received = app.wait_for(1).await;
+    let token = received[0].logout_token();
+    assert_eq!(header(token)["alg"], "RS256");
+    let claims = validate_logout_token(token, &jwks, &provider.issuer, "demo-app", now(&provider)).expect("valid");
+    assert_eq!(claims["sub"], ALICE);
+}
+
 // RP-Initiated Logout: each parameter case.
 
 #[tokio::test]
@@ -319,8 +368,13 @@ async fn after_a_key_rotation_the_sessions_own_older_hint_still_signs_out() {
     let (status, rotated) = browser.admin("/admin/keys/rotate", None).await;
     assert_eq!(status, StatusCode::OK);
     provider.clock.advance(3600);
-    let kids: Vec<Value> =
-        jwks(&provider.issuer).await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    let kids: Vec<Value> = jwks(&provider.issuer).await["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].clone())
+        .collect();
     assert_eq!(kids, [rotated["kid"].clone()], "the hint's key is no longer published");
 
     let params = [("id_token_hint", id_token.as_str()), ("post_logout_redirect_uri", APP_HOME), ("state", "bye")];
@@ -509,8 +563,13 @@ async fn a_logout_token_signed_before_a_key_rotation_verifies_until_it_expires()
         validate_logout_token(&token, &jwks(&provider.issuer).await, &provider.issuer, "demo-app", now(&provider));
     assert!(valid.is_ok(), "{valid:?}: its key is still published while it has not expired");
     provider.clock.advance(1);
-    let kids: Vec<Value> =
-        jwks(&provider.issuer).await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    let kids: Vec<Value> = jwks(&provider.issuer).await["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].clone())
+        .collect();
     assert_eq!(kids, [rotated["kid"].clone()], "then the retired key goes");
 }
 

@@ -148,9 +148,23 @@ impl Rp {
         self.get_json(&format!("/admin/users/{ALICE}/families")).await["families"].as_array().unwrap().clone()
     }
 
+    /// The kid of the RS256 key in the JWK Set.
+    async fn rsa_kid(&self) -> String {
+        let jwks = self.get_json("/jwks").await;
+        let rsa = jwks["keys"].as_array().unwrap().iter().find(|k| k["alg"] == "RS256").expect("an RS256 key");
+        rsa["kid"].as_str().unwrap().to_owned()
+    }
+
+    /// The kids of the ES256 keys in the JWK Set, the current one first.
     async fn kids(&self) -> Vec<String> {
         let jwks = self.get_json("/jwks").await;
-        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == "ES256")
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Verifies an ID token against the JWK Set published now; returns the `kid` it names.
@@ -183,15 +197,35 @@ async fn the_jwks_is_the_same_after_a_restart_and_tokens_signed_before_it_still_
     let rp = Rp::new().await;
     let kids = rp.kids().await;
     assert_eq!(kids.len(), 1);
+    let jwks = rp.get_json("/jwks").await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "an ES256 and an RS256 key: {jwks}");
     let tokens = rp.sign_in().await;
 
-    // The key generated at the first start signs ever after.
+    // The keys generated at the first start sign ever after, the RS256 one too.
     let rp = rp.restart().await.restart().await;
     assert_eq!(rp.kids().await, kids);
+    assert_eq!(rp.get_json("/jwks").await, jwks);
     assert_eq!(rp.verify_id_token(token(&tokens, "id_token")).await, kids[0]);
     assert_eq!(rp.userinfo(token(&tokens, "access_token")).await, StatusCode::OK);
     let refreshed = rp.refreshed(token(&tokens, "refresh_token")).await;
     assert_eq!(rp.verify_id_token(token(&refreshed, "id_token")).await, kids[0]);
+}
+
+#[tokio::test]
+async fn an_rs256_rotation_survives_a_restart_and_leaves_the_es256_key_signing() {
+    let rp = Rp::new().await;
+    let (es256, old_rsa) = (rp.kids().await, rp.rsa_kid().await);
+    let (status, rotation) = rp.admin_post("/admin/keys/rotate?alg=RS256").await;
+    assert_eq!(status, StatusCode::OK);
+    let new_rsa = rotation["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_rsa, old_rsa);
+    assert_eq!(rotation["kids"], json!([new_rsa, old_rsa]), "the old RS256 key stays published");
+
+    let rp = rp.restart().await;
+    assert_eq!(rp.kids().await, es256, "the ES256 key did not rotate");
+    let jwks = rp.get_json("/jwks").await;
+    let rs256: Vec<&Value> = jwks["keys"].as_array().unwrap().iter().filter(|k| k["alg"] == "RS256").collect();
+    assert_eq!(rs256.iter().map(|k| k["kid"].clone()).collect::<Vec<_>>(), [json!(new_rsa), json!(old_rsa)]);
 }
 
 #[tokio::test]
@@ -244,23 +278,29 @@ async fn a_version_3_state_file_is_migrated_and_a_key_retired_before_keeps_its_o
     rp.sign_in().await;
     let (status, rotation) = rp.admin_post("/admin/keys/rotate").await;
     assert_eq!(status, StatusCode::OK);
+    let old_rsa_kid = rp.rsa_kid().await;
     let Rp { http, provider, state } = rp;
     let (addr, file) = (provider.addr, provider.config().state_file.clone().unwrap());
     provider.stop().await;
-    // As a provider from before hint windows left it.
+    // As a provider from before hint windows (and before RS256) left it.
     rusqlite::Connection::open(&file)
         .unwrap()
-        .execute_batch("ALTER TABLE signing_keys DROP COLUMN hints_until; PRAGMA user_version = 3;")
+        .execute_batch(&format!(
+            "DELETE FROM signing_keys WHERE kid = '{old_rsa_kid}';
+             ALTER TABLE signing_keys DROP COLUMN hints_until; PRAGMA user_version = 3;"
+        ))
         .unwrap();
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let provider = TestProvider::start_on(listener, |config| config.state_file = Some(file.clone())).await;
     let rp = Rp { http, provider, state };
     assert_eq!(rp.kids().await.len(), 2, "the retired key is still published");
+    let rsa_kid = rp.rsa_kid().await;
+    assert_ne!(rsa_kid, old_rsa_kid, "a file without an RS256 key gets one");
     rp.provider.stop().await;
     let connection = rusqlite::Connection::open(&file).unwrap();
     let version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let windows: Vec<(Option<u64>, Option<u64>)> = connection
         .prepare("SELECT published_until, hints_until FROM signing_keys ORDER BY seq")
         .unwrap()
@@ -268,9 +308,10 @@ async fn a_version_3_state_file_is_migrated_and_a_key_retired_before_keeps_its_o
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(windows.len(), 2, "{windows:?}");
+    assert_eq!(windows.len(), 3, "{windows:?}");
     assert!(windows[0].0.is_some() && windows[0].0 == windows[0].1, "the old window: {windows:?}");
     assert_eq!(windows[1], (None, None), "the current key, {}", rotation["kid"]);
+    assert_eq!(windows[2], (None, None), "the new RS256 key, {rsa_kid}");
 }
 
 #[tokio::test]
@@ -345,7 +386,7 @@ async fn a_version_1_state_file_is_migrated_and_its_provider_sessions_kept() {
     rp.provider.stop().await;
     let version: i32 =
         rusqlite::Connection::open(&file).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -379,7 +420,7 @@ async fn a_version_2_state_file_is_migrated_and_its_provider_sessions_get_a_brow
     rp.provider.stop().await;
     let connection = rusqlite::Connection::open(&file).unwrap();
     let version: i32 = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let (browser_state, clients): (String, String) = connection
         .query_row("SELECT browser_state, clients FROM provider_sessions", [], |row| Ok((row.get(0)?, row.get(1)?)))
         .unwrap();
@@ -611,7 +652,13 @@ async fn a_provider_killed_right_after_answering_has_lost_nothing_it_answered() 
 
     let _process = Process::start(port, &state).await;
     let jwks: Value = http.get(format!("{base}/jwks")).send().await.unwrap().json().await.unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "ES256")
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(json!(kids), rotated["kids"], "the rotation survived");
     let access_token = token(&refreshed, "access_token");
     let userinfo = http.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.unwrap();

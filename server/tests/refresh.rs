@@ -23,6 +23,23 @@ fn outcome(value: &Value) -> &str {
     value["outcome"].as_str().unwrap_or_default()
 }
 
+/// The embedded provider signs this app's ID tokens RS256 when its client is registered so (OIDC
+/// Core §15.1), as most providers do: sign-in and renewal verify them from the RSA key of its
+/// JWK Set as they do ES256 ones (that the provider signs them so, `idp/tests/logout.rs`).
+#[tokio::test]
+async fn id_tokens_signed_rs256_sign_in_and_renew() {
+    let app = signed_in(Setup::default().provider(|config| {
+        let client = config.clients.iter_mut().find(|client| client.client_id == "demo-app").unwrap();
+        client.id_token_signed_response_alg = idp::SigningAlg::Rs256;
+    }))
+    .await;
+    assert_eq!(app.session().await["authenticated"], true);
+    for _ in 0..2 {
+        let renewed = app.refresh().await;
+        assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+    }
+}
+
 #[tokio::test]
 async fn each_renewal_rotates_the_refresh_token_and_the_next_one_uses_the_new_token() {
     let app = signed_in(Setup::default()).await;

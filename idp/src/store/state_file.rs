@@ -3,12 +3,12 @@
 //! start; from then on memory is the source of truth for reads, and the [`journal`](super::journal)
 //! writes every change through.
 //!
-//! Schema (version 4, with `application_id` set so that no other database is mistaken for one;
+//! Schema (version 5, with `application_id` set so that no other database is mistaken for one;
 //! an older file is migrated at start, see [`MIGRATE_FROM_1`] and the ones after it):
-//! - `signing_keys`: each key in PKCS#8 DER with its `kid`; `published_until` and `hints_until`
-//!   are NULL for the current key and, for a rotated-out one, when its last token expires (OIDC
-//!   Core §10.1.1) and when it stops verifying `id_token_hint`s (see [`crate::keys`]). Newest
-//!   last, by `seq`.
+//! - `signing_keys`: each key (P-256 or RSA) in PKCS#8 DER with its `kid`; `published_until` and
+//!   `hints_until` are NULL for the current key of each algorithm and, for a rotated-out one,
+//!   when its last token expires (OIDC Core §10.1.1) and when it stops verifying
+//!   `id_token_hint`s (see [`crate::keys`]). Newest last, by `seq`.
 //! - `provider_sessions`: keyed by the SHA-256 of the session cookie; `sid`, `sub`,
 //!   `auth_time`, `expires_at`, whether the user accepted the updated terms in it
 //!   (`terms_accepted`), and the clients they allowed in it (`consents`, a JSON array).
@@ -41,12 +41,12 @@ use super::{
 };
 use crate::{
     error::ConfigError,
-    keys::{KeySet, Retirement, SigningKey},
+    keys::{KeySet, Retirement, SigningAlg, SigningKey},
 };
 
 /// "idps", in `PRAGMA application_id`: this file is a state file of this provider.
 const APPLICATION_ID: i32 = 0x6964_7073;
-const SCHEMA_VERSION: i32 = 4;
+const SCHEMA_VERSION: i32 = 5;
 /// The write-ahead log is copied into the database (a checkpoint, the only time a commit waits
 /// for the disk) once it holds this many pages, 40 MB at most. SQLite's default of 1,000 pages
 /// makes a busy provider checkpoint several times a second, each a stall for every request
@@ -135,6 +135,11 @@ ALTER TABLE signing_keys ADD COLUMN hints_until INTEGER;
 UPDATE signing_keys SET hints_until = published_until;
 ";
 
+/// Version 4 to 5: an RS256 key beside the ES256 one. Nothing to alter: the first start that
+/// reads the file makes the key and keeps it there. The version says that a build without RSA
+/// must not read the file (it would take the RSA key for a broken P-256 one).
+const MIGRATE_FROM_4: &str = "";
+
 /// What a provider needs from its configuration to open its state file.
 pub(crate) struct Opening<'a> {
     pub path: &'a Path,
@@ -154,7 +159,7 @@ pub(crate) fn open(opening: Opening<'_>) -> Result<(Store, KeySet), ConfigError>
     let mut connection = Connection::open(path).map_err(|e| fail(e.to_string()))?;
     prepare(&connection).map_err(&fail)?;
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| fail(e.to_string()))?;
-    let (current, retiring) =
+    let LoadedKeys { current, current_rsa, retiring } =
         load_keys(&tx, configured_key, retirement, now).map_err(|e| fail(format!("signing keys: {e}")))?;
     let inner = load(&tx, now).map_err(&fail)?;
     // Whatever expired while the provider was down goes now, as the first purge would.
@@ -169,7 +174,7 @@ pub(crate) fn open(opening: Opening<'_>) -> Result<(Store, KeySet), ConfigError>
         "provider state loaded"
     );
     let journal = Journal::start(connection, path.display().to_string()).map_err(|e| fail(e.to_string()))?;
-    let keys = KeySet::restored(current, retiring, journal.clone());
+    let keys = KeySet::restored(current, current_rsa, retiring, journal.clone());
     Ok((Store { inner: Mutex::new(inner), journal: Some(journal) }, keys))
 }
 
@@ -199,9 +204,10 @@ fn prepare(connection: &Connection) -> Result<(), String> {
     let update = match (application_id, version) {
         (0, 0) if tables == 0 => Some(SCHEMA.to_owned()),
         (APPLICATION_ID, SCHEMA_VERSION) => None,
-        (APPLICATION_ID, 1) => Some(format!("{MIGRATE_FROM_1}{MIGRATE_FROM_2}{MIGRATE_FROM_3}")),
-        (APPLICATION_ID, 2) => Some(format!("{MIGRATE_FROM_2}{MIGRATE_FROM_3}")),
-        (APPLICATION_ID, 3) => Some(MIGRATE_FROM_3.to_owned()),
+        (APPLICATION_ID, 1) => Some(format!("{MIGRATE_FROM_1}{MIGRATE_FROM_2}{MIGRATE_FROM_3}{MIGRATE_FROM_4}")),
+        (APPLICATION_ID, 2) => Some(format!("{MIGRATE_FROM_2}{MIGRATE_FROM_3}{MIGRATE_FROM_4}")),
+        (APPLICATION_ID, 3) => Some(format!("{MIGRATE_FROM_3}{MIGRATE_FROM_4}")),
+        (APPLICATION_ID, 4) => Some(MIGRATE_FROM_4.to_owned()),
         (APPLICATION_ID, other) => return Err(format!("schema version {other}, this provider reads {SCHEMA_VERSION}")),
         _ => return Err("an SQLite database, but not a state file of this provider".into()),
     };
@@ -244,15 +250,23 @@ enum LoadError {
 /// A rotated-out key: published until, verifies hints until.
 type RetiredKey = (SigningKey, u64, u64);
 
-/// The current key and the ones still needed at `now` (published, or verifying hints), newest
-/// first; takes `signing_key_file`'s key into the file, or generates the first key, if need be.
+struct LoadedKeys {
+    current: SigningKey,
+    current_rsa: SigningKey,
+    retiring: Vec<RetiredKey>,
+}
+
+/// The current keys and the ones still needed at `now` (published, or verifying hints), newest
+/// first; takes `signing_key_file`'s key into the file, or generates the first key of an
+/// algorithm, if need be.
 fn load_keys(
     tx: &Transaction<'_>,
     configured_key: Option<SigningKey>,
     retirement: Retirement,
     now: u64,
-) -> Result<(SigningKey, Vec<RetiredKey>), LoadError> {
+) -> Result<LoadedKeys, LoadError> {
     let mut current = None;
+    let mut current_rsa = None;
     let mut retiring = Vec::new();
     let mut statement =
         tx.prepare("SELECT kid, pkcs8, published_until, hints_until FROM signing_keys ORDER BY seq DESC")?;
@@ -263,9 +277,13 @@ fn load_keys(
         if key.kid() != kid {
             return Err(LoadError::Invalid(format!("key {kid} does not match its kid")));
         }
+        let slot = match key.alg() {
+            SigningAlg::Es256 => &mut current,
+            SigningAlg::Rs256 => &mut current_rsa,
+        };
         match row.get::<_, Option<u64>>(2)? {
-            None if current.is_none() => current = Some(key),
-            None => return Err(LoadError::Invalid("more than one current key".into())),
+            None if slot.is_none() => *slot = Some(key),
+            None => return Err(LoadError::Invalid(format!("more than one current {} key", key.alg().name()))),
             Some(until) => {
                 let hints_until = row.get::<_, Option<u64>>(3)?.unwrap_or(until).max(until);
                 if now < hints_until {
@@ -298,7 +316,16 @@ fn load_keys(
             key
         }
     };
-    Ok((current, retiring))
+    // The first start, or a file of a version without RSA: the RS256 key is made once, here.
+    let current_rsa = match current_rsa {
+        Some(key) => key,
+        None => {
+            let key = SigningKey::generate_for(SigningAlg::Rs256);
+            journal::insert_key(tx, key.kid(), key.pkcs8_der())?;
+            key
+        }
+    };
+    Ok(LoadedKeys { current, current_rsa, retiring })
 }
 
 fn load_sessions(tx: &Transaction<'_>, now: u64, inner: &mut Inner) -> Result<(), LoadError> {

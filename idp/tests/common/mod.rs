@@ -361,18 +361,22 @@ pub fn validate_logout_token(
     now: u64,
 ) -> Result<Value, Refusal> {
     let header = header(token);
-    // The provider's id_token_signing_alg_values_supported is ["ES256"]; never none.
-    if header["alg"] != "ES256" {
-        return Err(Refusal::Alg);
-    }
+    // The provider's id_token_signing_alg_values_supported is ["ES256", "RS256"]; never none.
+    let alg = match header["alg"].as_str() {
+        Some("ES256") => jsonwebtoken::Algorithm::ES256,
+        Some("RS256") => jsonwebtoken::Algorithm::RS256,
+        _ => return Err(Refusal::Alg),
+    };
     if header["typ"] != "logout+jwt" {
         return Err(Refusal::Typ);
     }
     let kid = header["kid"].as_str().ok_or(Refusal::Kid)?;
     let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).ok_or(Refusal::Kid)?;
-    let key =
-        jsonwebtoken::DecodingKey::from_ec_components(jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap()).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    if jwk["alg"] != header["alg"] {
+        return Err(Refusal::Alg);
+    }
+    let key = decoding_key(jwk);
+    let mut validation = jsonwebtoken::Validation::new(alg);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_aud = false;
@@ -405,6 +409,16 @@ pub fn validate_logout_token(
         return Err(Refusal::Nonce);
     }
     Ok(claims)
+}
+
+/// The verifying key of a JWK of the provider's JWK Set (EC P-256 or RSA), as a client makes it.
+pub fn decoding_key(jwk: &Value) -> jsonwebtoken::DecodingKey {
+    let text = |member: &str| jwk[member].as_str().unwrap();
+    match text("kty") {
+        "EC" => jsonwebtoken::DecodingKey::from_ec_components(text("x"), text("y")).unwrap(),
+        "RSA" => jsonwebtoken::DecodingKey::from_rsa_components(text("n"), text("e")).unwrap(),
+        other => panic!("a JWK of type {other}"),
+    }
 }
 
 pub async fn jwks(issuer: &str) -> Value {

@@ -39,21 +39,44 @@ pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<
     let keys = match state.tokens.sessions_of(claims.sid.as_deref(), claims.sub.as_deref()).await {
         Ok(keys) => keys,
         Err(error) => {
-            tracing::error!(%error, "back-channel logout: the session store is unavailable");
+            tracing::error!(%error, "back-channel logout: the sessions to end cannot be listed");
+            logout_token::release(&state, &claims).await;
             return store_down();
         }
     };
-    let mut ended = 0;
+    // Every session that can be ended is; if one cannot, the answer is a 503 and the token's
+    // jti is released, so that the provider's retry ends the rest (those ended already are
+    // simply not found again).
+    let (mut ended, mut failed) = (0, 0);
     for key in keys {
-        let Ok(Some(stored)) = state.tokens.get(&key).await else { continue };
+        let stored = match state.tokens.get(&key).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::error!(%error, "back-channel logout: a session to end cannot be read");
+                failed += 1;
+                continue;
+            }
+        };
         // With both `sid` and `sub`, a session must match both.
         if claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
             continue;
         }
-        if state.tokens.remove(&key).await.is_ok() {
-            state.events.ended(&key).await;
-            ended += 1;
+        match state.tokens.remove(&key).await {
+            Ok(()) => {
+                state.events.ended(&key).await;
+                ended += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, "back-channel logout: a session to end cannot be removed");
+                failed += 1;
+            }
         }
+    }
+    if failed > 0 {
+        tracing::error!(sid = ?claims.sid, sub = ?claims.sub, ended, failed, "back-channel logout: not every session ended; asking the provider to retry");
+        logout_token::release(&state, &claims).await;
+        return store_down();
     }
     tracing::info!(sid = ?claims.sid, sub = ?claims.sub, ended, "back-channel logout: sessions ended");
     (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()

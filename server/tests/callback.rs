@@ -52,6 +52,20 @@ fn session_id(set_cookie: &str) -> &str {
     set_cookie.split(';').next().unwrap()
 }
 
+/// A query axum cannot parse (a parameter twice) gets the app's error page and `no-store`, like
+/// any other refusal, not axum's plain-text 400.
+#[tokio::test]
+async fn a_malformed_query_at_login_or_callback_gets_the_error_page() {
+    let app = TestApp::start().await;
+    let login = app.get(&app.url("/auth/login?return_to=%2F&return_to=%2Fprofile")).await;
+    let callback = app.get(&app.url("/auth/callback?state=a&state=b")).await;
+    for response in [login, callback] {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(response.text().await.unwrap().contains("data-testid=\"auth-error\""));
+    }
+}
+
 #[tokio::test]
 async fn session_is_signed_out_before_sign_in() {
     let app = TestApp::start().await;

@@ -110,6 +110,17 @@ async fn the_backchannel_route_answers_no_store_and_needs_no_origin_but_a_token(
     let empty =
         reqwest::Client::new().post(app.url("/auth/backchannel-logout")).form(&[("x", "y")]).send().await.unwrap();
     assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    // Not a form at all: the same 400 with no-store (§2.8), not axum's 415 without it.
+    let not_a_form = reqwest::Client::new()
+        .post(app.url("/auth/backchannel-logout"))
+        .header("Content-Type", "text/plain")
+        .body("logout_token=not.a.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_form.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(not_a_form.headers()["cache-control"], "no-store");
+    assert_eq!(not_a_form.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
 /// Opens `/auth/events` for `browser` at `base` and waits for the named event.

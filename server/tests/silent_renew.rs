@@ -94,6 +94,16 @@ async fn a_silent_callback_with_an_unknown_state_is_a_failure_outcome_and_change
     assert_eq!(app.session().await["authenticated"], true);
 }
 
+/// A query axum cannot parse (here `state` twice) still gets the outcome page, so that the parent
+/// hears of it at once instead of waiting for its timeout.
+#[tokio::test]
+async fn a_silent_callback_with_a_malformed_query_is_a_failure_outcome() {
+    let app = signed_in(Setup::default()).await;
+    let page = silent_callback(&app, &app.url("/auth/silent-callback?state=a&state=b")).await;
+    assert_eq!(outcome_of(&page), "malformed_callback");
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
 #[tokio::test]
 async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
     let app = signed_in(Setup::default()).await;

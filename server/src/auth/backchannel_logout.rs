@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::State,
+    extract::{rejection::FormRejection, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Form, Json,
@@ -22,7 +22,19 @@ use serde_json::json;
 use super::logout_token::{self, Refusal};
 use crate::{unix_now, AppState};
 
-pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+/// A body that is not a form (another `Content-Type`, say) gets this endpoint's 400 with
+/// `no-store` (§2.8), not axum's own answer (a 415 without it).
+pub async fn backchannel_logout(
+    State(state): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            tracing::warn!(error = %rejection.body_text(), "back-channel logout: the body is not a form");
+            return refused("the body must be a form (application/x-www-form-urlencoded) with logout_token");
+        }
+    };
     let Some(token) = form.get("logout_token") else {
         return refused("logout_token is required");
     };

@@ -70,8 +70,11 @@ pub async fn backchannel_logout(
                 continue;
             }
         };
-        // With both `sid` and `sub`, a session must match both.
-        if claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
+        // With both `sid` and `sub`, a session must match both. The index of a `sid` keeps a
+        // session that a silent renew has since moved to another provider session: the `sid` it
+        // holds now is the one that counts.
+        let other_sid = claims.sid.as_deref().is_some_and(|sid| stored.session.sid.as_deref() != Some(sid));
+        if other_sid || claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
             continue;
         }
         match state.tokens.remove(&key).await {

@@ -22,6 +22,10 @@ pub enum AuthError {
     /// 400: a callback with neither a code nor an error.
     #[error("the callback has no code")]
     MissingCode,
+    /// 400: a query axum cannot parse (a parameter twice, say). Answered here, not by axum, so
+    /// that it gets this page, `no-store` and a log line like every other refusal.
+    #[error("the query does not parse: {0}")]
+    MalformedQuery(String),
     /// 403: the provider answered with an error (`access_denied`, `login_required`, …). Its code
     /// is shown; its description is not, as anyone can put text in a callback URL.
     #[error("the provider refused the sign-in: {error}")]
@@ -50,9 +54,11 @@ pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 impl AuthError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidReturnTo | Self::UnknownState | Self::IssuerMismatch | Self::MissingCode => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidReturnTo
+            | Self::UnknownState
+            | Self::IssuerMismatch
+            | Self::MissingCode
+            | Self::MalformedQuery(_) => StatusCode::BAD_REQUEST,
             Self::ProviderRefused { .. } => StatusCode::FORBIDDEN,
             Self::TokenRefused { .. } | Self::ProviderUnavailable(_) | Self::InvalidIdToken(_) => {
                 StatusCode::BAD_GATEWAY
@@ -70,6 +76,7 @@ impl AuthError {
                     .into()
             }
             Self::IssuerMismatch | Self::MissingCode => "The sign-in response is malformed.".into(),
+            Self::MalformedQuery(_) => "The sign-in request or response is malformed.".into(),
             Self::ProviderRefused { error } if error == "access_denied" => "Sign-in was cancelled.".into(),
             Self::ProviderRefused { error } => {
                 format!("The identity provider did not sign you in ({}).", sanitize_error_code(error))
@@ -115,4 +122,10 @@ impl IntoResponse for AuthError {
 /// keeps any markup out.
 fn sanitize_error_code(text: &str) -> String {
     text.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+impl From<axum::extract::rejection::QueryRejection> for AuthError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::MalformedQuery(rejection.body_text())
+    }
 }

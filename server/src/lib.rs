@@ -19,6 +19,7 @@ pub mod config;
 pub mod dev_faults;
 pub mod embedded_provider;
 pub mod error;
+pub mod logging;
 pub mod security;
 pub mod store;
 

@@ -4,17 +4,12 @@ use std::process::ExitCode;
 
 use server::{
     config::{Config, ProviderSource},
-    embedded_provider, StartError,
+    embedded_provider, logging, StartError,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn,tower_sessions=warn".into()),
-        )
-        .init();
+    logging::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

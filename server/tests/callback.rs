@@ -4,7 +4,10 @@
 mod support;
 
 use reqwest::StatusCode;
-use support::{location, query, with_param, ProxyMode, Setup, TestApp};
+use support::{
+    free_port, location, new_browser, query, sign_in_through, temp_dir, with_param, ProxyMode, ServerProcess, Setup,
+    TestApp,
+};
 
 fn cookie_named<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response
@@ -47,6 +50,20 @@ async fn sign_in_returns_to_the_requested_page_and_keeps_the_tokens_on_the_serve
 
 fn session_id(set_cookie: &str) -> &str {
     set_cookie.split(';').next().unwrap()
+}
+
+/// A query axum cannot parse (a parameter twice) gets the app's error page and `no-store`, like
+/// any other refusal, not axum's plain-text 400.
+#[tokio::test]
+async fn a_malformed_query_at_login_or_callback_gets_the_error_page() {
+    let app = TestApp::start().await;
+    let login = app.get(&app.url("/auth/login?return_to=%2F&return_to=%2Fprofile")).await;
+    let callback = app.get(&app.url("/auth/callback?state=a&state=b")).await;
+    for response in [login, callback] {
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(response.text().await.unwrap().contains("data-testid=\"auth-error\""));
+    }
 }
 
 #[tokio::test]
@@ -222,4 +239,51 @@ async fn over_https_every_answer_asks_for_https_from_then_on() {
     }
     let plain = TestApp::start().await;
     assert!(plain.get(&plain.url("/")).await.headers().get("strict-transport-security").is_none());
+}
+
+/// Text anyone can put in a callback URL (`error`) reaches the log. Written as it came, a line
+/// break in it would start a line of the attacker's making, a forged log entry: the real server
+/// binary's log must keep each entry on its line, whatever the entry holds.
+#[tokio::test]
+async fn a_line_break_in_a_callback_error_cannot_forge_a_log_line() {
+    let dir = temp_dir("log-lines");
+    let port = free_port();
+    let vars = [
+        ("APP_URL", format!("http://127.0.0.1:{port}")),
+        ("EMBEDDED_IDP_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("SESSION_STORE", "memory".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    let log = dir.join("server.log");
+    let server = ServerProcess::start_logging(&dir, port, &vars, Some(&log)).await;
+    let browser = new_browser();
+    sign_in_through(&browser, &server.url).await;
+    let forged = "\n2026-01-01T00:00:00Z  INFO server: forged\r\n2026-01-01T00:00:00Z  INFO server: forged too";
+
+    // The interactive callback, with this browser's own state and an error the provider never sent.
+    let login = browser.get(format!("{}/auth/login?return_to=%2F", server.url)).send().await.unwrap();
+    let state = query(&location(&login))["state"].clone();
+    let callback =
+        with_param(&format!("{}/auth/callback?state={state}", server.url), "error", &format!("access_denied{forged}"));
+    assert_eq!(browser.get(&callback).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // The silent callback, the same way.
+    let start = browser.get(format!("{}/auth/silent-renew", server.url)).send().await.unwrap();
+    let answer = browser.get(location(&start)).send().await.unwrap();
+    let silent = with_param(&location(&answer), "error", &format!("login_required{forged}"));
+    assert_eq!(browser.get(&silent).send().await.unwrap().status(), StatusCode::OK);
+
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(server);
+    let written = std::fs::read_to_string(&log).unwrap();
+    for error in ["access_denied", "login_required"] {
+        assert!(written.contains(&format!("{error}\\n2026")), "{error} logged, its line break escaped: {written}");
+    }
+    for line in written.lines().filter(|line| line.contains("forged")) {
+        assert!(
+            line.contains("access_denied") || line.contains("login_required"),
+            "a line the request wrote: {line:?}\n{written}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

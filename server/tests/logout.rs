@@ -110,6 +110,17 @@ async fn the_backchannel_route_answers_no_store_and_needs_no_origin_but_a_token(
     let empty =
         reqwest::Client::new().post(app.url("/auth/backchannel-logout")).form(&[("x", "y")]).send().await.unwrap();
     assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+    // Not a form at all: the same 400 with no-store (§2.8), not axum's 415 without it.
+    let not_a_form = reqwest::Client::new()
+        .post(app.url("/auth/backchannel-logout"))
+        .header("Content-Type", "text/plain")
+        .body("logout_token=not.a.jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_form.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(not_a_form.headers()["cache-control"], "no-store");
+    assert_eq!(not_a_form.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
 /// Opens `/auth/events` for `browser` at `base` and waits for the named event.
@@ -162,6 +173,56 @@ async fn with_redis_a_logout_handled_by_one_instance_reaches_tabs_on_another() {
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
     assert!(listening.await.unwrap(), "the other instance heard it through Redis");
+}
+
+/// A logout that fails half way because the store does (answered 503, so the provider retries)
+/// must not have used up its `jti`: the retry of the same token is accepted and ends the session.
+/// Redis is made to fail one command at a time by giving a key the wrong type.
+#[tokio::test]
+async fn a_logout_the_store_failed_is_accepted_when_the_provider_retries_the_same_token() {
+    let redis = RedisServer::start().await;
+    let setup =
+        Setup::default().var("SESSION_STORE", redis.url()).var("SESSION_SEAL_KEYS", SealKey::generate().to_base64());
+    let app = signed_in(setup).await;
+    let sid = app.session().await["sid"].as_str().unwrap().to_owned();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis.dump().await.into_iter().map(|(key, _)| key).collect();
+    let key_named = |part: &str| keys.iter().find(|key| key.contains(part)).unwrap().clone();
+    let (index, tokens) = (key_named("sessions-of-sid:"), key_named("tokens:"));
+    // Puts `key` aside and a value of the other type in its place (`SET` a string over a set,
+    // `SADD` a set over a string), so that the app's command on it fails with WRONGTYPE; or puts
+    // it back.
+    let swap = |key: &str, wrong_type: Option<&str>| {
+        let mut pipe = ::redis::pipe();
+        match wrong_type {
+            Some(command) => pipe.cmd("RENAME").arg(key).arg("aside").cmd(command).arg(key).arg("wrong type"),
+            None => pipe.cmd("DEL").arg(key).cmd("RENAME").arg("aside").arg(key),
+        };
+        let mut connection = connection.clone();
+        async move { pipe.query_async::<()>(&mut connection).await.unwrap() }
+    };
+    // The first delivery: the sessions of the sid cannot be listed.
+    swap(&index, Some("SET")).await;
+    let first = app.send_logout_token(json!({ "sub": ALICE_SUB, "sid": sid })).await;
+    assert_eq!(first["status"], 503, "{first}");
+    swap(&index, None).await;
+    let jti = first["jti"].as_str().unwrap().to_owned();
+
+    // The retry: now the session's token set cannot be read.
+    swap(&tokens, Some("SADD")).await;
+    let (status, reply) = logout_token(&app, json!({ "sub": ALICE_SUB, "sid": sid, "replay_jti": jti })).await;
+    assert_eq!(status, 503, "a session that cannot be read is not skipped: {reply}");
+    swap(&tokens, None).await;
+    assert_eq!(app.session().await["authenticated"], true, "nothing ended yet");
+
+    // The store is back: the same token again is no replay, and ends the session.
+    let (status, reply) = logout_token(&app, json!({ "sub": ALICE_SUB, "sid": sid, "replay_jti": jti })).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(app.session().await["authenticated"], false);
+    // And only now is the jti used up.
+    let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB, "sid": sid, "replay_jti": jti })).await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

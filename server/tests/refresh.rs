@@ -230,6 +230,22 @@ async fn a_provider_key_rotation_mid_session_breaks_neither_renewal_nor_sign_in_
     assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
 }
 
+/// Anyone can POST a logout token with a forged `kid`, which makes the app fetch the JWKS again and
+/// then wait an interval before the next re-fetch. That must not make it refuse the provider's own
+/// ID token signed with a key rotated just after: the session would end for nothing.
+#[tokio::test]
+async fn a_forged_kid_in_a_logout_token_does_not_make_a_renewal_after_a_key_rotation_fail() {
+    let app = signed_in(Setup::default()).await;
+    let forged = app.send_logout_token(json!({ "sub": "248289761001", "defects": ["unknown_kid"] })).await;
+    assert_eq!(forged["status"], 400, "{forged}");
+    let jwks_before = app.metrics().await["jwks_requests"].as_u64().unwrap();
+    app.admin_post("/keys/rotate").await;
+
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
 #[tokio::test]
 async fn forged_kids_cost_the_provider_one_jwks_request_per_interval() {
     let app = TestApp::start_with(Setup::default().proxy(ProxyMode::ForgeKid)).await;

@@ -94,6 +94,16 @@ async fn a_silent_callback_with_an_unknown_state_is_a_failure_outcome_and_change
     assert_eq!(app.session().await["authenticated"], true);
 }
 
+/// A query axum cannot parse (here `state` twice) still gets the outcome page, so that the parent
+/// hears of it at once instead of waiting for its timeout.
+#[tokio::test]
+async fn a_silent_callback_with_a_malformed_query_is_a_failure_outcome() {
+    let app = signed_in(Setup::default()).await;
+    let page = silent_callback(&app, &app.url("/auth/silent-callback?state=a&state=b")).await;
+    assert_eq!(outcome_of(&page), "malformed_callback");
+    assert_eq!(app.session().await["authenticated"], true);
+}
+
 #[tokio::test]
 async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
     let app = signed_in(Setup::default()).await;
@@ -294,4 +304,28 @@ async fn a_journal_line_written_during_a_silent_renew_does_not_fail_it() {
     assert_eq!(outcome_of(&renewed), "renewed");
     proxy.set(ProxyMode::Forward);
     assert_eq!(app.refresh().await["outcome"], "renewed", "and the refresh token still renews");
+}
+
+/// A silent renew can move a session to a new provider session (the old one ended, the user
+/// signed in at the provider again). A logout token that names the old `sid` (and the user) is
+/// about the old provider session: it must not end the session, which now belongs to the new one.
+#[tokio::test]
+async fn a_logout_token_for_the_provider_session_left_behind_does_not_end_the_session() {
+    let app = signed_in(Setup::default()).await;
+    let old_sid = app.session().await["sid"].as_str().unwrap().to_owned();
+    let ended = app.admin_post(&format!("/sessions/{old_sid}/end?backchannel=false")).await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    provider_session_through_another_client(&app, "alice", "wonderland").await;
+    let callback = silent_authorize(&app).await;
+    assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "renewed");
+    let new_sid = app.session().await["sid"].as_str().unwrap().to_owned();
+    assert_ne!(new_sid, old_sid, "the session moved to the new provider session");
+
+    let old = app.send_logout_token(serde_json::json!({ "sub": ALICE_SUB, "sid": old_sid })).await;
+    assert_eq!(old["status"], 200, "{old}");
+    assert_eq!(app.session().await["authenticated"], true, "the old provider session's logout is not this one's");
+
+    let new = app.send_logout_token(serde_json::json!({ "sub": ALICE_SUB, "sid": new_sid })).await;
+    assert_eq!(new["status"], 200, "{new}");
+    assert_eq!(app.session().await["authenticated"], false);
 }

@@ -360,6 +360,46 @@ async fn redis_keys_expire_with_their_sessions() {
     }
 }
 
+/// The PTTLs of the browser session records in Redis, in milliseconds.
+async fn session_record_ttls(redis: &RedisServer) -> Vec<i64> {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut ttls = Vec::new();
+    for (key, _) in redis.dump().await.into_iter().filter(|(key, _)| key.contains(":session:")) {
+        ttls.push(::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap());
+    }
+    ttls
+}
+
+/// Anyone can have a session record created: a request to `/auth/login` without a cookie. Such a
+/// record, holding only a sign-in in flight, expires with it (10 minutes), not after the 8 hours
+/// of a signed-in session, so that these requests cannot fill the store. Signed in, the record
+/// lives as long as a session does, and a sign-in started from a signed-in browser keeps that.
+#[tokio::test]
+async fn a_record_holding_only_a_sign_in_in_flight_expires_with_it() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let (pending, signed_in) = (1..=600_000, 600_001..=8 * 3600 * 1000);
+
+    let authorize = app.begin_login("/").await;
+    let ttls = session_record_ttls(&redis).await;
+    assert!(ttls.len() == 1 && pending.contains(&ttls[0]), "a record of a sign-in in flight: PTTL {ttls:?}");
+    reqwest::Client::new().get(app.login_url("/")).send().await.unwrap();
+    let ttls = session_record_ttls(&redis).await;
+    assert!(ttls.len() == 2 && ttls.iter().all(|ttl| pending.contains(ttl)), "another, cookie-less: {ttls:?}");
+
+    let callback = app.sign_in_at_provider(&authorize).await;
+    assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    let ttls = session_record_ttls(&redis).await;
+    assert!(ttls.iter().filter(|ttl| signed_in.contains(*ttl)).count() == 1, "signed in: the normal expiry: {ttls:?}");
+
+    // A new sign-in from the signed-in browser does not shorten its record.
+    app.begin_login("/").await;
+    let ttls = session_record_ttls(&redis).await;
+    assert!(ttls.iter().filter(|ttl| signed_in.contains(*ttl)).count() == 1, "still the normal expiry: {ttls:?}");
+    assert!(authenticated_at(&app.url, &app.browser).await);
+}
+
 /// A back-channel logout finds a session through the index of its `sid` and `sub`. A session
 /// renewed all day outlives the idle timeout of its sign-in, so every renewal must keep that
 /// index alive as long as the session itself, or the logout would find nothing.

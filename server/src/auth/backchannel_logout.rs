@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::State,
+    extract::{rejection::FormRejection, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Form, Json,
@@ -22,7 +22,19 @@ use serde_json::json;
 use super::logout_token::{self, Refusal};
 use crate::{unix_now, AppState};
 
-pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<HashMap<String, String>>) -> Response {
+/// A body that is not a form (another `Content-Type`, say) gets this endpoint's 400 with
+/// `no-store` (§2.8), not axum's own answer (a 415 without it).
+pub async fn backchannel_logout(
+    State(state): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            tracing::warn!(error = %rejection.body_text(), "back-channel logout: the body is not a form");
+            return refused("the body must be a form (application/x-www-form-urlencoded) with logout_token");
+        }
+    };
     let Some(token) = form.get("logout_token") else {
         return refused("logout_token is required");
     };
@@ -39,21 +51,47 @@ pub async fn backchannel_logout(State(state): State<AppState>, Form(form): Form<
     let keys = match state.tokens.sessions_of(claims.sid.as_deref(), claims.sub.as_deref()).await {
         Ok(keys) => keys,
         Err(error) => {
-            tracing::error!(%error, "back-channel logout: the session store is unavailable");
+            tracing::error!(%error, "back-channel logout: the sessions to end cannot be listed");
+            logout_token::release(&state, &claims).await;
             return store_down();
         }
     };
-    let mut ended = 0;
+    // Every session that can be ended is; if one cannot, the answer is a 503 and the token's
+    // jti is released, so that the provider's retry ends the rest (those ended already are
+    // simply not found again).
+    let (mut ended, mut failed) = (0, 0);
     for key in keys {
-        let Ok(Some(stored)) = state.tokens.get(&key).await else { continue };
-        // With both `sid` and `sub`, a session must match both.
-        if claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
+        let stored = match state.tokens.get(&key).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::error!(%error, "back-channel logout: a session to end cannot be read");
+                failed += 1;
+                continue;
+            }
+        };
+        // With both `sid` and `sub`, a session must match both. The index of a `sid` keeps a
+        // session that a silent renew has since moved to another provider session: the `sid` it
+        // holds now is the one that counts.
+        let other_sid = claims.sid.as_deref().is_some_and(|sid| stored.session.sid.as_deref() != Some(sid));
+        if other_sid || claims.sub.as_deref().is_some_and(|sub| sub != stored.session.subject) {
             continue;
         }
-        if state.tokens.remove(&key).await.is_ok() {
-            state.events.ended(&key).await;
-            ended += 1;
+        match state.tokens.remove(&key).await {
+            Ok(()) => {
+                state.events.ended(&key).await;
+                ended += 1;
+            }
+            Err(error) => {
+                tracing::error!(%error, "back-channel logout: a session to end cannot be removed");
+                failed += 1;
+            }
         }
+    }
+    if failed > 0 {
+        tracing::error!(sid = ?claims.sid, sub = ?claims.sub, ended, failed, "back-channel logout: not every session ended; asking the provider to retry");
+        logout_token::release(&state, &claims).await;
+        return store_down();
     }
     tracing::info!(sid = ?claims.sid, sub = ?claims.sub, ended, "back-channel logout: sessions ended");
     (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()

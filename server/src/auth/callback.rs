@@ -3,7 +3,7 @@
 
 use app::auth::{JournalEntry, JournalOutcome, JournalStep};
 use axum::{
-    extract::{Query, State},
+    extract::{rejection::QueryRejection, Query, State},
     response::Redirect,
 };
 use serde::Deserialize;
@@ -27,8 +27,9 @@ pub struct CallbackQuery {
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<CallbackQuery>,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Result<Redirect, AuthError> {
+    let Query(query) = query?;
     let now = unix_now();
     let client_state = query.state.ok_or(AuthError::UnknownState)?;
     // The state is consumed whatever happens next: a callback URL works once.

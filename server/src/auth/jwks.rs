@@ -5,9 +5,15 @@
 //! Re-fetches are rate-limited: one at a time, and none within [`REFETCH_INTERVAL`] of the last.
 //! Tokens with forged `kid`s therefore cannot turn the server into a load generator against the
 //! provider: a flood of them costs one JWKS request per interval. Concurrent callers share one
-//! re-fetch. A `kid` still unknown after it is refused. The price: a token signed with a brand-new
-//! key that arrives within the interval after a re-fetch (which a forged `kid` could have
-//! caused) is refused once, and accepted after the interval.
+//! re-fetch. A `kid` still unknown after it is refused.
+//!
+//! Each [`KidSource`] has an allowance of its own. Anyone can POST a logout token with a forged
+//! `kid`; if that used up the only allowance, an ID token the token endpoint signed with a key
+//! rotated moments later would be refused, and the session it renews ended. ID tokens from the
+//! token endpoint come server to server over the provider's TLS, so nobody else can spend theirs.
+//! The price left: a token *presented to* this app (a logout token, an access token at the API)
+//! signed with a brand-new key, arriving within the interval after a re-fetch that a forged `kid`
+//! could have caused, is refused once, and accepted after the interval.
 
 use std::{
     sync::{Arc, RwLock},
@@ -29,37 +35,50 @@ pub struct Keys {
     pub jwt: Vec<jsonwebtoken::jwk::Jwk>,
 }
 
+/// Where a token naming an unknown `kid` came from: each source has its own re-fetch allowance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KidSource {
+    /// An ID token in the token endpoint's answer to this server: only the provider can send one.
+    TokenEndpoint,
+    /// A token anyone can send this app (a logout token, an access token at the protected API).
+    Presented,
+}
+
 pub struct JwksCache {
     uri: String,
     http: reqwest::Client,
     keys: RwLock<Arc<Keys>>,
-    /// When the last re-fetch started; held while one runs, so re-fetches never overlap.
-    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last re-fetch of each [`KidSource`] started (`[TokenEndpoint, Presented]`); held
+    /// while one runs, so that the re-fetches of one source never overlap.
+    last_refetch: [tokio::sync::Mutex<Option<Instant>>; 2],
 }
 
 impl JwksCache {
     /// Fetches the set at `uri` once, at start.
     pub async fn load(uri: String, http: reqwest::Client) -> Result<Self, String> {
         let keys = fetch(&http, &uri).await?;
-        Ok(Self { uri, http, keys: RwLock::new(Arc::new(keys)), last_refetch: tokio::sync::Mutex::new(None) })
+        Ok(Self { uri, http, keys: RwLock::new(Arc::new(keys)), last_refetch: Default::default() })
     }
 
     pub fn current(&self) -> Arc<Keys> {
         self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Called when a token names a key that `seen` lacks: returns a newer set, fetched now or by
-    /// a concurrent caller, or `None` if the provider could not be asked (and so the token
-    /// cannot be validated).
-    pub async fn refetch_after(&self, seen: &Arc<Keys>) -> Option<Arc<Keys>> {
-        let mut last_refetch = self.last_refetch.lock().await;
+    /// Called when a token from `source` names a key that `seen` lacks: returns a newer set,
+    /// fetched now or by a concurrent caller, or `None` if the provider could not be asked (and
+    /// so the token cannot be validated).
+    pub async fn refetch_after(&self, seen: &Arc<Keys>, source: KidSource) -> Option<Arc<Keys>> {
+        let mut last_refetch = self.last_refetch[source as usize].lock().await;
         let current = self.current();
         if !Arc::ptr_eq(&current, seen) {
             // Another caller re-fetched while this one waited.
             return Some(current);
         }
         if last_refetch.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
-            tracing::warn!("a token names an unknown kid, and the JWKS was fetched again moments ago: refused");
+            tracing::warn!(
+                ?source,
+                "a token names an unknown kid, and the JWKS was fetched again moments ago: refused"
+            );
             return None;
         }
         *last_refetch = Some(Instant::now());
@@ -67,7 +86,7 @@ impl JwksCache {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys.clone();
-                tracing::info!(keys = keys.jwt.len(), "fetched the provider's JWKS again for an unknown kid");
+                tracing::info!(keys = keys.jwt.len(), ?source, "fetched the provider's JWKS again for an unknown kid");
                 Some(keys)
             }
             Err(error) => {
@@ -94,8 +113,9 @@ pub const ASYMMETRIC_ALGS: [Algorithm; 9] = [
 
 impl JwksCache {
     /// The key that verifies a JWS with `header` (for `jsonwebtoken`): the one its `kid` names,
-    /// fetching the JWKS again if the cache lacks it; refused if its `alg` is not asymmetric or
-    /// does not suit the key.
+    /// fetching the JWKS again if the cache lacks it (a [`KidSource::Presented`] token: these are
+    /// the tokens anyone can send); refused if its `alg` is not asymmetric or does not suit the
+    /// key.
     pub async fn decoding_key(&self, header: &Header) -> Result<DecodingKey, &'static str> {
         if !ASYMMETRIC_ALGS.contains(&header.alg) {
             return Err("alg not allowed");
@@ -104,7 +124,7 @@ impl JwksCache {
         let jwk = match find_key(&keys.jwt, header.kid.as_deref(), header.alg) {
             Some(jwk) => jwk,
             None => {
-                let keys = self.refetch_after(&keys).await.ok_or("unknown signing key")?;
+                let keys = self.refetch_after(&keys, KidSource::Presented).await.ok_or("unknown signing key")?;
                 find_key(&keys.jwt, header.kid.as_deref(), header.alg).ok_or("unknown signing key")?
             }
         };

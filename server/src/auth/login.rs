@@ -2,7 +2,7 @@
 //! and `nonce`, all kept server-side in this browser's session.
 
 use axum::{
-    extract::{Query, State},
+    extract::{rejection::QueryRejection, Query, State},
     response::Redirect,
 };
 use serde::Deserialize;
@@ -22,8 +22,9 @@ pub struct LoginQuery {
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<LoginQuery>,
+    query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Result<Redirect, AuthError> {
+    let Query(query) = query?;
     let return_to = match query.return_to.as_deref() {
         Some(raw) => ReturnTo::parse(raw)?,
         None => ReturnTo::home(),

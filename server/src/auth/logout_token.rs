@@ -35,6 +35,10 @@ struct Claims {
 pub struct LogoutClaims {
     pub sub: Option<String>,
     pub sid: Option<String>,
+    /// The replay cache's entry for this token's `jti`, written by [`validate`]: [`release`]
+    /// deletes it when the logout could not be carried out, so that the provider's retry of
+    /// the same token is not refused as a replay.
+    seen: String,
 }
 
 /// Why a logout token was not acted on.
@@ -96,8 +100,17 @@ pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutC
     let seen = format!("logout-jti:{}", claims.jti);
     let remember_until = (claims.exp + LEEWAY_SECS) * 1000;
     match state.kv.compare_and_set(&seen, None, b"1".to_vec(), remember_until.max(now_ms() + 1000)).await {
-        Ok(true) => Ok(LogoutClaims { sub: claims.sub, sid: claims.sid }),
+        Ok(true) => Ok(LogoutClaims { sub: claims.sub, sid: claims.sid, seen }),
         Ok(false) => Err("jti seen before (replay)".into()),
         Err(_) => Err(Refusal::StoreUnavailable),
+    }
+}
+
+/// Forgets that the token of `claims` was seen: the logout it asked for failed (the store broke
+/// half way), the answer is a 503, and the provider's retry carries the same `jti`. Best effort:
+/// if the store cannot delete it either, the retry is refused as a replay, and that is logged.
+pub async fn release(state: &AppState, claims: &LogoutClaims) {
+    if let Err(error) = state.kv.delete(&claims.seen).await {
+        tracing::error!(%error, "back-channel logout: could not forget the failed token's jti; its retry will be refused");
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    jwks::{JwksCache, Keys, ASYMMETRIC_ALGS},
+    jwks::{JwksCache, Keys, KidSource, ASYMMETRIC_ALGS},
     record::{AuthenticatedSession, IdTokenJwt, TokenSet},
 };
 use crate::{config::Config, error::AuthError};
@@ -457,7 +457,9 @@ impl OidcClient {
     }
 
     /// Validates an ID token with the cached keys, and once more after fetching the JWKS again
-    /// if it names a key the cache lacks (the provider rotated its keys).
+    /// if it names a key the cache lacks (the provider rotated its keys). Every ID token here
+    /// came from the token endpoint, so the re-fetch uses the allowance of
+    /// [`KidSource::TokenEndpoint`], which forged logout tokens cannot use up.
     async fn verified_claims<'t>(
         &self,
         id_token: &'t OidcIdToken,
@@ -469,7 +471,7 @@ impl OidcClient {
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
                 let keys = self
                     .jwks
-                    .refetch_after(&keys)
+                    .refetch_after(&keys, KidSource::TokenEndpoint)
                     .await
                     .ok_or_else(|| "no key in the provider's JWKS matches the token's kid".to_owned())?;
                 id_token.claims(&self.verifier(&keys, now), nonce).map_err(|e| error_chain(&e))

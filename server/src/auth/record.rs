@@ -5,13 +5,13 @@
 use app::auth::{CheckSession, Claims, IdTokenClaims, RenewalPolicy, SessionInfo, SessionJournal, SessionView};
 use openidconnect::{AccessToken, CsrfToken, Nonce, PkceCodeVerifier, RefreshToken};
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
+use tower_sessions::{cookie::time::Duration, Expiry, Session};
 
 use super::{
     return_to::ReturnTo,
     token_store::{SessionKey, StoredSession, TokenStore},
 };
-use crate::error::AuthError;
+use crate::{error::AuthError, store::sessions::SIGNED_IN_EXPIRY};
 
 const SESSION_KEY: &str = "auth.session_key";
 /// The sign-ins in flight, sealed (see [`TokenStore::seal_pending`]).
@@ -24,6 +24,9 @@ const TOUCH_EVERY_SECS: u64 = 600;
 const MAX_PENDING: usize = 8;
 /// How long a sign-in may take from `/auth/login` to `/auth/callback`.
 const PENDING_LIFETIME_SECS: u64 = 600;
+/// The expiry of a record that holds only sign-ins in flight: it is of no use after them, and
+/// anyone can have one created (a request to `/auth/login` without a cookie).
+const PENDING_EXPIRY: Expiry = Expiry::OnInactivity(Duration::seconds(PENDING_LIFETIME_SECS as i64));
 
 /// The raw ID token, kept for `id_token_hint` at logout and silent renew.
 #[derive(Clone, Serialize, Deserialize)]
@@ -155,6 +158,9 @@ pub async fn sign_in(
     let key = SessionKey::generate();
     store.insert(&key, authenticated).await?;
     session.insert(SESSION_KEY, &key).await?;
+    // The callback took its sign-in out of the record, which gave it the short expiry of one
+    // that holds only sign-ins in flight; signed in, it lives as long as a session does.
+    session.set_expiry(Some(SIGNED_IN_EXPIRY));
     Ok(key)
 }
 
@@ -205,11 +211,16 @@ pub async fn push_pending(session: &Session, store: &TokenStore, login: PendingL
     write_pending(session, store, &pending).await
 }
 
+/// Writes the sign-ins in flight. A record without a signed-in session then expires with them
+/// ([`PENDING_EXPIRY`]); one with a signed-in session keeps that session's expiry.
 async fn write_pending(session: &Session, store: &TokenStore, pending: &[PendingLogin]) -> Result<(), AuthError> {
     if pending.is_empty() {
         session.remove_value(PENDING_KEY).await?;
     } else {
         session.insert(PENDING_KEY, store.seal_pending(pending)).await?;
+    }
+    if session.get::<SessionKey>(SESSION_KEY).await?.is_none() {
+        session.set_expiry(Some(PENDING_EXPIRY));
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 
 use app::auth::{JournalEntry, JournalOutcome, JournalStep};
 use axum::{
-    extract::{Query, State},
+    extract::{rejection::QueryRejection, Query, State},
     http::{header, HeaderValue},
     response::{Html, IntoResponse, Redirect, Response},
 };
@@ -72,8 +72,21 @@ async fn begin(state: &AppState, session: &Session) -> Result<Redirect, &'static
     Ok(Redirect::to(start.url.as_str()))
 }
 
-/// `GET /auth/silent-callback`: the provider's answer, finished here.
-pub async fn callback(State(state): State<AppState>, session: Session, Query(query): Query<CallbackQuery>) -> Response {
+/// `GET /auth/silent-callback`: the provider's answer, finished here. A query that does not parse
+/// (a parameter twice, say) is an outcome too: axum's own 400 would post nothing to the parent,
+/// which would wait for its timeout.
+pub async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    query: Result<Query<CallbackQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            tracing::warn!(error = %rejection.body_text(), "silent callback with a malformed query");
+            return outcome_page("malformed_callback");
+        }
+    };
     let outcome = match finish(&state, &session, query).await {
         Ok(sub) => {
             tracing::info!(%sub, "session renewed through the iframe");

@@ -18,6 +18,10 @@ use crate::config::Config;
 
 /// Sessions end after this long without a request.
 const IDLE_TIMEOUT: Duration = Duration::hours(8);
+/// The expiry of a signed-in session's record. A record that holds only sign-ins in flight
+/// expires with them instead (see `auth::record`), so that requests without a cookie, which
+/// anyone can send, cannot fill the store with records that live for hours.
+pub const SIGNED_IN_EXPIRY: Expiry = Expiry::OnInactivity(IDLE_TIMEOUT);
 
 /// The session cookie: HttpOnly always; `SameSite=Lax` so that it comes along on the top-level
 /// navigation back from the provider; `Secure` and the `__Host-` prefix (which pins it to this
@@ -31,7 +35,7 @@ pub fn layer(config: &Config, records: SessionRecords) -> SessionManagerLayer<Se
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure_cookies())
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
+        .with_expiry(SIGNED_IN_EXPIRY)
 }
 
 #[derive(Clone)]

@@ -628,16 +628,30 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts it with `vars` (on top of its site settings) and waits until it answers.
     pub async fn start(dir: &std::path::Path, port: u16, vars: &[(&str, String)]) -> Self {
+        Self::start_logging(dir, port, vars, None).await
+    }
+
+    /// The same, with what it writes to stdout and stderr (its log) in the file `log`.
+    pub async fn start_logging(
+        dir: &std::path::Path,
+        port: u16,
+        vars: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> Self {
         let url = format!("http://127.0.0.1:{port}");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_server"));
+        command
             .current_dir(dir)
             .env_clear()
             .env("LEPTOS_OUTPUT_NAME", "oidc-session")
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
-            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-            .spawn()
-            .expect("the server binary runs");
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
+        if let Some(log) = log {
+            let file = std::fs::File::create(log).unwrap();
+            command.stdout(file.try_clone().unwrap()).stderr(file);
+        }
+        let child = command.spawn().expect("the server binary runs");
         let mut process = Self { url, child };
         process.wait_until_ready().await;
         process

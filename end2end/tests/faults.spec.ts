@@ -142,8 +142,10 @@ test('the provider session ended, no back-channel: check_session notices and the
   await expect(logEntries(page, 'userSessionChanged', /check_session: changed/).first()).toBeVisible();
   await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
   await expect(page.getByTestId('check-session-state')).toHaveText('stopped');
-  // The re-check with prompt=none was refused by the provider: on the iframe lane.
-  await expect(journal(page, 'iframe', 'refused')).toContainText('login_required');
+  // The re-check with prompt=none was refused by the provider (login_required): a logout
+  // (Session Management 1.0 §5), so the server ended its session too, and revoked the family.
+  await expect(logEntries(page, 'userSessionChanged', /signed out at the provider/)).toHaveCount(1);
+  await expect.poll(async () => (await (await page.request.get('/auth/session')).json()).authenticated).toBe(false);
 });
 
 test('a back-channel logout: the server ends the session and the push channel tells the tab', async ({ page }) => {

@@ -46,6 +46,12 @@ test.describe('logout everywhere', () => {
     await expect(notice).toContainText('You were signed out elsewhere.');
     await expect(logEntries(page, 'userSessionChanged', /check_session: changed/)).toHaveCount(1);
     await expect(page.getByLabel('Title')).toHaveValue('Pete was here');
+    // Not only this tab's view: the server's session ended too, so a reload does not sign Pete
+    // back in with the refresh token it held, but sends him to sign in (the draft waits for him).
+    await page.reload();
+    await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/authorize\\?`));
+    const families = await providerFamilies(request, USERS.pete.sub);
+    expect(families.every((family) => !family.active)).toBe(true);
   });
 
   test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {

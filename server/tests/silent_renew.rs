@@ -104,16 +104,54 @@ async fn a_silent_callback_with_a_malformed_query_is_a_failure_outcome() {
     assert_eq!(app.session().await["authenticated"], true);
 }
 
+/// `login_required` to `prompt=none` with this session's ID token: the provider has no session
+/// for the user any more (here ended without a back-channel logout). Session Management 1.0 §5:
+/// that is a logout. The session ends here too, its refresh token revoked at the provider, so
+/// that a reload does not sign the user back in with it; and the push channel says so.
 #[tokio::test]
-async fn the_provider_error_is_the_outcome_and_the_session_is_kept() {
-    let app = signed_in(Setup::default()).await;
+async fn login_required_is_the_outcome_and_ends_the_session_and_its_refresh_token() {
+    let app = signed_in(Setup::default().without_backchannel_logout()).await;
+    // Another tab of this browser, listening on the push channel.
+    let listening = {
+        let (browser, url) = (app.browser.clone(), app.url("/auth/events"));
+        tokio::spawn(async move {
+            let response = browser.get(url).send().await.unwrap();
+            let mut stream = response.bytes_stream();
+            let mut seen = String::new();
+            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains("event: session-ended") {
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
     assert_eq!(ended.status(), StatusCode::OK);
     let callback = silent_authorize(&app).await;
     assert_eq!(query(&callback)["error"], "login_required");
     let page = silent_callback(&app, &callback).await;
     assert_eq!(outcome_of(&page), "login_required");
+    assert_eq!(app.session().await["authenticated"], false);
+    let families: Value =
+        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
+    assert_eq!(families["families"][0]["active"], false, "{families}");
+    assert_eq!(families["families"][0]["revoked_reason"], "revocation", "{families}");
+    let told = tokio::time::timeout(std::time::Duration::from_secs(5), listening).await;
+    assert!(matches!(told, Ok(Ok(true))), "the open stream said session-ended");
+}
+
+/// The provider session is there but wants the user (`consent_required`,
+/// `interaction_required`): the session is kept for their interactive sign-in.
+#[tokio::test]
+async fn a_provider_that_wants_the_user_is_the_outcome_and_the_session_is_kept() {
+    let app = signed_in(Setup::default()).await;
+    let refused = with_param(&silent_authorize(&app).await, "error", "consent_required");
+    assert_eq!(outcome_of(&silent_callback(&app, &refused).await), "consent_required");
     assert_eq!(app.session().await["authenticated"], true, "kept until the user signs in again");
+    assert_eq!(app.refresh().await["outcome"], "renewed", "and its refresh token still renews");
 }
 
 /// Bob signs in at the provider with `prompt=login`, in the browser where alice is signed in to
@@ -142,6 +180,10 @@ async fn an_answer_for_another_subject_ends_the_session() {
     assert_eq!(outcome_of(&page), "subject_changed");
     let session: Value = app.session().await;
     assert_eq!(session["authenticated"], false, "neither alice's session nor bob's");
+    // Alice's refresh token goes with her session, as at a sign-out.
+    let families: Value =
+        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
+    assert_eq!(families["families"][0]["revoked_reason"], "revocation", "{families}");
 }
 
 #[tokio::test]
@@ -267,7 +309,7 @@ async fn interaction_required_is_the_outcome_while_the_user_has_terms_to_accept(
 #[tokio::test]
 async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token() {
     let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
-    let refused = with_param(&silent_authorize(&app).await, "error", "login_required");
+    let refused = with_param(&silent_authorize(&app).await, "error", "consent_required");
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set(ProxyMode::SlowTokens);
     let before = proxy.token_requests();
@@ -276,7 +318,7 @@ async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token
         proxy.token_requests_beyond(before).await;
         silent_callback(&app, &refused).await
     });
-    assert_eq!(outcome_of(&page), "login_required");
+    assert_eq!(outcome_of(&page), "consent_required");
     assert_eq!(refreshed["outcome"], "renewed", "{refreshed}");
     proxy.set(ProxyMode::Forward);
     let next = app.refresh().await;
@@ -291,7 +333,7 @@ async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token
 async fn a_journal_line_written_during_a_silent_renew_does_not_fail_it() {
     let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
     let renewing = silent_authorize(&app).await;
-    let refused = with_param(&silent_authorize(&app).await, "error", "login_required");
+    let refused = with_param(&silent_authorize(&app).await, "error", "consent_required");
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set(ProxyMode::SlowTokens);
     let before = proxy.token_requests();
@@ -300,7 +342,7 @@ async fn a_journal_line_written_during_a_silent_renew_does_not_fail_it() {
         proxy.token_requests_beyond(before).await;
         silent_callback(&app, &refused).await
     });
-    assert_eq!(outcome_of(&refused), "login_required");
+    assert_eq!(outcome_of(&refused), "consent_required");
     assert_eq!(outcome_of(&renewed), "renewed");
     proxy.set(ProxyMode::Forward);
     assert_eq!(app.refresh().await["outcome"], "renewed", "and the refresh token still renews");

@@ -239,6 +239,16 @@ impl Renewer {
         self.stop(ReauthReason::EndedElsewhere);
     }
 
+    /// check_session's re-check found no session of this user at the provider. The server, which
+    /// saw the same answer, has ended the session too and said so on the push channel, which may
+    /// have stopped this tab first: the line says what happened either way.
+    fn signed_out_at_the_provider(&self) {
+        self.context.log(AuthEventKind::UserSessionChanged, "signed out at the provider (check_session)");
+        if !self.state.borrow().stopped {
+            self.stop(ReauthReason::EndedElsewhere);
+        }
+    }
+
     fn on_verdict(self: &Rc<Self>, verdict: Verdict) {
         let check_session = self.context.writers().check_session;
         match verdict {
@@ -274,13 +284,13 @@ impl Renewer {
                         info.session_state
                     }
                     Ok(_) => {
-                        this.ended_elsewhere("signed out at the provider (check_session)");
+                        this.signed_out_at_the_provider();
                         None
                     }
                     Err(_) => None,
                 },
                 Some(IframeOutcome::Interactive(_)) => {
-                    this.ended_elsewhere("signed out at the provider (check_session)");
+                    this.signed_out_at_the_provider();
                     None
                 }
                 Some(IframeOutcome::Transient(_)) | None => None,
@@ -485,6 +495,13 @@ impl Renewer {
         // server's push): whatever it brings back, the tab stays signed out, and nothing may make
         // it act for the user again (a draft the user chose to delete would be saved again).
         if self.state.borrow().stopped {
+            // Still worth its line: why the renewal could not have gone on anyway.
+            if let Attempt::Outcome(RefreshOutcome::ReauthRequired { reason }, path) = attempt {
+                self.context.log(
+                    AuthEventKind::SilentRenewError,
+                    format!("renewal refused ({}): {}", path.label(), reason.as_str()),
+                );
+            }
             return;
         }
         let writers = self.context.writers();

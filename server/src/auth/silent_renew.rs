@@ -28,6 +28,7 @@ use tower_sessions::Session;
 
 use super::{
     callback::CallbackQuery,
+    logout::revoke_tokens,
     oidc_client::RedirectTarget,
     record::{self, AuthenticatedSession, PendingLogin, TokenSet},
     return_to::ReturnTo,
@@ -92,6 +93,10 @@ pub async fn callback(
             tracing::info!(%sub, "session renewed through the iframe");
             "renewed"
         }
+        Err("login_required") => {
+            signed_out_at_the_provider(&state, &session).await;
+            "login_required"
+        }
         Err(outcome) => {
             note_failure(&state, &session, outcome).await;
             outcome
@@ -100,8 +105,34 @@ pub async fn callback(
     outcome_page(outcome)
 }
 
-/// A silent renew the provider refused, or that failed on the way, goes into the session's
-/// journal (the other outcomes are no renewal of this session: a forged state, signed out).
+/// `login_required` to a `prompt=none` request that named this session's ID token: the provider
+/// has no session for this user any more (they signed out there, or it expired). Session
+/// Management 1.0 §5 asks the relying party to handle that as a logout, and so it is, here as
+/// for a back-channel logout: the refresh token is revoked (a reload must not sign the user back
+/// in with it), the session ends, and every tab is told. The other refusals
+/// (`consent_required`, `interaction_required`) mean the provider session is there but wants
+/// the user: the session is kept for their interactive sign-in.
+async fn signed_out_at_the_provider(state: &AppState, session: &Session) {
+    let found = match record::authenticated(session, &state.tokens).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "silent renew: login_required, but the session could not be read to end it");
+            return;
+        }
+    };
+    let Some((key, stored)) = found else { return };
+    revoke_tokens(state, &stored.session).await;
+    if let Err(error) = record::sign_out(session, &state.tokens).await {
+        tracing::warn!(%error, "silent renew: login_required, but the session could not be ended");
+        return;
+    }
+    state.events.ended(&key).await;
+    tracing::info!(sub = %stored.session.subject, "the provider has no session for this user (login_required): signed out here too");
+}
+
+/// A silent renew the provider refused (but for `login_required`, which ends the session), or
+/// that failed on the way, goes into the session's journal (the other outcomes are no renewal of
+/// this session: a forged state, signed out).
 async fn note_failure(state: &AppState, session: &Session, outcome: &'static str) {
     let journal_outcome = match outcome {
         "login_required" | "consent_required" | "interaction_required" | "account_selection_required" => {
@@ -161,8 +192,12 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
     if renewed.subject != current.session.subject {
         // The provider now has another user in this browser: this session must not continue as
         // either of them.
+        // Its tokens are revoked, and every tab told, as at any other end of a session.
         tracing::warn!(sub = %current.session.subject, other = %renewed.subject, "silent renew answered for another subject; the session ends");
-        let _ = record::sign_out(session, &state.tokens).await;
+        revoke_tokens(state, &current.session).await;
+        if record::sign_out(session, &state.tokens).await.is_ok() {
+            state.events.ended(&key).await;
+        }
         return Err("subject_changed");
     }
     // Written over the record as it is when the exchange is done, which a refresh or a journal

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{with_param, ProxyMode, Setup, TestApp};
+use support::{ProxyMode, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -21,23 +21,6 @@ async fn signed_in(setup: Setup) -> TestApp {
 
 fn outcome(value: &Value) -> &str {
     value["outcome"].as_str().unwrap_or_default()
-}
-
-/// Signing in again in a browser that is signed in replaces its session: the refresh token of the
-/// one replaced is revoked at the provider (nobody holds it any more), not left alive there.
-#[tokio::test]
-async fn signing_in_again_revokes_the_refresh_token_of_the_session_it_replaces() {
-    let app = signed_in(Setup::default()).await;
-    let authorize = with_param(&app.begin_login("/").await, "prompt", "login");
-    let callback = app.sign_in_at_provider(&authorize).await;
-    assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
-    let families: Value =
-        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
-    let families = families["families"].as_array().unwrap();
-    assert_eq!(families.len(), 2, "{families:?}");
-    assert_eq!(families.iter().filter(|family| family["active"] == true).count(), 1, "{families:?}");
-    assert!(families.iter().any(|family| family["revoked_reason"] == "revocation"), "{families:?}");
-    assert_eq!(outcome(&app.refresh().await), "renewed");
 }
 
 /// The embedded provider signs this app's ID tokens RS256 when its client is registered so (OIDC

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::oidc_client::RedirectTarget;
-use super::{logout::revoke_tokens, record};
+use super::record;
 use crate::{error::AuthError, store::now_ms, unix_now, AppState};
 
 /// The authorization response (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 `iss`).
@@ -49,13 +49,11 @@ pub async fn callback(
         state.oidc.exchange_code(code, pending.pkce_verifier, pending.nonce, RedirectTarget::SignIn, now).await?;
     authenticated.session_state = query.session_state;
     // A sign-in again after the session could not be renewed continues its journal, so that the
-    // dashboard shows the whole story: the failed renewal, then this sign-in. The session it
-    // replaces goes, and its tokens with it at the provider: nobody will hold its refresh token.
+    // dashboard shows the whole story: the failed renewal, then this sign-in.
     if let Ok(Some((_, earlier))) = record::authenticated(&session, &state.tokens).await {
         if earlier.session.subject == authenticated.subject {
             authenticated.journal.entries = earlier.session.journal.entries.clone();
         }
-        revoke_tokens(&state, &earlier.session).await;
     }
     authenticated.journal.record(JournalEntry {
         at_ms: now_ms(),

@@ -151,4 +151,42 @@ test.describe("the long form's draft", () => {
     await waitForHydration(third);
     await expect(third.getByLabel('Title')).toHaveValue('Typed in the first tab');
   });
+
+  test('a report saved in one tab does not clear what another tab typed on meanwhile', async ({ page, context }) => {
+    // This tab hears nothing of the other's writes, as a tab in the background whose events come
+    // late.
+    await page.addInitScript(() =>
+      window.addEventListener('storage', (event) => event.stopImmediatePropagation(), true),
+    );
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Door sticks');
+    await expect(page.getByTestId('draft-status')).toContainText('Draft saved');
+    const other = await context.newPage();
+    await other.goto('/form');
+    await waitForHydration(other);
+    await expect(other.getByLabel('Title')).toHaveValue('Door sticks');
+
+    // The report is on its way while the other tab types on.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sent = new Promise<void>((resolve) =>
+      page.route('**/api/submit_form', async (route) => {
+        resolve();
+        await held;
+        await route.continue();
+      }),
+    );
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await sent;
+    await other.getByLabel('Notes').fill('Typed in the other tab');
+    await expect(other.getByTestId('draft-status')).toContainText('Draft saved');
+    release();
+    await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
+    await expect(page.getByLabel('Notes')).toHaveValue('Typed in the other tab');
+    await expect(other.getByLabel('Notes')).toHaveValue('Typed in the other tab');
+    const third = await context.newPage();
+    await third.goto('/form');
+    await waitForHydration(third);
+    await expect(third.getByLabel('Notes')).toHaveValue('Typed in the other tab');
+  });
 });

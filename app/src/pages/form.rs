@@ -123,21 +123,27 @@ fn ReportForm() -> impl IntoView {
             save_draft();
         }
     });
-    // After a save: drop the draft, unless the user typed on while it was on its way (that text
-    // is not in the report, so it stays, in the form and in the draft); after a refusal for want
-    // of a session: say so everywhere.
+    // After a save: drop the draft, unless the user typed on while it was on its way, here or in
+    // another tab (that text is not in the report, so it stays, in the form and in the draft);
+    // after a refusal for want of a session: say so everywhere.
     Effect::new(move |_| match submit.value().get() {
         Some(Ok(SubmitOutcome::Saved { .. })) => {
             let Some(form) = form.get_untracked() else { return };
-            if submitted.get_value().as_ref() == Some(&fields::read(&form)) {
+            let sent = submitted.get_value();
+            let stored = subject.with_value(|subject| draft::load(subject));
+            if sent.as_ref() != Some(&fields::read(&form)) {
+                edited.set_value(true);
+                save_draft();
+                set_draft_note.set("What you typed after sending is kept as a draft.".into());
+            } else if let Some(newer) = stored.filter(|stored| Some(stored) != sent.as_ref()) {
+                // Another tab typed on from this text meanwhile: its draft stays, and shows here.
+                fields::write(&form, &newer);
+                set_draft_note.set("What was typed after sending, in another tab, is kept as a draft.".into());
+            } else {
                 subject.with_value(|subject| draft::clear(subject));
                 form.reset();
                 edited.set_value(false);
                 set_draft_note.set(String::new());
-            } else {
-                edited.set_value(true);
-                save_draft();
-                set_draft_note.set("What you typed after sending is kept as a draft.".into());
             }
         }
         Some(Ok(SubmitOutcome::SessionEnded { reason })) => auth.end_session(reason),

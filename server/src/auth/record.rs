@@ -153,6 +153,13 @@ pub async fn sign_in(
 ) -> Result<SessionKey, AuthError> {
     if let Some(previous) = session.get::<SessionKey>(SESSION_KEY).await? {
         store.remove(&previous).await?;
+        // Its silent renewals in flight were for it: an answer to one (a `login_required`,
+        // say) must not act on the session made now.
+        let pending = read_pending(session, store).await?;
+        if pending.iter().any(|p| p.silent) {
+            let interactive: Vec<PendingLogin> = pending.into_iter().filter(|p| !p.silent).collect();
+            write_pending(session, store, &interactive).await?;
+        }
     }
     session.cycle_id().await?;
     let key = SessionKey::generate();

@@ -28,7 +28,6 @@ use tower_sessions::Session;
 
 use super::{
     callback::CallbackQuery,
-    logout::revoke_tokens,
     oidc_client::RedirectTarget,
     record::{self, AuthenticatedSession, PendingLogin, TokenSet},
     return_to::ReturnTo,
@@ -107,11 +106,13 @@ pub async fn callback(
 
 /// `login_required` to a `prompt=none` request that named this session's ID token: the provider
 /// has no session for this user any more (they signed out there, or it expired). Session
-/// Management 1.0 §5 asks the relying party to handle that as a logout, and so it is, here as
-/// for a back-channel logout: the refresh token is revoked (a reload must not sign the user back
-/// in with it), the session ends, and every tab is told. The other refusals
-/// (`consent_required`, `interaction_required`) mean the provider session is there but wants
-/// the user: the session is kept for their interactive sign-in.
+/// Management 1.0 §5 asks the relying party to handle that as a logout, and so it is, as for a
+/// back-channel logout: the session ends with its tokens (a reload must not sign the user back in
+/// with its refresh token), and every tab is told. Nothing is revoked at the provider: at some
+/// providers revoking one refresh token revokes the user's others for this client, on every
+/// device (Keycloak), and a `login_required` can be a browser that keeps the provider's cookie
+/// from the frame. The other refusals (`consent_required`, `interaction_required`) mean the
+/// provider session is there but wants the user: the session is kept for their sign-in.
 async fn signed_out_at_the_provider(state: &AppState, session: &Session) {
     let found = match record::authenticated(session, &state.tokens).await {
         Ok(found) => found,
@@ -121,7 +122,6 @@ async fn signed_out_at_the_provider(state: &AppState, session: &Session) {
         }
     };
     let Some((key, stored)) = found else { return };
-    revoke_tokens(state, &stored.session).await;
     if let Err(error) = record::sign_out(session, &state.tokens).await {
         tracing::warn!(%error, "silent renew: login_required, but the session could not be ended");
         return;
@@ -192,9 +192,8 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
     if renewed.subject != current.session.subject {
         // The provider now has another user in this browser: this session must not continue as
         // either of them.
-        // Its tokens are revoked, and every tab told, as at any other end of a session.
+        // Every tab is told, as at any other end of a session.
         tracing::warn!(sub = %current.session.subject, other = %renewed.subject, "silent renew answered for another subject; the session ends");
-        revoke_tokens(state, &current.session).await;
         if record::sign_out(session, &state.tokens).await.is_ok() {
             state.events.ended(&key).await;
         }

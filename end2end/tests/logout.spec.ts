@@ -50,8 +50,6 @@ test.describe('logout everywhere', () => {
     // back in with the refresh token it held, but sends him to sign in (the draft waits for him).
     await page.reload();
     await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/authorize\\?`));
-    const families = await providerFamilies(request, USERS.pete.sub);
-    expect(families.every((family) => !family.active)).toBe(true);
   });
 
   test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {

@@ -1,6 +1,25 @@
-import { expect, test } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { signIn, signInAtProvider, waitForHydration } from './helpers';
 import { USERS } from './users';
+
+/**
+ * Submits the form with the report held on its way to the server, until the returned function
+ * lets it go: the user can type on meanwhile.
+ */
+async function submitHeld(page: Page): Promise<() => void> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const sent = new Promise<void>((resolve) =>
+    page.route('**/api/submit_form', async (route) => {
+      resolve();
+      await held;
+      await route.continue();
+    }),
+  );
+  await page.getByRole('button', { name: 'Submit' }).click();
+  await sent;
+  return release;
+}
 
 test.describe("the long form's draft", () => {
   test('a reload mid-typing restores the draft', async ({ page }) => {
@@ -105,17 +124,7 @@ test.describe("the long form's draft", () => {
     await signIn(page, '/form', USERS.grace);
     await page.getByLabel('Title').fill('Door sticks');
     // The report is held on its way to the server while the user types on.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const sent = new Promise<void>((resolve) =>
-      page.route('**/api/submit_form', async (route) => {
-        resolve();
-        await held;
-        await route.continue();
-      }),
-    );
-    await page.getByRole('button', { name: 'Submit' }).click();
-    await sent;
+    const release = await submitHeld(page);
     const notes = page.getByLabel('Notes');
     await notes.fill('Typed after sending');
     release();
@@ -167,17 +176,7 @@ test.describe("the long form's draft", () => {
     await expect(other.getByLabel('Title')).toHaveValue('Door sticks');
 
     // The report is on its way while the other tab types on.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const sent = new Promise<void>((resolve) =>
-      page.route('**/api/submit_form', async (route) => {
-        resolve();
-        await held;
-        await route.continue();
-      }),
-    );
-    await page.getByRole('button', { name: 'Submit' }).click();
-    await sent;
+    const release = await submitHeld(page);
     await other.getByLabel('Notes').fill('Typed in the other tab');
     await expect(other.getByTestId('draft-status')).toContainText('Draft saved');
     release();

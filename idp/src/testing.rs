@@ -157,3 +157,10 @@ pub fn interaction_id(login_page: &str) -> Option<String> {
     let len = login_page[start..].find('"')?;
     Some(login_page[start..start + len].to_owned())
 }
+
+/// The `kid`s of the ES256 keys of a JWK Set, in its order (the current key first): the keys a
+/// rotation test follows, the RS256 key beside them rotating on its own.
+pub fn es256_kids(jwks: &serde_json::Value) -> Vec<String> {
+    let keys = jwks["keys"].as_array().map(Vec::as_slice).unwrap_or_default();
+    keys.iter().filter(|key| key["alg"] == "ES256").filter_map(|key| key["kid"].as_str().map(str::to_owned)).collect()
+}

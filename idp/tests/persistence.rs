@@ -8,7 +8,7 @@
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use idp::testing::{interaction_id, TempDir, TestProvider};
+use idp::testing::{es256_kids, interaction_id, TempDir, TestProvider};
 use jsonwebtoken::{DecodingKey, Validation};
 use reqwest::{header::LOCATION, redirect::Policy, StatusCode};
 use serde_json::{json, Value};
@@ -157,14 +157,7 @@ impl Rp {
 
     /// The kids of the ES256 keys in the JWK Set, the current one first.
     async fn kids(&self) -> Vec<String> {
-        let jwks = self.get_json("/jwks").await;
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|k| k["alg"] == "ES256")
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
+        es256_kids(&self.get_json("/jwks").await)
     }
 
     /// Verifies an ID token against the JWK Set published now; returns the `kid` it names.
@@ -652,14 +645,7 @@ async fn a_provider_killed_right_after_answering_has_lost_nothing_it_answered() 
 
     let _process = Process::start(port, &state).await;
     let jwks: Value = http.get(format!("{base}/jwks")).send().await.unwrap().json().await.unwrap();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|k| k["alg"] == "ES256")
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(json!(kids), rotated["kids"], "the rotation survived");
+    assert_eq!(json!(es256_kids(&jwks)), rotated["kids"], "the rotation survived");
     let access_token = token(&refreshed, "access_token");
     let userinfo = http.get(format!("{base}/userinfo")).bearer_auth(access_token).send().await.unwrap();
     assert_eq!(userinfo.status(), StatusCode::OK, "the access token issued last is known");

@@ -360,6 +360,50 @@ async fn redis_keys_expire_with_their_sessions() {
     }
 }
 
+/// The logout index in Redis keeps what has not expired: a session of the user's that expired
+/// leaves the user's set at its next write, though the user's live session keeps the set alive
+/// (a set that expired only whole would list every session the user ever had). A plain set that
+/// an older version left is still read, and replaced at the next write.
+#[tokio::test]
+async fn the_redis_logout_index_drops_expired_sessions_and_reads_an_older_plain_set() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let index = "oidc-session:sessions-of-sub:248289761001";
+    let members = |connection: &mut ::redis::aio::MultiplexedConnection| {
+        let mut connection = connection.clone();
+        async move {
+            let members: Vec<String> =
+                ::redis::cmd("ZRANGE").arg(index).arg(0).arg(-1).query_async(&mut connection).await.unwrap();
+            members
+        }
+    };
+    let live = members(&mut connection).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+
+    // As a session of the user's that expired an hour ago leaves it.
+    let hour_ago =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 - 3_600_000;
+    let _: i64 = ::redis::cmd("ZADD")
+        .arg(index)
+        .arg(hour_ago)
+        .arg("an-expired-session")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(app.refresh().await["outcome"], "renewed", "a write of the live session");
+    assert_eq!(members(&mut connection).await, live, "the expired session left the index");
+
+    // An older version's plain set: a back-channel logout still finds the session through it.
+    let _: i64 = ::redis::cmd("DEL").arg(index).query_async(&mut connection).await.unwrap();
+    let _: i64 = ::redis::cmd("SADD").arg(index).arg(&live[0]).query_async(&mut connection).await.unwrap();
+    let logout = app.send_logout_token(serde_json::json!({ "sub": "248289761001" })).await;
+    assert_eq!(logout["status"], 200, "{logout}");
+    assert_eq!(app.session().await["authenticated"], false, "found through the plain set");
+}
+
 /// The PTTLs of the browser session records in Redis, in milliseconds.
 async fn session_record_ttls(redis: &RedisServer) -> Vec<i64> {
     let client = ::redis::Client::open(redis.url()).unwrap();

@@ -10,8 +10,9 @@
 //! Keys: `session:{SHA-256 of the id}` (a browser session), `tokens:{key}` (a sealed token set, see
 //! [`seal`]), `lock:renew:{key}` (the renewal lock of a signed-in session), `logout-jti:{jti}`
 //! (back-channel logout tokens seen). Sets: `sessions-of-sid:{sid}` and `sessions-of-sub:{sub}`
-//! (which signed-in sessions a back-channel logout ends). Every value has an expiry in
-//! milliseconds since the Unix epoch; an expired value reads as absent.
+//! (which signed-in sessions a back-channel logout ends), whose members expire one by one (in
+//! Redis, sorted sets scored by expiry). Every value has an expiry in milliseconds since the Unix
+//! epoch; an expired value reads as absent.
 //!
 //! Two compare-and-set operations make the locks and the token writes safe across instances:
 //! [`Kv::compare_and_set`] writes only over the exact bytes the caller read (or over nothing),

@@ -26,6 +26,41 @@ static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end")
 });
 
+// Sets (the logout index) are sorted sets, each member scored by its own expiry, so that members
+// go one by one, as in the other stores. A plain set would expire whole, and every write of one of
+// its sessions would keep it alive: an active user's set would list every session they ever had,
+// and a back-channel logout would read each. A plain set an older version left is read as one,
+// and replaced at its next write.
+
+/// Adds ARGV[1] to KEYS[1] until ARGV[2] (ms), drops the members expired at ARGV[3] (now), and
+/// keeps the set until its last member's expiry.
+static SET_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('TYPE', KEYS[1]).ok == 'set' then redis.call('DEL', KEYS[1]) end \
+         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
+         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) \
+         redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX') \
+         redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT') \
+         return 1",
+    )
+});
+
+/// The members of KEYS[1] not expired at ARGV[1] (now).
+static SET_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('TYPE', KEYS[1]).ok == 'set' then return redis.call('SMEMBERS', KEYS[1]) end \
+         return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')",
+    )
+});
+
+/// Removes ARGV[1] from KEYS[1].
+static SET_REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('TYPE', KEYS[1]).ok == 'set' then return redis.call('SREM', KEYS[1], ARGV[1]) end \
+         return redis.call('ZREM', KEYS[1], ARGV[1])",
+    )
+});
+
 pub struct RedisKv {
     connection: ConnectionManager,
     client: redis::Client,
@@ -148,31 +183,27 @@ impl RedisKv {
         }
     }
 
-    /// Adds `member`; the set lives until its newest member's expiry (members have no TTL of
-    /// their own in Redis; readers check the values the members point to).
+    /// Adds `member` until `expires_at_ms` (see [`SET_ADD`]); Redis 7's `PEXPIREAT NX` gives a
+    /// new set its expiry, `GT` only ever moves it later.
     pub async fn set_add(&self, name: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let key = key(name);
-        let _: i64 = connection.sadd(&key, member).await.map_err(error)?;
-        // Redis 7: NX gives a new set its expiry, GT only ever moves it later.
-        for mode in ["NX", "GT"] {
-            let _: i64 = redis::cmd("PEXPIREAT")
-                .arg(&key)
-                .arg(expires_at_ms)
-                .arg(mode)
-                .query_async(&mut connection)
-                .await
-                .map_err(error)?;
-        }
+        let _: i64 = SET_ADD
+            .key(key(name))
+            .arg(member)
+            .arg(expires_at_ms)
+            .arg(super::now_ms())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(error)?;
         Ok(())
     }
 
     pub async fn set_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        self.connection.clone().smembers(key(name)).await.map_err(error)
+        SET_MEMBERS.key(key(name)).arg(super::now_ms()).invoke_async(&mut self.connection.clone()).await.map_err(error)
     }
 
     pub async fn set_remove(&self, name: &str, member: &str) -> Result<(), StoreError> {
-        let _: i64 = self.connection.clone().srem(key(name), member).await.map_err(error)?;
+        let _: i64 =
+            SET_REMOVE.key(key(name)).arg(member).invoke_async(&mut self.connection.clone()).await.map_err(error)?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{ProxyMode, Setup, TestApp};
+use support::{header_of, ProxyMode, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -25,10 +25,10 @@ fn outcome(value: &Value) -> &str {
 
 /// The embedded provider signs this app's ID tokens RS256 when its client is registered so (OIDC
 /// Core §15.1), as most providers do: sign-in and renewal verify them from the RSA key of its
-/// JWK Set as they do ES256 ones (that the provider signs them so, `idp/tests/logout.rs`).
+/// JWK Set as they do ES256 ones.
 #[tokio::test]
 async fn id_tokens_signed_rs256_sign_in_and_renew() {
-    let app = signed_in(Setup::default().provider(|config| {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward).provider(|config| {
         let client = config.clients.iter_mut().find(|client| client.client_id == "demo-app").unwrap();
         client.id_token_signed_response_alg = idp::SigningAlg::Rs256;
     }))
@@ -37,6 +37,11 @@ async fn id_tokens_signed_rs256_sign_in_and_renew() {
     for _ in 0..2 {
         let renewed = app.refresh().await;
         assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+    }
+    let id_tokens = app.proxy.as_ref().unwrap().id_tokens_seen();
+    assert_eq!(id_tokens.len(), 3, "the sign-in's and two renewals'");
+    for id_token in id_tokens {
+        assert_eq!(header_of(&id_token)["alg"], "RS256");
     }
 }
 

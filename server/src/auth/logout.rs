@@ -9,10 +9,7 @@ use axum::{extract::State, response::Redirect};
 use openidconnect::CsrfToken;
 use tower_sessions::Session;
 
-use super::{
-    oidc_client::Revocable,
-    record::{self, AuthenticatedSession},
-};
+use super::{oidc_client::Revocable, record};
 use crate::{error::AuthError, AppState};
 
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Redirect, AuthError> {
@@ -21,21 +18,6 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Result<R
         return Ok(Redirect::to("/"));
     };
     let signed_in = &stored.session;
-    let tokens = &signed_in.tokens;
-    revoke_tokens(&state, signed_in).await;
-    record::sign_out(&session, &state.tokens).await?;
-    state.events.ended(&key).await;
-    tracing::info!(sub = %signed_in.subject, "signed out");
-
-    let after = format!("{}/", state.config.origin());
-    let end_session = state.oidc.end_session_url(tokens.id_token.as_str(), &after, CsrfToken::new_random().secret());
-    Ok(Redirect::to(end_session.as_ref().map(|url| url.as_str()).unwrap_or("/")))
-}
-
-/// Revokes what the provider issued to a session that ends here: the refresh token (and with it
-/// its family), then the access token. A revocation that fails is logged and nothing more: the
-/// session ends either way, and its tokens with it here.
-pub(super) async fn revoke_tokens(state: &AppState, signed_in: &AuthenticatedSession) {
     let tokens = &signed_in.tokens;
     let mut revocations = Vec::new();
     if let Some(refresh_token) = &tokens.refresh_token {
@@ -47,8 +29,15 @@ pub(super) async fn revoke_tokens(state: &AppState, signed_in: &AuthenticatedSes
             Ok(true) => tracing::info!(sub = %signed_in.subject, "{what} revoked"),
             Ok(false) => {}
             Err(error) => {
-                tracing::warn!(sub = %signed_in.subject, %error, "could not revoke the {what}; the session ends anyway")
+                tracing::warn!(sub = %signed_in.subject, %error, "could not revoke the {what}; signing out anyway")
             }
         }
     }
+    record::sign_out(&session, &state.tokens).await?;
+    state.events.ended(&key).await;
+    tracing::info!(sub = %signed_in.subject, "signed out");
+
+    let after = format!("{}/", state.config.origin());
+    let end_session = state.oidc.end_session_url(tokens.id_token.as_str(), &after, CsrfToken::new_random().secret());
+    Ok(Redirect::to(end_session.as_ref().map(|url| url.as_str()).unwrap_or("/")))
 }

@@ -364,10 +364,8 @@ pub enum ProxyMode {
 pub struct Proxy {
     pub url: String,
     mode: Arc<Mutex<ProxyMode>>,
-    /// Every refresh token the provider handed out through this proxy.
-    refresh_tokens: Arc<Mutex<Vec<String>>>,
-    /// And every access token.
-    access_tokens: Arc<Mutex<Vec<String>>>,
+    /// Every successful token response the provider gave through this proxy, as it gave it.
+    token_responses: Arc<Mutex<Vec<Value>>>,
     /// How many token requests have reached the proxy (answered or not yet).
     token_requests: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -379,16 +377,15 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(Mutex::new(mode));
-        let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
+        let token_responses = Arc::new(Mutex::new(Vec::new()));
         let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-        let access_tokens = Arc::new(Mutex::new(Vec::new()));
         let token_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (current, seen, seen_access) = (mode.clone(), refresh_tokens.clone(), access_tokens.clone());
+        let (current, seen) = (mode.clone(), token_responses.clone());
         let arrived = token_requests.clone();
         let forward = move |request: Request| {
             let client = client.clone();
             let mode = *current.lock().unwrap();
-            let (seen, seen_access) = (seen.clone(), seen_access.clone());
+            let seen = seen.clone();
             if request.uri().path() == "/token" {
                 arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -427,13 +424,7 @@ impl Proxy {
                 let mut headers = upstream_response.headers().clone();
                 let mut body = upstream_response.bytes().await.unwrap().to_vec();
                 if path == "/token" && status.is_success() {
-                    let json: Value = serde_json::from_slice(&body).unwrap();
-                    if let Some(token) = json["refresh_token"].as_str() {
-                        seen.lock().unwrap().push(token.to_owned());
-                    }
-                    if let Some(token) = json["access_token"].as_str() {
-                        seen_access.lock().unwrap().push(token.to_owned());
-                    }
+                    seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
                 }
                 if path == "/token" && status.is_success() && mode != ProxyMode::Forward {
                     let mut json: Value = serde_json::from_slice(&body).unwrap();
@@ -462,19 +453,30 @@ impl Proxy {
         tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, mode, refresh_tokens, access_tokens, token_requests }
+        Self { url, mode, token_responses, token_requests }
     }
 
     pub fn set(&self, mode: ProxyMode) {
         *self.mode.lock().unwrap() = mode;
     }
 
+    /// The `name` tokens (`refresh_token`, `access_token`, `id_token`) of the token responses,
+    /// in order.
+    fn tokens_seen(&self, name: &str) -> Vec<String> {
+        let responses = self.token_responses.lock().unwrap();
+        responses.iter().filter_map(|response| response[name].as_str().map(str::to_owned)).collect()
+    }
+
     pub fn refresh_tokens_seen(&self) -> Vec<String> {
-        self.refresh_tokens.lock().unwrap().clone()
+        self.tokens_seen("refresh_token")
     }
 
     pub fn access_tokens_seen(&self) -> Vec<String> {
-        self.access_tokens.lock().unwrap().clone()
+        self.tokens_seen("access_token")
+    }
+
+    pub fn id_tokens_seen(&self) -> Vec<String> {
+        self.tokens_seen("id_token")
     }
 
     /// Waits until more than `count` token requests have reached the proxy.
@@ -517,7 +519,12 @@ fn forge_kid(jwt: &str) -> String {
 
 /// The `kid` in a JWT's header.
 pub fn kid_of(jwt: &str) -> String {
-    jwt_part(jwt.split('.').next().unwrap())["kid"].as_str().unwrap().to_owned()
+    header_of(jwt)["kid"].as_str().unwrap().to_owned()
+}
+
+/// A JWT's protected header.
+pub fn header_of(jwt: &str) -> Value {
+    jwt_part(jwt.split('.').next().unwrap())
 }
 
 /// A `redis-server` of Debian's on a free port of 127.0.0.1, with its data in a directory of its

@@ -72,6 +72,58 @@ test.describe('logout everywhere', () => {
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });
 
+  test('a provider session that needs the user again is not called a sign-out, and the draft waits', async ({
+    page,
+    context,
+    request,
+  }) => {
+    // Vera has updated terms to accept in every new provider session.
+    const acceptTerms = (at: typeof page) => at.getByRole('button', { name: 'Accept and continue' }).click();
+    await page.goto('/form');
+    await signInAtProvider(page, USERS.vera.username, USERS.vera.password);
+    await acceptTerms(page);
+    await expect(page).toHaveURL('/form');
+    await waitForHydration(page);
+    await page.getByLabel('Title').fill('Vera was here');
+    await expect(page.getByTestId('session-panel')).toHaveAttribute('data-check-session', 'watching');
+
+    // Her provider session ends and she signs in there again through another app, leaving the
+    // terms unanswered. Until then, this tab's check_session iframe is kept from asking the
+    // provider (a session with no one in it would rightly be a sign-out).
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/check-session/state', async (route) => {
+      await released;
+      await route.continue();
+    });
+    const ended = await request.post(`${PROVIDER}/admin/users/${USERS.vera.sub}/end-session?backchannel=false`);
+    expect(ended.status()).toBe(200);
+    const elsewhere = await context.newPage();
+    const spa = encodeURIComponent('http://localhost:3000/spa/callback');
+    await elsewhere.goto(
+      `${PROVIDER}/authorize?response_type=code&client_id=demo-spa&redirect_uri=${spa}&scope=openid` +
+        `&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=x`,
+    );
+    await signInAtProvider(elsewhere, USERS.vera.username, USERS.vera.password);
+    await expect(elsewhere.getByRole('button', { name: 'Accept and continue' })).toBeVisible();
+    await elsewhere.close();
+    release();
+
+    // check_session: changed; prompt=none: interaction_required. The provider knows Vera and
+    // needs her: not "signed out elsewhere", and the server keeps the session.
+    await expect(page.getByTestId('session-ended')).toContainText('The provider needs you to sign in again.');
+    await expect(logEntries(page, 'userSessionChanged', /needs the user first \(interaction_required\)/)).toHaveCount(1);
+    const session = await (await page.request.get('/auth/session')).json();
+    expect(session.authenticated).toBe(true);
+    await expect(page.getByLabel('Title')).toHaveValue('Vera was here');
+
+    // Signing in again is accepting the terms, and she is back at her draft.
+    await page.getByRole('link', { name: 'Sign in again' }).click();
+    await acceptTerms(page);
+    await expect(page).toHaveURL('/form');
+    await expect(page.getByLabel('Title')).toHaveValue('Vera was here');
+  });
+
   test('a back-channel logout signs out every tab at once, and the session is refused after it', { tag: '@interop' }, async ({
     context,
     request,

@@ -21,6 +21,7 @@ export const USERS = {
   sam: { username: 'sam', password: 'dashboard', sub: '248289761019', name: 'Sam Dashboard' },
   tom: { username: 'tom', password: 'latecomer', sub: '248289761020', name: 'Tom Latecomer' },
   una: { username: 'una', password: 'reopened', sub: '248289761021', name: 'Una Reopened' },
+  vera: { username: 'vera', password: 'termsagain', sub: '248289761022', name: 'Vera Terms' },
 } as const;
 
 /** The demo users of end2end/provider-faults.toml (the fault panel's app, :3600): one per journey. */

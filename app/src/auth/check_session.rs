@@ -5,7 +5,8 @@
 //!
 //! - `unchanged`: fine; and from then on a `changed` for this `session_state` is believed.
 //! - `changed`: the caller re-checks with `prompt=none` (same user: a new `session_state`,
-//!   quietly; no session or another user: signed out elsewhere).
+//!   quietly; no session or another user: signed out elsewhere; consent or terms to accept:
+//!   sign in again).
 //! - `error`: monitoring stops, and is not retried (§3.1: no `prompt=none` after `error`, to
 //!   avoid loops).
 //!

@@ -249,6 +249,22 @@ impl Renewer {
         }
     }
 
+    /// check_session's re-check found this user at the provider, but the provider will not go on
+    /// without them (consent or terms to accept: OIDC Core §3.1.2.6). Not a sign-out: the server
+    /// keeps the session. But the provider session this tab was watching is gone, so every tab
+    /// stops and offers to sign in again, as a renewal answered the same would.
+    fn provider_needs_the_user(&self, reason: ReauthReason) {
+        if self.state.borrow().stopped {
+            return;
+        }
+        self.context.log(
+            AuthEventKind::UserSessionChanged,
+            format!("check_session: the provider needs the user first ({}): sign in again", reason.as_str()),
+        );
+        self.stop(reason);
+        self.post(&TabMessage::SessionEnded { subject: self.subject.clone(), reason });
+    }
+
     fn on_verdict(self: &Rc<Self>, verdict: Verdict) {
         let check_session = self.context.writers().check_session;
         match verdict {
@@ -289,6 +305,12 @@ impl Renewer {
                     }
                     Err(_) => None,
                 },
+                Some(IframeOutcome::Interactive(
+                    reason @ (ReauthReason::ConsentRequired | ReauthReason::InteractionRequired),
+                )) => {
+                    this.provider_needs_the_user(reason);
+                    None
+                }
                 Some(IframeOutcome::Interactive(_)) => {
                     this.signed_out_at_the_provider();
                     None

@@ -33,6 +33,9 @@ pub fn SessionNotice(
         if auth.reauth_required() {
             let what = match auth.status.get() {
                 AuthStatus::ReauthRequired(ReauthReason::EndedElsewhere) => "You were signed out elsewhere.",
+                AuthStatus::ReauthRequired(ReauthReason::ConsentRequired | ReauthReason::InteractionRequired) => {
+                    "The provider needs you to sign in again."
+                }
                 _ => "Your session has ended.",
             };
             Some(Either::Left(view! {

@@ -365,7 +365,7 @@ async fn redis_keys_expire_with_their_sessions() {
 /// (a set that expired only whole would list every session the user ever had). A plain set that
 /// an older version left is still read, and replaced at the next write.
 #[tokio::test]
-async fn the_redis_logout_index_drops_expired_sessions_and_reads_an_older_plain_set() {
+async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_sets_members() {
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
@@ -395,6 +395,19 @@ async fn the_redis_logout_index_drops_expired_sessions_and_reads_an_older_plain_
         .unwrap();
     assert_eq!(app.refresh().await["outcome"], "renewed", "a write of the live session");
     assert_eq!(members(&mut connection).await, live, "the expired session left the index");
+
+    // An older version's plain set, with this session and another of the user's: a write of
+    // one makes it a sorted set that keeps the other (until the plain set's own expiry).
+    let _other = app.other_browser("alice", "wonderland").await;
+    let mut both = members(&mut connection).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    let _: i64 = ::redis::cmd("DEL").arg(index).query_async(&mut connection).await.unwrap();
+    let _: i64 = ::redis::cmd("SADD").arg(index).arg(&both).query_async(&mut connection).await.unwrap();
+    let _: i64 = ::redis::cmd("PEXPIRE").arg(index).arg(3_600_000).query_async(&mut connection).await.unwrap();
+    assert_eq!(app.refresh().await["outcome"], "renewed", "a write of one of them");
+    let mut kept = members(&mut connection).await;
+    (both.sort(), kept.sort());
+    assert_eq!(kept, both, "the other session is still in the index");
 
     // An older version's plain set: a back-channel logout still finds the session through it.
     let _: i64 = ::redis::cmd("DEL").arg(index).query_async(&mut connection).await.unwrap();
@@ -471,4 +484,81 @@ async fn every_renewal_keeps_the_logout_index_alive_as_long_as_the_session() {
     for index in indexes {
         assert!(index + 500 >= tokens[0], "the index lives as long as the renewed session: {ttls:?}");
     }
+}
+
+/// Once the provider has answered a refresh, the refresh token it was given is retired: the new
+/// one must reach the store, or the next renewal would present the old one and the provider would
+/// revoke the family. A store that fails at that moment is tried again; one that stays down has
+/// the answer kept in memory, and written by the next renewal instead of a token request.
+#[tokio::test]
+async fn a_store_that_fails_as_the_provider_answers_loses_no_rotated_refresh_token() {
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    let proxy = app.proxy.as_ref().unwrap();
+    let answered = || async {
+        let before = proxy.refresh_tokens_seen().len();
+        while proxy.refresh_tokens_seen().len() == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+
+    // Redis stops as the provider's answer is on its way, and is back two seconds later.
+    proxy.set(ProxyMode::SlowAnswers { token_ms: 1_000, jwks_ms: 0 });
+    let outage = async {
+        answered().await;
+        redis.stop();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        redis.restart().await;
+    };
+    let (renewal, ()) = tokio::join!(app.refresh(), outage);
+    assert_eq!(outcome(&renewal), "renewed", "the write was tried again: {renewal}");
+
+    // Redis stays down for longer than the renewal tries: the browser hears "not now", and the
+    // next renewal writes the answer kept in memory, without asking the provider again.
+    let outage = async {
+        answered().await;
+        redis.stop();
+    };
+    let (renewal, ()) = tokio::join!(app.refresh(), outage);
+    assert_eq!(outcome(&renewal), "transient", "{renewal}");
+    redis.restart().await;
+    proxy.set(ProxyMode::Forward);
+    let requests = proxy.token_requests();
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    assert_eq!(proxy.token_requests(), requests, "the kept answer was written; no token request");
+    // The family goes on from the kept refresh token, and no token was ever presented twice.
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
+    assert_eq!(metrics["families_revoked"], 0, "{metrics}");
+    assert_eq!(app.refresh_grants().await, 3);
+}
+
+/// A renewal can outlast its lock's 15 s: a provider slow to answer, then an ID token signed with
+/// a key the app must fetch first, from a slow key set. The holder keeps its lock extended until
+/// the new tokens are written, so another instance waits for them instead of presenting the
+/// refresh token the provider has already retired.
+#[tokio::test]
+async fn a_renewal_that_outlasts_its_lock_keeps_it_and_another_instance_waits() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let other = app.another_instance(&[]).await;
+    app.sign_in("/").await;
+    assert!(app.admin_post("/keys/rotate").await.status().is_success());
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SlowAnswers { token_ms: 9_000, jwks_ms: 8_000 });
+
+    let slow = app.refresh_at(&app.url, &app.browser);
+    let later = async {
+        tokio::time::sleep(Duration::from_secs(16)).await;
+        proxy.set(ProxyMode::Forward);
+        app.refresh_at(&other.url, &app.browser).await
+    };
+    let (slow, later) = tokio::join!(slow, later);
+    assert_eq!(outcome(&slow), "renewed", "{slow}");
+    assert_eq!(outcome(&later), "renewed", "{later}");
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
+    assert_eq!(app.refresh_grants().await, 1, "one token request for both");
 }

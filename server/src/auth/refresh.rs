@@ -16,14 +16,22 @@
 //!
 //! Fencing. A lock with an expiry can outlive its holder's belief that it holds it: a holder
 //! stalled past [`LOCK_TTL`] and another instance that took the lock over could both present the
-//! same refresh token, and the provider would revoke the family. The lock's lifetime is therefore
-//! longer than the only slow step it guards, the token request, whose HTTP client has a hard
-//! timeout of 10 s; the holder checks the lock is still its own right before that request; and
-//! the write of the new token set is a compare-and-set against the very record the renewal
-//! started from, so a late holder can never overwrite a newer token set with an older one. What
-//! remains is a holder frozen for more than the margin between its last check and its request:
-//! rare, and then the provider's reuse detection fails safe (the user signs in again; no token
-//! is ever accepted twice).
+//! same refresh token, and the provider would revoke the family. The holder therefore extends
+//! its lock every [`LOCK_HEARTBEAT`] for as long as its renewal runs, until the new tokens are
+//! written, however slow the token request, a key set fetch or the store; a holder that dies
+//! stops extending it, and the lock is free within [`LOCK_TTL`]. The holder also checks the lock
+//! is still its own right before the token request, and the write of the new token set is a
+//! compare-and-set against the very record the renewal started from, so a late holder can never
+//! overwrite a newer token set with an older one. What remains is a holder frozen (a paused VM)
+//! for longer than [`LOCK_TTL`] between its check and its request: rare, and then the
+//! provider's reuse detection fails safe (the user signs in again; no token is ever accepted
+//! twice).
+//!
+//! The answer is kept. Once the provider has answered, the refresh token it was given is retired:
+//! losing the new one would mean presenting the old one again, and a revoked family. So a store
+//! that fails at that moment is tried again for [`WRITE_PATIENCE`], and if it still fails the
+//! answer is kept in memory ([`Renewer::kept`]) and written by the next renewal of the session
+//! here, instead of a token request.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -33,12 +41,12 @@ use std::{
 
 use app::auth::{JournalEntry, JournalOutcome, JournalStep, ReauthReason, RefreshOutcome};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
-use openidconnect::AccessToken;
+use openidconnect::{AccessToken, RefreshToken};
 use rand::RngCore;
 use tokio::sync::watch;
 
 use super::{
-    oidc_client::{OidcClient, RefreshError},
+    oidc_client::{OidcClient, RefreshError, Refreshed},
     record::AuthenticatedSession,
     token_store::{SessionKey, StoredSession, TokenStore},
 };
@@ -53,10 +61,17 @@ const RETRY_AFTER_SECS: u64 = 2;
 /// An access token with less than this left is renewed before server code uses it, so that it
 /// cannot expire on the way to the API.
 const MIN_ACCESS_TOKEN_SECS: u64 = 5;
-/// How long a renewal lock lives: longer than the token request's timeout (10 s), see above.
+/// How long a renewal lock lives unless its holder extends it, see above.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
+/// How often the holder of a renewal lock extends it.
+const LOCK_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How often a renewal waiting for another instance's lock looks again.
 const LOCK_POLL: Duration = Duration::from_millis(20);
+/// How long a renewal waits for another's lock before it answers "not now" (a holder that runs
+/// longer is stuck on a provider or a store that the browser will be told about by then).
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long a failing store is tried again with the provider's answer, see above.
+const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 
 type InFlight = HashMap<SessionKey, watch::Receiver<Option<RefreshOutcome>>>;
 
@@ -69,6 +84,54 @@ pub struct Renewer {
     /// Sessions whose next token response is to be dropped on the floor, as if the network lost
     /// it: a fault the dashboard injects in development, never set otherwise.
     lose_next_response: Mutex<HashSet<SessionKey>>,
+    /// Provider answers the store could not take (see the module's doc), by session.
+    kept: Mutex<HashMap<SessionKey, Rotation>>,
+}
+
+/// What a refresh brought, to be written over the session that presented `presented`.
+struct Rotation {
+    presented: RefreshToken,
+    refreshed: Refreshed,
+    /// What the session keeps as its refresh token: the rotated one, or the presented one when
+    /// reuse is allowed, or none.
+    next_refresh_token: Option<RefreshToken>,
+    rotated: bool,
+    at: u64,
+    took_ms: u64,
+}
+
+impl Rotation {
+    /// The session with the new tokens, only over the refresh token just presented, which the
+    /// provider has now retired: a journal line written meanwhile is kept, but a session signed
+    /// out meanwhile stays signed out, and a new family that a silent renew brought is not
+    /// replaced by the old.
+    fn apply(&self, stored: &AuthenticatedSession) -> Option<AuthenticatedSession> {
+        let presented =
+            stored.tokens.refresh_token.as_ref().is_some_and(|kept| kept.secret() == self.presented.secret());
+        presented.then(|| {
+            let mut next = stored.clone();
+            next.tokens.access_token = self.refreshed.access_token.clone();
+            next.tokens.access_token_expires_at = self.expires_at();
+            next.tokens.refresh_token = self.next_refresh_token.clone();
+            if self.rotated {
+                next.journal.rotations += 1;
+            }
+            if let Some(secs) = self.refreshed.refresh_expires_in {
+                next.journal.refresh_expires_at = Some(self.at + secs);
+            }
+            next.journal.record(entry(JournalOutcome::Ok, self.took_ms, ""));
+            if let Some((jwt, claims, display_name)) = &self.refreshed.id_token {
+                next.tokens.id_token = jwt.clone();
+                next.id_token_claims = claims.clone();
+                next.display_name = display_name.clone();
+            }
+            next
+        })
+    }
+
+    fn expires_at(&self) -> u64 {
+        self.at + self.refreshed.expires_in
+    }
 }
 
 /// Takes a finished renewal out of the in-flight map, also if its task panicked.
@@ -85,7 +148,19 @@ impl Drop for InFlightGuard<'_> {
 
 impl Renewer {
     pub fn new(oidc: Arc<OidcClient>, tokens: Arc<TokenStore>, kv: Arc<Kv>, config: RenewalConfig) -> Self {
-        Self { oidc, tokens, kv, config, in_flight: Mutex::default(), lose_next_response: Mutex::default() }
+        Self {
+            oidc,
+            tokens,
+            kv,
+            config,
+            in_flight: Mutex::default(),
+            lose_next_response: Mutex::default(),
+            kept: Mutex::default(),
+        }
+    }
+
+    fn kept(&self) -> MutexGuard<'_, HashMap<SessionKey, Rotation>> {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn in_flight(&self) -> MutexGuard<'_, InFlight> {
@@ -164,7 +239,14 @@ impl Renewer {
             return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
         };
         let lock = RenewalLock::new(key);
-        let waited = !lock.acquire(&self.kv).await?;
+        let Some(waited) = lock.acquire(&self.kv).await? else {
+            tracing::warn!(sub = %seen.session.subject, "another renewal of this session holds its lock for too long");
+            return Ok(RefreshOutcome::Transient {
+                retry_after: RETRY_AFTER_SECS,
+                detail: "another renewal of this session is taking too long".into(),
+            });
+        };
+        let heartbeat = lock.keep_extended(self.kv.clone());
         let outcome = async {
             match self.tokens.get(key).await? {
                 None => Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
@@ -176,6 +258,7 @@ impl Renewer {
             }
         }
         .await;
+        drop(heartbeat);
         lock.release(&self.kv).await;
         outcome
     }
@@ -187,6 +270,17 @@ impl Renewer {
         lock: &RenewalLock,
         current: StoredSession,
     ) -> Result<RefreshOutcome, StoreError> {
+        let kept = self.kept().remove(key);
+        let current = match kept {
+            Some(rotation) => match self.store_kept(key, current, rotation).await? {
+                Some(stored) if stored.session.tokens.access_token_expires_at >= unix_now() + MIN_ACCESS_TOKEN_SECS => {
+                    return Ok(renewed(&stored));
+                }
+                Some(stored) => stored,
+                None => return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut }),
+            },
+            None => current,
+        };
         let session = &current.session;
         let Some(refresh_token) = session.tokens.refresh_token.clone() else {
             tracing::info!(sub = %session.subject, "renewal impossible: the session has no refresh token");
@@ -203,7 +297,7 @@ impl Renewer {
         let started = Instant::now();
         let answer = self.oidc.refresh(&refresh_token, session, self.config.ignore_nonce_after_refresh, now).await;
         let took_ms = started.elapsed().as_millis() as u64;
-        let refreshed = match answer {
+        let mut refreshed = match answer {
             Ok(_) if self.lost().remove(key) => {
                 tracing::warn!(sub = %session.subject, "fault injected: the token response is dropped");
                 let detail = "the token response was lost (injected fault)";
@@ -214,7 +308,7 @@ impl Renewer {
             Err(error) => return self.failed(key, &current, error, took_ms).await,
         };
 
-        let rotated = refreshed.refresh_token.filter(|rotated| rotated.secret() != refresh_token.secret());
+        let rotated = refreshed.refresh_token.take().filter(|rotated| rotated.secret() != refresh_token.secret());
         let next_refresh_token = match rotated {
             Some(_) => rotated.clone(),
             None if self.config.allow_unsafe_reuse_refresh_token => Some(refresh_token.clone()),
@@ -227,40 +321,81 @@ impl Renewer {
                 None
             }
         };
-        let renewed = |stored: &AuthenticatedSession| {
-            // Only over the refresh token just presented, which the provider has now retired: a
-            // journal line written meanwhile is kept, but a session signed out meanwhile stays
-            // signed out, and a new family that a silent renew brought is not replaced by the old.
-            let presented =
-                stored.tokens.refresh_token.as_ref().is_some_and(|kept| kept.secret() == refresh_token.secret());
-            presented.then(|| {
-                let mut next = stored.clone();
-                next.tokens.access_token = refreshed.access_token.clone();
-                next.tokens.access_token_expires_at = now + refreshed.expires_in;
-                next.tokens.refresh_token = next_refresh_token.clone();
-                if rotated.is_some() {
-                    next.journal.rotations += 1;
-                }
-                if let Some(secs) = refreshed.refresh_expires_in {
-                    next.journal.refresh_expires_at = Some(now + secs);
-                }
-                next.journal.record(entry(JournalOutcome::Ok, took_ms, ""));
-                if let Some((jwt, claims, display_name)) = &refreshed.id_token {
-                    next.tokens.id_token = jwt.clone();
-                    next.id_token_claims = claims.clone();
-                    next.display_name = display_name.clone();
-                }
-                next
-            })
+        let rotation = Rotation {
+            presented: refresh_token,
+            rotated: rotated.is_some(),
+            refreshed,
+            next_refresh_token,
+            at: now,
+            took_ms,
         };
-        if !self.tokens.update(key, current.clone(), renewed).await? {
-            // Signed out while the request was in flight, or given other tokens meanwhile (past
-            // the fencing above): the new tokens are dropped rather than written over that.
-            tracing::warn!(sub = %session.subject, "the session changed during its renewal; the result is dropped");
-            return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
+        match self.store_rotation(key, current.clone(), &rotation).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Signed out while the request was in flight, or given other tokens meanwhile
+                // (past the fencing above): the new tokens are dropped rather than written over
+                // that.
+                tracing::warn!(sub = %session.subject, "the session changed during its renewal; the result is dropped");
+                return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
+            }
+            Err(error) => {
+                tracing::error!(
+                    sub = %session.subject,
+                    %error,
+                    "the renewed tokens could not be stored; kept in memory for the next renewal of this session"
+                );
+                self.kept().insert(key.clone(), rotation);
+                return Err(error);
+            }
         }
-        tracing::info!(sub = %session.subject, expires_in = refreshed.expires_in, "session renewed");
-        Ok(RefreshOutcome::Renewed { expires_at: now + refreshed.expires_in, expires_in: refreshed.expires_in })
+        let expires_in = rotation.refreshed.expires_in;
+        tracing::info!(sub = %session.subject, expires_in, "session renewed");
+        Ok(RefreshOutcome::Renewed { expires_at: rotation.expires_at(), expires_in })
+    }
+
+    /// Writes `rotation`, and while the store fails, tries again for [`WRITE_PATIENCE`]: the
+    /// provider has retired the refresh token it was given. `Ok(false)`: the session changed
+    /// meanwhile, and the rotation does not apply to it.
+    async fn store_rotation(
+        &self,
+        key: &SessionKey,
+        current: StoredSession,
+        rotation: &Rotation,
+    ) -> Result<bool, StoreError> {
+        let deadline = Instant::now() + WRITE_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.tokens.update(key, current.clone(), |stored| rotation.apply(stored)).await {
+                Err(error) if Instant::now() + pause < deadline => {
+                    tracing::warn!(%error, "could not store the renewed tokens; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                written => return written,
+            }
+        }
+    }
+
+    /// Writes a provider answer the store could not take before. `Some` is the session to go on
+    /// with (with the answer's tokens, or as it was if it has moved on to others since); `None`
+    /// if it is gone.
+    async fn store_kept(
+        &self,
+        key: &SessionKey,
+        current: StoredSession,
+        rotation: Rotation,
+    ) -> Result<Option<StoredSession>, StoreError> {
+        match self.store_rotation(key, current.clone(), &rotation).await {
+            Ok(true) => {
+                tracing::info!(sub = %current.session.subject, "the renewed tokens kept in memory are stored");
+                self.tokens.get(key).await
+            }
+            Ok(false) => self.tokens.get(key).await,
+            Err(error) => {
+                self.kept().insert(key.clone(), rotation);
+                Err(error)
+            }
+        }
     }
 
     async fn failed(
@@ -326,6 +461,15 @@ fn store_down(error: StoreError) -> RefreshOutcome {
     RefreshOutcome::Transient { retry_after: RETRY_AFTER_SECS, detail: "the session store is unavailable".into() }
 }
 
+/// Stops extending a renewal lock when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A session's renewal lock in the store: set if absent, with an expiry and a random owner
 /// value; released only by that owner.
 struct RenewalLock {
@@ -340,18 +484,40 @@ impl RenewalLock {
         Self { key: session.lock_key(), owner: URL_SAFE_NO_PAD.encode(owner).into_bytes() }
     }
 
-    /// Takes the lock, waiting while another holder has it (at most until its expiry). `true`
-    /// if it was free at once, `false` if this waited for someone else's renewal.
-    async fn acquire(&self, kv: &Kv) -> Result<bool, StoreError> {
-        let mut first = true;
+    /// Takes the lock, waiting while another holder has it, for at most [`LOCK_WAIT`]. `false`
+    /// if it was free at once, `true` if this waited for someone else's renewal, `None` if it
+    /// waited in vain.
+    async fn acquire(&self, kv: &Kv) -> Result<Option<bool>, StoreError> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut waited = false;
         loop {
             let expires_at = now_ms() + LOCK_TTL.as_millis() as u64;
             if kv.compare_and_set(&self.key, None, self.owner.clone(), expires_at).await? {
-                return Ok(first);
+                return Ok(Some(waited));
             }
-            first = false;
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            waited = true;
             tokio::time::sleep(LOCK_POLL).await;
         }
+    }
+
+    /// Extends the lock every [`LOCK_HEARTBEAT`] while it is still this holder's, until the
+    /// returned guard is dropped.
+    fn keep_extended(&self, kv: Arc<Kv>) -> Heartbeat {
+        let (key, owner) = (self.key.clone(), self.owner.clone());
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_HEARTBEAT).await;
+                let expires_at = now_ms() + LOCK_TTL.as_millis() as u64;
+                match kv.compare_and_set(&key, Some(&owner), owner.clone(), expires_at).await {
+                    Ok(true) => {}
+                    Ok(false) => return tracing::warn!("a renewal lock was lost before its renewal ended"),
+                    Err(error) => tracing::warn!(%error, "could not extend a renewal lock"),
+                }
+            }
+        }))
     }
 
     async fn still_held(&self, kv: &Kv) -> Result<bool, StoreError> {

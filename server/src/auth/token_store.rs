@@ -188,8 +188,9 @@ impl TokenStore {
 
     /// Writes `change(record)` over the record, starting from `from`. When another write came
     /// first (a journal line, a silent renew), `change` is applied again to the record as it is
-    /// now, and may decline it (`None`). `false` if nothing was written: signed out meanwhile,
-    /// declined, or lost to other writers every time.
+    /// now, and may decline it (`None`). `false` if nothing was written: signed out meanwhile, or
+    /// declined. Lost to other writers every time is an error, as a store that failed would be:
+    /// the change still stands, and a caller may try again.
     pub async fn update(
         &self,
         key: &SessionKey,
@@ -207,7 +208,7 @@ impl TokenStore {
                 None => return Ok(false),
             }
         }
-        Ok(false)
+        Err(StoreError("too many writes to one session at once".into()))
     }
 
     /// Adds `entry` to the session's journal, best effort: a journal that misses a line is no

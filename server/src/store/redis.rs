@@ -1,5 +1,8 @@
 //! The store in Redis, shared by any number of server instances (`SESSION_STORE=redis://…`).
-//! Every key expires by itself (`PXAT`, the value's own expiry), so Redis needs no clean-up.
+//! Every key expires by itself, so Redis needs no clean-up. Expiries go to Redis as durations
+//! (`PX`), not as instants: Redis counts them by its own clock, so that a server instance whose
+//! clock is off does not shorten or stretch a lock (a renewal lock of 15 s set with an instant by
+//! a clock 15 s behind would expire as it is set, and single-flight would silently stop).
 //! The connection reconnects by itself after an outage; each command fails after
 //! [`OPERATION_TIMEOUT`] rather than hang a request.
 
@@ -12,11 +15,11 @@ use super::{StoreError, OPERATION_TIMEOUT};
 /// Every key of this app, so that a Redis shared with other apps stays tidy.
 const PREFIX: &str = "oidc-session:";
 
-/// Writes ARGV[2] (expiring at ARGV[3] ms) if KEYS[1] holds exactly ARGV[1].
+/// Writes ARGV[2] (expiring in ARGV[3] ms) if KEYS[1] holds exactly ARGV[1].
 static COMPARE_AND_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-           redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3]) return 1 \
+           redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 \
          else return 0 end",
     )
 });
@@ -30,17 +33,25 @@ static COMPARE_AND_DELETE: LazyLock<Script> = LazyLock::new(|| {
 // go one by one, as in the other stores. A plain set would expire whole, and every write of one of
 // its sessions would keep it alive: an active user's set would list every session they ever had,
 // and a back-channel logout would read each. A plain set an older version left is read as one,
-// and replaced at its next write.
+// and turned into a sorted set at its next write, its members kept until the plain set's expiry.
 
 /// Adds ARGV[1] to KEYS[1] until ARGV[2] (ms), drops the members expired at ARGV[3] (now), and
-/// keeps the set until its last member's expiry.
+/// keeps the set until its last member's expiry (ARGV[4] ms from now for this one).
 static SET_ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "if redis.call('TYPE', KEYS[1]).ok == 'set' then redis.call('DEL', KEYS[1]) end \
+        "if redis.call('TYPE', KEYS[1]).ok == 'set' then \
+           local members = redis.call('SMEMBERS', KEYS[1]) \
+           local ttl = redis.call('PTTL', KEYS[1]) \
+           local until_ms = ARGV[2] \
+           if ttl > 0 then until_ms = ARGV[3] + ttl end \
+           redis.call('DEL', KEYS[1]) \
+           for _, member in ipairs(members) do redis.call('ZADD', KEYS[1], until_ms, member) end \
+           if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end \
+         end \
          redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) \
          redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) \
-         redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'NX') \
-         redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT') \
+         redis.call('PEXPIRE', KEYS[1], ARGV[4], 'NX') \
+         redis.call('PEXPIRE', KEYS[1], ARGV[4], 'GT') \
          return 1",
     )
 });
@@ -86,6 +97,12 @@ fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
 
+/// The time from now to `expires_at_ms`, for Redis to count by its own clock; at least 1 ms
+/// (Redis refuses 0).
+fn ttl_ms(expires_at_ms: u64) -> u64 {
+    expires_at_ms.saturating_sub(super::now_ms()).max(1)
+}
+
 impl RedisKv {
     /// Connects, and fails at once (not after retries for ever) if Redis does not answer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -101,6 +118,16 @@ impl RedisKv {
             .map_err(|_| at(&"did not answer"))?
             .map_err(|e| at(&e))?;
         let _: String = redis::cmd("PING").query_async(&mut connection).await.map_err(|e| at(&e))?;
+        // The logout index needs `PEXPIRE … NX | GT` (Redis 7): with an older Redis every sign-in
+        // would fail at its first write, so say so now (if the server lets us ask).
+        let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(&mut connection).await;
+        let version = info.ok().and_then(|info| {
+            let version = info.lines().find_map(|line| line.strip_prefix("redis_version:"))?.trim().to_owned();
+            Some((version.split('.').next()?.parse::<u32>().ok()?, version))
+        });
+        if let Some((major, version)) = version.filter(|(major, _)| *major < 7) {
+            return Err(at(&format_args!("Redis 7 or later is needed, this one is version {version} ({major})")));
+        }
         Ok(Self { connection, client })
     }
 
@@ -137,8 +164,8 @@ impl RedisKv {
         redis::cmd("SET")
             .arg(key(name))
             .arg(value)
-            .arg("PXAT")
-            .arg(expires_at_ms)
+            .arg("PX")
+            .arg(ttl_ms(expires_at_ms))
             .query_async(&mut self.connection.clone())
             .await
             .map_err(error)
@@ -162,8 +189,8 @@ impl RedisKv {
                     .arg(key(name))
                     .arg(value)
                     .arg("NX")
-                    .arg("PXAT")
-                    .arg(expires_at_ms)
+                    .arg("PX")
+                    .arg(ttl_ms(expires_at_ms))
                     .query_async(&mut connection)
                     .await
                     .map_err(error)?;
@@ -174,7 +201,7 @@ impl RedisKv {
                     .key(key(name))
                     .arg(expected)
                     .arg(value)
-                    .arg(expires_at_ms)
+                    .arg(ttl_ms(expires_at_ms))
                     .invoke_async(&mut connection)
                     .await
                     .map_err(error)?;
@@ -183,14 +210,15 @@ impl RedisKv {
         }
     }
 
-    /// Adds `member` until `expires_at_ms` (see [`SET_ADD`]); Redis 7's `PEXPIREAT NX` gives a
-    /// new set its expiry, `GT` only ever moves it later.
+    /// Adds `member` until `expires_at_ms` (see [`SET_ADD`]); Redis 7's `PEXPIRE NX` gives a new
+    /// set its expiry, `GT` only ever moves it later.
     pub async fn set_add(&self, name: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
         let _: i64 = SET_ADD
             .key(key(name))
             .arg(member)
             .arg(expires_at_ms)
             .arg(super::now_ms())
+            .arg(ttl_ms(expires_at_ms))
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(error)?;

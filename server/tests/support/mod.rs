@@ -358,6 +358,9 @@ pub enum ProxyMode {
     SwallowTokens,
     /// Removes `id_token_hint` from authorization requests: a provider that ignores the hint.
     StripHint,
+    /// Passes requests on at once, but holds the provider's answers to `/token` and `/jwks` for
+    /// this many milliseconds (the provider has acted; its answer is slow to arrive).
+    SlowAnswers { token_ms: u64, jwks_ms: u64 },
 }
 
 /// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
@@ -426,6 +429,12 @@ impl Proxy {
                 if path == "/token" && status.is_success() {
                     seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
                 }
+                let held = match (mode, path.as_str()) {
+                    (ProxyMode::SlowAnswers { token_ms, .. }, "/token") => token_ms,
+                    (ProxyMode::SlowAnswers { jwks_ms, .. }, "/jwks") => jwks_ms,
+                    _ => 0,
+                };
+                tokio::time::sleep(std::time::Duration::from_millis(held)).await;
                 if path == "/token" && status.is_success() && mode != ProxyMode::Forward {
                     let mut json: Value = serde_json::from_slice(&body).unwrap();
                     match mode {
@@ -438,7 +447,8 @@ impl Proxy {
                         | ProxyMode::Unavailable
                         | ProxyMode::SlowTokens
                         | ProxyMode::SwallowTokens
-                        | ProxyMode::StripHint => {}
+                        | ProxyMode::StripHint
+                        | ProxyMode::SlowAnswers { .. } => {}
                     }
                     body = serde_json::to_vec(&json).unwrap();
                     headers.remove(reqwest::header::CONTENT_LENGTH);

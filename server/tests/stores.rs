@@ -406,7 +406,8 @@ async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_
     let _: i64 = ::redis::cmd("PEXPIRE").arg(index).arg(3_600_000).query_async(&mut connection).await.unwrap();
     assert_eq!(app.refresh().await["outcome"], "renewed", "a write of one of them");
     let mut kept = members(&mut connection).await;
-    (both.sort(), kept.sort());
+    both.sort();
+    kept.sort();
     assert_eq!(kept, both, "the other session is still in the index");
 
     // An older version's plain set: a back-channel logout still finds the session through it.

@@ -377,3 +377,41 @@ async fn a_logout_token_for_the_provider_session_left_behind_does_not_end_the_se
     assert_eq!(new["status"], 200, "{new}");
     assert_eq!(app.session().await["authenticated"], false);
 }
+
+/// `/auth/silent-renew` acts (a sign-in in flight; with the provider session gone, the end of the
+/// app's session), so a page of another site must not be able to send the browser there: not
+/// as a navigation, not in a frame of its own.
+#[tokio::test]
+async fn silent_renew_is_refused_to_anything_but_this_apps_own_iframe() {
+    let app = signed_in(Setup::default().without_backchannel_logout()).await;
+    let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    for (site, dest) in [("cross-site", "document"), ("same-site", "iframe"), ("same-origin", "document")] {
+        let start = app
+            .browser
+            .get(app.url("/auth/silent-renew"))
+            .header("sec-fetch-site", site)
+            .header("sec-fetch-dest", dest)
+            .send()
+            .await
+            .unwrap();
+        if start.status() == StatusCode::SEE_OTHER {
+            // Followed as the browser would: the provider answers login_required, which ends
+            // the session at the silent callback.
+            let callback = location(&app.get(&location(&start)).await);
+            silent_callback(&app, &callback).await;
+        }
+        assert_eq!(start.status(), StatusCode::FORBIDDEN, "{site} {dest}");
+        assert_eq!(app.session().await["authenticated"], true, "{site} {dest}: the session stays");
+    }
+    // Its own iframe goes through.
+    let own = app
+        .browser
+        .get(app.url("/auth/silent-renew"))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::SEE_OTHER);
+}

@@ -9,6 +9,12 @@
 //!   browser), exchanges the code, validates the ID token (nonce, and a `sub` equal to the
 //!   session's: another subject ends the session), and stores the tokens.
 //!
+//! `GET /auth/silent-renew` changes state (a sign-in in flight, and through the provider's answer
+//! possibly the end of the session), so it serves this app's own iframe only: a request whose
+//! `Sec-Fetch-Site` is not `same-origin` or whose `Sec-Fetch-Dest` is not `iframe` (a page of
+//! another site navigating or framing it) is refused. Browsers that send neither header are let
+//! through, as `require_same_origin` lets GETs through.
+//!
 //! Both answer a tiny page, with no app bundle, that posts only the outcome (`renewed`,
 //! `login_required`, `consent_required`, `interaction_required`, or a failure: never a code or a
 //! token) to its parent, `targetOrigin` this app's own origin. It may be framed by this origin
@@ -19,7 +25,7 @@ use std::sync::LazyLock;
 use app::auth::{JournalEntry, JournalOutcome, JournalStep};
 use axum::{
     extract::{rejection::QueryRejection, Query, State},
-    http::{header, HeaderValue},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -44,7 +50,13 @@ static SCRIPT_HASH: LazyLock<String> =
     LazyLock::new(|| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(SCRIPT.as_bytes()))));
 
 /// `GET /auth/silent-renew`: from the iframe to the provider, with `prompt=none`.
-pub async fn start(State(state): State<AppState>, session: Session) -> Response {
+pub async fn start(State(state): State<AppState>, headers: HeaderMap, session: Session) -> Response {
+    let fetch = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let (site, dest) = (fetch("sec-fetch-site"), fetch("sec-fetch-dest"));
+    if site.is_some_and(|site| site != "same-origin") || dest.is_some_and(|dest| dest != "iframe") {
+        tracing::warn!(?site, ?dest, "silent renew refused: not a request of this app's own iframe");
+        return (StatusCode::FORBIDDEN, "silent renew is for this app's own iframe only").into_response();
+    }
     match begin(&state, &session).await {
         Ok(redirect) => framable(redirect.into_response()),
         Err(outcome) => outcome_page(outcome),

@@ -155,6 +155,21 @@ async fn callback_naming_another_issuer_is_refused() {
     assert_eq!(app.session().await["authenticated"], false);
 }
 
+/// RFC 9207 §2.4: the provider says in discovery that it always sends `iss`, so a response
+/// without it is not its own (a mix-up: another provider's response, stripped of its name).
+#[tokio::test]
+async fn callback_without_iss_is_refused_when_the_provider_always_sends_it() {
+    let app = TestApp::start().await;
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    assert_eq!(query(&callback)["iss"], app.provider.issuer, "the provider names itself");
+    let mut url = reqwest::Url::parse(&callback).unwrap();
+    let kept: Vec<(String, String)> = url.query_pairs().into_owned().filter(|(name, _)| name != "iss").collect();
+    url.query_pairs_mut().clear().extend_pairs(kept);
+    let response = app.get(url.as_str()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.session().await["authenticated"], false);
+}
+
 #[tokio::test]
 async fn sign_out_needs_a_same_origin_request() {
     let app = TestApp::start().await;
@@ -247,10 +262,10 @@ async fn over_https_every_answer_asks_for_https_from_then_on() {
 #[tokio::test]
 async fn a_line_break_in_a_callback_error_cannot_forge_a_log_line() {
     let dir = temp_dir("log-lines");
-    let port = free_port();
+    let (port, idp) = (free_port(), format!("127.0.0.1:{}", free_port()));
     let vars = [
         ("APP_URL", format!("http://127.0.0.1:{port}")),
-        ("EMBEDDED_IDP_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("EMBEDDED_IDP_ADDR", idp.clone()),
         ("SESSION_STORE", "memory".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ];
@@ -263,8 +278,11 @@ async fn a_line_break_in_a_callback_error_cannot_forge_a_log_line() {
     // The interactive callback, with this browser's own state and an error the provider never sent.
     let login = browser.get(format!("{}/auth/login?return_to=%2F", server.url)).send().await.unwrap();
     let state = query(&location(&login))["state"].clone();
-    let callback =
-        with_param(&format!("{}/auth/callback?state={state}", server.url), "error", &format!("access_denied{forged}"));
+    let callback = with_param(
+        &format!("{}/auth/callback?state={state}&iss=http%3A%2F%2F{idp}", server.url),
+        "error",
+        &format!("access_denied{forged}"),
+    );
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 
     // The silent callback, the same way.

@@ -37,7 +37,7 @@ pub async fn callback(
         .await?
         .filter(|pending| !pending.silent)
         .ok_or(AuthError::UnknownState)?;
-    if query.iss.as_deref().is_some_and(|iss| iss != state.oidc.issuer()) {
+    if !state.oidc.response_issuer_is_ours(query.iss.as_deref()) {
         return Err(AuthError::IssuerMismatch);
     }
     if let Some(error) = query.error {

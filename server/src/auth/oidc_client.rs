@@ -64,6 +64,9 @@ pub struct SessionMetadata {
     pub end_session_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_session_iframe: Option<String>,
+    /// RFC 9207 §3: the provider puts `iss` in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 impl openidconnect::AdditionalProviderMetadata for SessionMetadata {}
 
@@ -350,6 +353,15 @@ impl OidcClient {
 
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// RFC 9207 §2.4: an authorization response's `iss` must be this provider's; and a provider
+    /// that says it always sends one (§3) must have sent it, or the response is not its own.
+    pub fn response_issuer_is_ours(&self, iss: Option<&str>) -> bool {
+        match iss {
+            Some(iss) => iss == self.issuer,
+            None => !self.session.authorization_response_iss_parameter_supported,
+        }
     }
 
     pub fn jwks(&self) -> &JwksCache {

@@ -173,8 +173,8 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
             tracing::warn!("silent callback with a state this browser did not start");
             "unknown_state"
         })?;
-    if query.iss.as_deref().is_some_and(|iss| iss != state.oidc.issuer()) {
-        tracing::warn!("silent callback names another issuer");
+    if !state.oidc.response_issuer_is_ours(query.iss.as_deref()) {
+        tracing::warn!("silent callback names another issuer, or none though the provider always names itself");
         return Err("issuer_mismatch");
     }
     if let Some(error) = query.error {

@@ -487,6 +487,32 @@ async fn every_renewal_keeps_the_logout_index_alive_as_long_as_the_session() {
     }
 }
 
+/// A provider whose access tokens outlive the session's idle timeout leaves nothing to renew: the
+/// token set must be kept alive by use, as the browser's session record is, or a user busy all
+/// day would be signed out 8 hours after sign-in.
+#[tokio::test]
+async fn a_session_in_use_keeps_its_token_set_and_logout_index_as_long_as_its_record() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = app.browser.get(app.url("/")).header("Accept", "text/html").send().await.unwrap();
+    assert!(page.headers().get("set-cookie").is_some(), "the use moved the session record's expiry");
+
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut ttls = Vec::new();
+    for (key, _) in redis.dump().await {
+        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        ttls.push((key, ttl));
+    }
+    let record = ttls.iter().find(|(key, _)| key.contains(":session:")).map(|(_, ttl)| *ttl).unwrap();
+    for kind in ["tokens:", "sessions-of-sid:", "sessions-of-sub:"] {
+        let (_, ttl) = ttls.iter().find(|(key, _)| key.contains(kind)).unwrap();
+        assert!(ttl + 500 >= record, "{kind} lives as long as the session record: {ttls:?}");
+    }
+}
+
 /// Once the provider has answered a refresh, the refresh token it was given is retired: the new
 /// one must reach the store, or the next renewal would present the old one and the provider would
 /// revoke the family. A store that fails at that moment is tried again; one that stays down has

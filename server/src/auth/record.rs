@@ -192,11 +192,18 @@ pub async fn sign_out(session: &Session, store: &TokenStore) -> Result<Option<St
 
 /// tower-sessions moves a session's idle expiry only when its record is written, and writes it
 /// only when it changed. A signed-in session in use is marked changed every few minutes, so that
-/// it ends after hours of idleness, not hours after sign-in, without a write per request.
-pub async fn keep_alive(session: &Session, now: u64) -> Result<(), AuthError> {
+/// it ends after hours of idleness, not hours after sign-in, without a write per request. Its
+/// token set is moved with it.
+pub async fn keep_alive(
+    session: &Session,
+    tokens: &TokenStore,
+    (key, stored): (&SessionKey, &StoredSession),
+    now: u64,
+) -> Result<(), AuthError> {
     let touched: Option<u64> = session.get(TOUCHED_KEY).await?;
     if touched.is_none_or(|touched| now >= touched + TOUCH_EVERY_SECS) {
         session.insert(TOUCHED_KEY, now).await?;
+        tokens.touch(key, stored).await?;
     }
     Ok(())
 }

@@ -34,7 +34,9 @@ pub async fn attach_session_view(
 ) -> Response {
     let now = unix_now();
     let found = match record::authenticated(&session, &state.tokens).await {
-        Ok(Some(found)) => record::keep_alive(&session, now).await.map(|()| Some(found)),
+        Ok(Some(found)) => {
+            record::keep_alive(&session, &state.tokens, (&found.0, &found.1), now).await.map(|()| Some(found))
+        }
         other => other,
     };
     match found {

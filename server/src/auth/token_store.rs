@@ -186,6 +186,18 @@ impl TokenStore {
         Ok(replaced)
     }
 
+    /// Moves the idle expiry of the token set and its logout index to [`IDLE_TIMEOUT_SECS`] from
+    /// now, as the browser's session record's is moved: a provider whose access tokens outlive
+    /// the session's idle timeout leaves nothing to renew, so nothing else would. Only over
+    /// `stored` as it was read: a record signed out or renewed meanwhile is left as it is.
+    pub async fn touch(&self, key: &SessionKey, stored: &StoredSession) -> Result<(), StoreError> {
+        let sealed = stored.sealed.to_vec();
+        if self.kv.compare_and_set(&key.store_key(), Some(&stored.sealed), sealed, Self::expiry()).await? {
+            self.index(key, &stored.session).await?;
+        }
+        Ok(())
+    }
+
     /// Writes `change(record)` over the record, starting from `from`. When another write came
     /// first (a journal line, a silent renew), `change` is applied again to the record as it is
     /// now, and may decline it (`None`). `false` if nothing was written: signed out meanwhile, or

@@ -302,6 +302,9 @@ pub enum Defect {
     Expired,
     /// `iat` an hour from now (and `exp` two minutes after it).
     IatFuture,
+    /// `iat` an hour ago, `exp` still two minutes away: a token kept for later (§2.6 checks
+    /// `iat` as for ID tokens, whose age a client bounds).
+    IatOld,
     /// A `nonce` claim (§2.4: prohibited).
     NoncePresent,
     /// No `events` claim.
@@ -361,6 +364,7 @@ pub(crate) fn forge(state: &ProviderState, forging: &Forging<'_>) -> Result<(Str
                 claims["iat"] = (now + 3600).into();
                 claims["exp"] = (now + 3600 + LOGOUT_TOKEN_SECS).into();
             }
+            Defect::IatOld => claims["iat"] = now.saturating_sub(3600).into(),
             Defect::NoncePresent => claims["nonce"] = random_token().into(),
             Defect::EventsMissing => drop(claims.as_object_mut().expect("an object").remove("events")),
             Defect::EventsWrong => claims["events"] = json!({ OTHER_EVENT: {} }),

@@ -732,7 +732,7 @@ async fn admin_logout_token_has_exactly_the_defect_asked_for_and_a_spec_true_cli
     };
 
     // The client answers 400 to everything: what matters here is what it was sent.
-    let app = BackChannel::answering(&[StatusCode::BAD_REQUEST; 13]).await;
+    let app = BackChannel::answering(&[StatusCode::BAD_REQUEST; 14]).await;
     let provider = provider_with(&app, None).await;
     let browser = Browser::new(&provider.issuer);
     let jwks = jwks(&provider.issuer).await;
@@ -753,6 +753,7 @@ async fn admin_logout_token_has_exactly_the_defect_asked_for_and_a_spec_true_cli
         ("wrong_aud", Refusal::Aud),
         ("expired", Refusal::Exp),
         ("iat_future", Refusal::Iat),
+        ("iat_old", Refusal::Iat),
         ("nonce_present", Refusal::Nonce),
         ("events_missing", Refusal::Events),
         ("events_wrong", Refusal::Events),
@@ -800,6 +801,7 @@ async fn admin_logout_token_has_exactly_the_defect_asked_for_and_a_spec_true_cli
         match *defect {
             "expired" => assert!(exp < now && iat < exp, "{claims}"),
             "iat_future" => assert!(iat >= now + 3600 && exp > iat, "{claims}"),
+            "iat_old" => assert!(iat + 3600 <= now && exp == now + 120, "{claims}"),
             _ => assert_eq!((iat, exp), (now, now + 120), "{defect}"),
         }
         assert_eq!(claims.get("nonce").is_some(), *defect == "nonce_present", "{defect}");

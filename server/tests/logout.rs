@@ -44,6 +44,7 @@ async fn every_forged_logout_token_is_refused_with_400_and_ends_no_session() {
         "wrong_aud",
         "expired",
         "iat_future",
+        "iat_old",
         "nonce_present",
         "events_missing",
         "events_wrong",

@@ -395,8 +395,8 @@ pub fn validate_logout_token(
     if claims["exp"].as_u64().is_none_or(|exp| exp <= now) {
         return Err(Refusal::Exp);
     }
-    // A minute of clock skew, as for ID tokens.
-    if claims["iat"].as_u64().is_none_or(|iat| iat > now + 60) {
+    // A minute of clock skew, as for ID tokens, and no older than five minutes.
+    if claims["iat"].as_u64().is_none_or(|iat| iat > now + 60 || iat + 300 < now) {
         return Err(Refusal::Iat);
     }
     if !claims["sub"].is_string() && !claims["sid"].is_string() {

@@ -1,7 +1,8 @@
 //! The logout token of Back-Channel Logout 1.0, validated per §2.6: a JWS (`alg` asymmetric,
 //! never `none` nor HMAC; `typ` `logout+jwt`) signed by a key of the provider's JWKS (fetched
-//! again for an unknown `kid`); `iss` the provider; `aud` this client; `iat` not in the future
-//! and `exp` not past; `events` holding the back-channel logout member; `sub` and/or `sid`;
+//! again for an unknown `kid`); `iss` the provider; `aud` this client; `iat` neither in the
+//! future nor older than [`MAX_AGE_SECS`] (§2.6: "in the same way" as an ID token's, whose age
+//! the client bounds) and `exp` not past; `events` holding the back-channel logout member; `sub` and/or `sid`;
 //! no `nonce` (so an ID token cannot pass for one); and a `jti` never seen before (the replay
 //! cache lives in the session store, so it is shared by every instance).
 
@@ -14,6 +15,11 @@ use crate::{store::now_ms, AppState};
 const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Clock skew allowed either way.
 const LEEWAY_SECS: u64 = 60;
+/// How old a logout token may be, as an ID token's `iat` may be (`oidc_client`): a provider
+/// sends it at once, and retries within seconds. An old one is refused even before its `exp`,
+/// so that a captured token cannot be played back after a restart of a store that forgot its
+/// `jti` (`SESSION_STORE=memory`).
+const MAX_AGE_SECS: u64 = 300;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -84,6 +90,9 @@ pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutC
         .claims;
     if claims.iat > now + LEEWAY_SECS {
         return Err("iat is in the future".into());
+    }
+    if claims.iat + MAX_AGE_SECS < now {
+        return Err("iat is too old".into());
     }
     let has_event =
         claims.events.as_ref().and_then(|events| events.get(BACKCHANNEL_EVENT)).is_some_and(Value::is_object);

@@ -291,10 +291,12 @@ fn seconds(var: &impl Fn(&str) -> Option<String>, setting: &'static str, default
     }
 }
 
+/// Plain http is accepted for loopback hosts only, as for the issuer: anywhere else the session
+/// cookie would travel without `Secure` and without the `__Host-` prefix, and no HSTS be sent.
 fn parse_app_url(text: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|e| invalid("APP_URL", format!("{text}: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid("APP_URL", format!("{text}: must be an http or https URL")));
+    if !(url.scheme() == "https" || url.scheme() == "http" && is_loopback(&url)) {
+        return Err(invalid("APP_URL", format!("{text}: must be https (http only for localhost)")));
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("APP_URL", format!("{text}: must be an origin, without path, query or fragment")));
@@ -306,8 +308,7 @@ fn parse_app_url(text: &str) -> Result<Url, ConfigError> {
 /// accepted for loopback hosts only, for development.
 fn parse_issuer(text: &str) -> Result<IssuerUrl, ConfigError> {
     let url = Url::parse(text).map_err(|e| invalid("OIDC_ISSUER", format!("{text}: {e}")))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
+    if !(url.scheme() == "https" || url.scheme() == "http" && is_loopback(&url)) {
         return Err(invalid("OIDC_ISSUER", format!("{text}: must be https (http only for localhost)")));
     }
     if url.query().is_some() || url.fragment().is_some() {
@@ -316,6 +317,10 @@ fn parse_issuer(text: &str) -> Result<IssuerUrl, ConfigError> {
     // Kept exactly as given: discovery compares it byte for byte with the provider's `issuer`
     // (Auth0's, for one, ends with a slash).
     IssuerUrl::new(text.to_owned()).map_err(|e| invalid("OIDC_ISSUER", format!("{text}: {e}")))
+}
+
+fn is_loopback(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
 #[cfg(test)]
@@ -348,6 +353,8 @@ mod tests {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("APP_URL", "not a url")], "APP_URL"),
             (&[("APP_URL", "http://localhost:3000/app")], "APP_URL"),
+            (&[("APP_URL", "http://app.example.com"), ("OIDC_ISSUER", "https://idp.example/")], "APP_URL"),
+            (&[("APP_URL", "ftp://localhost")], "APP_URL"),
             (&[("OIDC_ISSUER", "https://idp.example")], "OIDC_CLIENT_ID"),
             (&[("OIDC_ISSUER", "http://idp.example"), ("OIDC_CLIENT_ID", "x")], "OIDC_ISSUER"),
             (&[("OIDC_ISSUER", "::"), ("OIDC_CLIENT_ID", "x")], "OIDC_ISSUER"),

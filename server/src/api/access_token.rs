@@ -6,7 +6,10 @@
 //! providers put no `sid` in access tokens (panva's oidc-provider among them): such a token is
 //! refused when its user had a provider session logged out after it was issued.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -25,6 +28,7 @@ pub struct AccessTokenClaims {
     pub sid: Option<String>,
     #[serde(default)]
     pub iat: Option<u64>,
+    pub exp: u64,
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default)]
@@ -80,6 +84,9 @@ impl AccessTokenValidator {
         let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|e| Unauthorized::InvalidToken(format!("{e}")))?;
+        if let Some(iat) = claims.iat {
+            self.logouts.saw_lifetime(claims.exp.saturating_sub(iat));
+        }
         if self.logouts.covers(&claims).await {
             return Err(refuse("its provider session was logged out (back-channel)"));
         }
@@ -92,14 +99,26 @@ impl AccessTokenValidator {
 /// presented.
 pub struct LoggedOut {
     kv: Arc<crate::store::Kv>,
+    /// The longest access token lifetime (`exp - iat`) this instance has seen.
+    longest_lifetime_secs: AtomicU64,
 }
 
-/// Longer than any access token lives.
+/// How long a logout is remembered at least: longer than most access tokens live. A provider
+/// whose tokens live longer (Auth0's default is a day) makes it longer, from the tokens seen.
 const REMEMBER_SECS: u64 = 3600;
 
 impl LoggedOut {
     pub fn new(kv: Arc<crate::store::Kv>) -> Self {
-        Self { kv }
+        Self { kv, longest_lifetime_secs: AtomicU64::new(0) }
+    }
+
+    fn saw_lifetime(&self, secs: u64) {
+        self.longest_lifetime_secs.fetch_max(secs, Ordering::Relaxed);
+    }
+
+    /// As long as an access token issued just before a logout could still be presented.
+    fn remember_secs(&self) -> u64 {
+        REMEMBER_SECS.max(self.longest_lifetime_secs.load(Ordering::Relaxed))
     }
 
     /// Records a logout of `sid`, or of every session of `sub` up to `at` (Unix seconds). With
@@ -107,7 +126,7 @@ impl LoggedOut {
     /// `sub` issued up to `at` are refused (a token of another session of that user costs the
     /// caller one renewal).
     pub async fn record(&self, sid: Option<&str>, sub: Option<&str>, at: u64) {
-        let until = crate::store::now_ms() + REMEMBER_SECS * 1000;
+        let until = crate::store::now_ms() + self.remember_secs() * 1000;
         let at = at.to_string().into_bytes();
         let mut writes = Vec::new();
         match (sid, sub) {
@@ -157,7 +176,25 @@ mod tests {
     use crate::store::{Kv, StoreLocation};
 
     fn token(sub: &str, sid: Option<&str>, iat: u64) -> AccessTokenClaims {
-        AccessTokenClaims { sub: sub.into(), sid: sid.map(Into::into), iat: Some(iat), client_id: None, scope: None }
+        AccessTokenClaims {
+            sub: sub.into(),
+            sid: sid.map(Into::into),
+            iat: Some(iat),
+            exp: iat + 60,
+            client_id: None,
+            scope: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_logout_is_remembered_as_long_as_the_longest_access_token_seen_lives() {
+        let logouts = LoggedOut::new(Arc::new(Kv::open(&StoreLocation::Memory).await.unwrap()));
+        assert_eq!(logouts.remember_secs(), 3600, "an hour at least");
+        logouts.saw_lifetime(600);
+        assert_eq!(logouts.remember_secs(), 3600);
+        logouts.saw_lifetime(86_400);
+        logouts.saw_lifetime(300);
+        assert_eq!(logouts.remember_secs(), 86_400, "a day, once a token of a day was seen");
     }
 
     #[tokio::test]

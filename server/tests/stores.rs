@@ -589,3 +589,23 @@ async fn a_renewal_that_outlasts_its_lock_keeps_it_and_another_instance_waits() 
     assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
     assert_eq!(app.refresh_grants().await, 1, "one token request for both");
 }
+
+/// A write of the token set that succeeds while its logout index fails is a written renewal, not
+/// a failed one: trying it again over the record it already changed would find the retired
+/// refresh token gone, and end the session.
+#[tokio::test]
+async fn a_renewal_whose_logout_index_cannot_be_written_is_still_a_renewal() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    // A key of the wrong type where the user's index is: every write to it fails.
+    let index = "oidc-session:sessions-of-sub:248289761001";
+    let _: i64 = ::redis::cmd("DEL").arg(index).query_async(&mut connection).await.unwrap();
+    let _: String = ::redis::cmd("SET").arg(index).arg("not a set").query_async(&mut connection).await.unwrap();
+
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    assert_eq!(outcome(&app.refresh().await), "renewed", "and the next renewal uses the new refresh token");
+    assert_eq!(app.metrics().await["refresh_tokens_reused"], 0);
+}

@@ -364,12 +364,21 @@ impl Renewer {
     ) -> Result<bool, StoreError> {
         let deadline = Instant::now() + WRITE_PATIENCE;
         let mut pause = Duration::from_millis(100);
+        let mut tried = false;
         loop {
             match self.tokens.update(key, current.clone(), |stored| rotation.apply(stored)).await {
                 Err(error) if Instant::now() + pause < deadline => {
                     tracing::warn!(%error, "could not store the renewed tokens; trying again");
                     tokio::time::sleep(pause).await;
                     pause *= 2;
+                    tried = true;
+                }
+                // An attempt that failed may have been written all the same (the store did it,
+                // its answer was lost): then the record holds the new tokens already.
+                Ok(false) if tried => {
+                    let stored = self.tokens.get(key).await?;
+                    let access_token = rotation.refreshed.access_token.secret();
+                    return Ok(stored.is_some_and(|s| s.session.tokens.access_token.secret() == access_token));
                 }
                 written => return written,
             }

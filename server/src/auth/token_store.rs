@@ -180,8 +180,13 @@ impl TokenStore {
             .kv
             .compare_and_set(&key.store_key(), Some(&previous.sealed), self.seal(key, next), Self::expiry())
             .await?;
+        // The record is written: its index failing now must not read as a failed write (the
+        // caller would try again over a record that moved on). The next write or touch of the
+        // session indexes it again.
         if replaced {
-            self.index(key, next).await?;
+            if let Err(error) = self.index(key, next).await {
+                tracing::warn!(%error, "a session was written, but not its logout index; indexed at its next write");
+            }
         }
         Ok(replaced)
     }
@@ -193,7 +198,9 @@ impl TokenStore {
     pub async fn touch(&self, key: &SessionKey, stored: &StoredSession) -> Result<(), StoreError> {
         let sealed = stored.sealed.to_vec();
         if self.kv.compare_and_set(&key.store_key(), Some(&stored.sealed), sealed, Self::expiry()).await? {
-            self.index(key, &stored.session).await?;
+            if let Err(error) = self.index(key, &stored.session).await {
+                tracing::warn!(%error, "a session's logout index could not be kept alive; it is at the next write");
+            }
         }
         Ok(())
     }

@@ -609,3 +609,49 @@ async fn a_renewal_whose_logout_index_cannot_be_written_is_still_a_renewal() {
     assert_eq!(outcome(&app.refresh().await), "renewed", "and the next renewal uses the new refresh token");
     assert_eq!(app.metrics().await["refresh_tokens_reused"], 0);
 }
+
+/// An instance whose Redis subscription drops (a network blip, a restart) misses what is
+/// published until it is back. When it is, its open streams are closed, so that their browsers
+/// reconnect and check the store afresh: a logout published in the gap still reaches the tab.
+#[tokio::test]
+async fn a_logout_published_while_an_instance_had_lost_its_subscription_still_reaches_its_tabs() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let other = app.another_instance(&[]).await;
+    app.sign_in("/").await;
+    let listen = || async {
+        let response = app.browser.get(other.url("/auth/events")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+    };
+    let open = tokio::spawn(read_events(listen().await));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Every subscription drops, and the user is logged out through the first instance at once.
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 =
+        ::redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut connection).await.unwrap();
+    let logout = app.send_logout_token(serde_json::json!({ "sub": "248289761001" })).await;
+    assert_eq!(logout["status"], 200, "{logout}");
+
+    // The stream that missed it is closed once the subscription is back, and the browser's
+    // reconnection hears that the session ended.
+    let missed = tokio::time::timeout(Duration::from_secs(5), open).await;
+    assert!(matches!(missed, Ok(Ok(_))), "the open stream was closed");
+    let again = read_events(listen().await).await;
+    assert!(again.contains("event: session-ended"), "{again}");
+}
+
+/// What an `/auth/events` stream says until `session-ended`, or until it is closed.
+async fn read_events(response: reqwest::Response) -> String {
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("event: session-ended") {
+            break;
+        }
+    }
+    seen
+}

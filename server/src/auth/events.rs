@@ -2,7 +2,9 @@
 //! signed-in session learns at once that the session has ended: a back-channel logout, a
 //! sign-out in another browser tab, a session the server had to end. With Redis as the store,
 //! the news crosses instances through Redis pub/sub, so a tab connected to one instance hears of
-//! a logout handled by another.
+//! a logout handled by another. An instance whose subscription was lost for a while may have
+//! missed news: when it is back, every stream it serves is closed, and each browser reconnects
+//! and is told afresh from the store.
 //!
 //! The stream sends `ready` when it is open, then `session-ended` (once, then it closes) when the
 //! session this browser holds ends; a comment every 15 s keeps proxies from closing it. A
@@ -25,6 +27,9 @@ use super::{record, token_store::SessionKey};
 use crate::{store::Kv, AppState};
 
 const CHANNEL: &str = "session-ended";
+/// On the local bus, in place of a session's id: "news may have been missed" (never a
+/// [`SessionKey::public_id`], which is never empty).
+const MISSED: &str = "";
 
 /// The bus of ended sessions, named by [`SessionKey::public_id`].
 pub struct SessionEvents {
@@ -37,9 +42,17 @@ impl SessionEvents {
         let (local, _) = broadcast::channel(1024);
         if let Some(redis) = kv.redis() {
             let local = local.clone();
-            redis.subscribe(CHANNEL, move |id| {
-                let _ = local.send(id);
-            });
+            let resumed = local.clone();
+            redis.subscribe(
+                CHANNEL,
+                move |id| {
+                    let _ = local.send(id);
+                },
+                // Every stream closes, so that its browser reconnects and checks the store.
+                move || {
+                    let _ = resumed.send(MISSED.to_owned());
+                },
+            );
         }
         Arc::new(Self { local, kv })
     }
@@ -89,9 +102,11 @@ fn watch(receiver: broadcast::Receiver<String>, id: String) -> impl Stream<Item 
                 Ok(ended) if ended == id => {
                     return Some((Ok(Event::default().event("session-ended").data("ended_elsewhere")), None));
                 }
+                // Fell behind the bus, or the bus missed news (a Redis subscription lost for a
+                // while): close, and the browser's EventSource reconnects, which checks the store
+                // afresh.
+                Ok(missed) if missed == MISSED => return None,
                 Ok(_) => continue,
-                // Fell behind the bus: close, and the browser's EventSource reconnects, which
-                // checks the store afresh.
                 Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return None,
             }
         }

@@ -132,14 +132,24 @@ impl RedisKv {
     }
 
     /// Delivers every message published on `channel` (by any instance) to `deliver`, for as long
-    /// as the server runs; subscribes again after a Redis outage.
-    pub fn subscribe(&self, channel: &str, deliver: impl Fn(String) + Send + Sync + 'static) {
+    /// as the server runs; subscribes again after a Redis outage, and then calls `resumed`: what
+    /// was published meanwhile is lost.
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        deliver: impl Fn(String) + Send + Sync + 'static,
+        resumed: impl Fn() + Send + Sync + 'static,
+    ) {
         let (client, channel) = (self.client.clone(), key(channel));
         tokio::spawn(async move {
+            let mut lost = false;
             loop {
                 match client.get_async_pubsub().await {
                     Ok(mut pubsub) => {
                         if pubsub.subscribe(&channel).await.is_ok() {
+                            if std::mem::take(&mut lost) {
+                                resumed();
+                            }
                             let mut messages = pubsub.on_message();
                             while let Some(message) = futures::StreamExt::next(&mut messages).await {
                                 if let Ok(payload) = message.get_payload::<String>() {
@@ -151,6 +161,7 @@ impl RedisKv {
                     }
                     Err(error) => tracing::warn!(%error, "cannot subscribe to session events in Redis; retrying"),
                 }
+                lost = true;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });

@@ -44,13 +44,20 @@ test.describe("the long form's draft", () => {
   test("a link to another page mid-typing keeps the draft (the app's own navigation, no pagehide)", async ({
     page,
   }) => {
+    await page.clock.install();
     await signIn(page, '/form', USERS.grace);
+    // The page's timers stand still: the autosave's pause never ends while typing.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 100);
     const details = page.getByLabel('What happened, in detail');
     await details.click();
     await page.keyboard.type('Escalator stopped', { delay: 20 });
-    // Within the autosave's pause: the form is unmounted while a save is waiting.
+    const stored = () => page.evaluate(() => JSON.stringify({ ...localStorage }));
+    expect(await stored()).not.toContain('Escalator stopped');
+    // Within the autosave's pause: the form is unmounted while a save is waiting, and saves.
     await page.getByRole('link', { name: 'Session', exact: true }).click();
     await expect(page).toHaveURL('/session');
+    expect(await stored()).toContain('Escalator stopped');
+    await page.clock.resume();
     await page.getByRole('link', { name: 'Long form' }).click();
     await expect(details).toHaveValue('Escalator stopped');
     await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');

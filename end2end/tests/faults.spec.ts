@@ -124,10 +124,15 @@ test('a replayed refresh token: the family is revoked, the provider session ends
   await inject(page, 'expire-access-token');
   await expect(journal(page, 'refresh_token', 'ok')).toHaveCount(1);
 
+  // From here only the back channel can tell the app: no renewal reaches the server, and
+  // check_session cannot ask the provider.
+  await page.route('**/auth/refresh', () => {});
+  await page.route('**/check-session/state', () => {});
   await inject(page, 'refresh-token-reuse');
   await expect(page.getByTestId('fault-result')).toContainText('invalid_grant');
   // The provider tells the app through the back channel; the app tells the tab.
   await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
+  await expect(logEntries(page, 'userSessionChanged', /the server ended the session/)).toHaveCount(1);
   const [family] = await providerFamilies(request, FAULT_USERS.xavier.sub, PROVIDER);
   expect(family.revoked_reason).toBe('reuse');
   // The server's session ended too, not only this tab's view of it.

@@ -122,27 +122,48 @@ test.describe('renewal while the user works', () => {
     expect(family.active, 'no refresh token was ever presented twice').toBe(true);
     expect(family.rotations).toBeGreaterThanOrEqual(3);
     expect(family.rotations).toBeLessThanOrEqual(7);
+    // Shared through the tabs' channel: a tab took up a renewal the other made (which tab does
+    // is left to chance without a lock).
+    let adopted = 0;
     for (const tab of [first, second]) {
       await expect(logEntries(tab, 'userSignedOut')).toHaveCount(0);
+      adopted += await logEntries(tab, 'userLoaded', /renewed in another tab/).count();
     }
+    expect(adopted).toBeGreaterThan(0);
   });
 
-  test('a reused refresh token ends the session everywhere; the draft survives sign-in', async ({ page, request }) => {
+  test('a reused refresh token ends the session everywhere; the draft survives sign-in', async ({
+    page,
+    context,
+    request,
+  }) => {
     await signIn(page, '/form', USERS.erin);
     await page.getByLabel('Title').fill('Server room flooded');
     await page.getByLabel('What happened, in detail').fill('Water came in under the door at 09:10.');
     // The family has a retired token once the app has renewed.
     await expect(ownRenewals(page).first()).toBeVisible({ timeout: 15_000 });
+    const other = await context.newPage();
+    await other.goto('/');
+    await waitForHydration(other);
 
+    // From here only the back channel can tell the app: no renewal reaches the server (it would
+    // find the family revoked), and check_session cannot ask the provider.
+    await context.route('**/auth/refresh', () => {});
+    await context.route('**/check-session/state', () => {});
     // Reuse revokes the family and ends the provider session, which tells the app (back-channel).
     const simulated = await request.post(`${PROVIDER}/admin/users/${USERS.erin.sub}/simulate-reuse`);
     expect(simulated.status()).toBe(200);
 
-    // "Signed out elsewhere": told by the push channel or check_session, not found out by a
-    // renewal refused later ("Your session has ended").
+    // "Signed out elsewhere", in every tab, from the server's push channel.
     const notice = page.getByTestId('session-ended');
     await expect(notice).toContainText('You were signed out elsewhere.');
     await expect(notice).toContainText('Your draft is saved on this device.');
+    for (const tab of [page, other]) {
+      await expect(logEntries(tab, 'userSessionChanged', /the server ended the session/)).toHaveCount(1);
+    }
+    await expect(other.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
+    await context.unroute('**/auth/refresh');
+    await context.unroute('**/check-session/state');
     await expect(page).toHaveURL('/form');
     await expect(page.getByLabel('Title')).toHaveValue('Server room flooded');
     // The family was revoked for reuse, and the server's session ended with the provider's
@@ -188,14 +209,17 @@ test.describe('renewal while the user works', () => {
   test('submitting after the access token expired in a hidden tab succeeds', async ({ page, request }) => {
     await page.clock.install();
     await signIn(page, '/form', USERS.frank);
+    // The page's timers stand still from here: the autosave's pause never ends.
+    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
     await page.getByLabel('Title').fill('Printer on fire');
     await page.getByLabel('Summary').fill('Smoke, then flames.');
+    const stored = () => page.evaluate(() => JSON.stringify({ ...localStorage }));
+    expect(await stored()).not.toContain('Smoke, then flames.');
 
-    // Hidden: the draft is saved at once, whatever the autosave was waiting for...
+    // Hidden: the draft is saved at once, whatever the autosave was waiting for; and the
+    // browser throttles, then freezes, the tab's timers: no renewal runs.
     await setVisibility(page, 'hidden');
-    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).toContain('Smoke, then flames.');
-    // ...and the browser throttles, then freezes, the tab's timers: no renewal runs.
-    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
+    expect(await stored()).toContain('Smoke, then flames.');
     await new Promise((resolve) => setTimeout(resolve, 13_000));
     const session = await (await page.request.get('/auth/session')).json();
     expect(session.access_token_expires_in, 'the access token expired while the tab slept').toBe(0);

@@ -137,6 +137,7 @@ async fn authorization_code_grant(
     let access_token_expires_at = now + state.config.lifetimes.access_token_secs;
     let (redemption, saving) = state.store.redeem_code(
         code,
+        &client.client_id,
         now,
         state.config.lifetimes.authorization_code_secs,
         &jti,
@@ -147,6 +148,9 @@ async fn authorization_code_grant(
         Redemption::Redeemed(grant) => grant,
         Redemption::Unknown => return Err(TokenError::InvalidGrant("unknown authorization code")),
         Redemption::Expired => return Err(TokenError::InvalidGrant("the authorization code has expired")),
+        Redemption::IssuedToAnotherClient => {
+            return Err(TokenError::InvalidGrant("the authorization code was issued to another client"))
+        }
         Redemption::Replayed { revoked_tokens, revoked_family, sid } => {
             if let Some(family) = revoked_family {
                 Metrics::increment(&state.metrics.families_revoked);
@@ -158,9 +162,6 @@ async fn authorization_code_grant(
         }
     };
     let request = &grant.request;
-    if request.client_id != client.client_id {
-        return Err(TokenError::InvalidGrant("the authorization code was issued to another client"));
-    }
     if params.get("redirect_uri") != Some(&request.redirect_uri) {
         return Err(TokenError::InvalidGrant("redirect_uri differs from the authorization request"));
     }
@@ -169,8 +170,13 @@ async fn authorization_code_grant(
         return Err(TokenError::InvalidGrant("code_verifier does not match the code_challenge"));
     }
     // The client now holds tokens of this provider session: it is told when the session ends
-    // (Back-Channel Logout 1.0 §2.3), after a restart too.
-    state.store.record_client(&grant.sid, &client.client_id, now).saved().await?;
+    // (Back-Channel Logout 1.0 §2.3), after a restart too. A session that ended since the code
+    // was issued has told its clients already: no tokens of it now.
+    let Some(recorded) = state.store.record_client(&grant.sid, &client.client_id, now) else {
+        tracing::warn!(client_id = %client.client_id, "authorization code of a provider session that has ended");
+        return Err(TokenError::InvalidGrant("the provider session of the authorization code has ended"));
+    };
+    recorded.saved().await?;
 
     // offline_access reached the code only if the client may have it (see `authorize`).
     let offline = client.offline_access && request.scopes.iter().any(|s| s == OFFLINE_ACCESS);

@@ -375,12 +375,40 @@ async fn public_client_authenticates_with_pkce_alone() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// RFC 6749 §4.1.3: the code must have been issued to the client presenting it. Another client's
+/// attempt changes nothing: it neither uses the code up nor, once used, revokes its tokens.
 #[tokio::test]
-async fn code_presented_by_another_client_is_refused() {
+async fn code_presented_by_another_client_is_refused_and_changes_nothing() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;
-    let response = browser.token(None, &code, &pkce.verifier, &[("client_id", Some(PUBLIC_CLIENT_ID))]).await;
-    assert_eq!(error_of(response).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+    let by_another = || browser.token(None, &code, &pkce.verifier, &[("client_id", Some(PUBLIC_CLIENT_ID))]);
+    assert_eq!(error_of(by_another().await).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+
+    let tokens = browser.exchange(&code, &pkce.verifier).await;
+    assert_eq!(tokens.status(), StatusCode::OK, "not used up by the other client");
+    let tokens: Value = tokens.json().await.unwrap();
+    assert_eq!(error_of(by_another().await).await, (StatusCode::BAD_REQUEST, "invalid_grant".into()));
+    let access_token = tokens["access_token"].as_str().unwrap();
+    assert_eq!(browser.userinfo(access_token).await.status(), StatusCode::OK, "not revoked as a replay");
+}
+
+/// A code whose provider session ended before it was exchanged: the session's clients were told
+/// (back-channel logout), and a client given tokens of it now would never be.
+#[tokio::test]
+async fn code_of_a_provider_session_that_has_ended_is_refused() {
+    let browser = Browser::new().await;
+    let (code, pkce) = browser.code().await;
+    let ended = browser
+        .http
+        .post(browser.provider.url("/admin/users/248289761001/end-session?backchannel=false"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::OK);
+    assert_eq!(
+        error_of(browser.exchange(&code, &pkce.verifier).await).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
 }
 
 #[tokio::test]

@@ -593,7 +593,7 @@ mod tests {
             issued_at: now,
         });
         let jti = random_token();
-        let (redemption, _) = store.redeem_code(&code, now, 60, &jti, now + 60);
+        let (redemption, _) = store.redeem_code(&code, "c", now, 60, &jti, now + 60);
         assert!(matches!(redemption, super::super::Redemption::Redeemed(_)));
         let token = random_token();
         let new = NewFamily { grant: grant(), token_hash: token_hash(&token), token: None, absolute_secs: 1000, now };

@@ -162,6 +162,9 @@ pub enum Redemption {
     Redeemed(AuthorizationCode),
     Unknown,
     Expired,
+    /// Issued to another client (RFC 6749 §4.1.3): left as it is, neither consumed nor revoked,
+    /// so that a client holding another's code can neither use it up nor have its tokens revoked.
+    IssuedToAnotherClient,
     /// Presented before: the tokens first issued for it have now been revoked (RFC 6749 §4.1.2).
     Replayed {
         revoked_tokens: usize,
@@ -352,21 +355,18 @@ impl Store {
         (running, saving)
     }
 
-    /// Records that `client_id` received tokens in the session `sid`, so that it is told when
-    /// the session ends; nothing if it had already, or the session has ended.
-    pub fn record_client(&self, sid: &str, client_id: &str, now: u64) -> Saving {
+    /// Records that `client_id` receives tokens in the session `sid`, so that it is told when
+    /// the session ends (nothing to save if it was already). `None` if the session has ended:
+    /// its logout tokens are sent, and a client given tokens now would never hear of it.
+    pub fn record_client(&self, sid: &str, client_id: &str, now: u64) -> Option<Saving> {
         let mut inner = self.lock();
-        let Some(key_hash) = inner.sids.get(sid).copied() else {
-            return Saving::done();
-        };
-        let Some(session) = inner.sessions.get_mut(&key_hash).filter(|s| now < s.expires_at) else {
-            return Saving::done();
-        };
+        let key_hash = inner.sids.get(sid).copied()?;
+        let session = inner.sessions.get_mut(&key_hash).filter(|s| now < s.expires_at)?;
         if session.clients.iter().any(|c| c == client_id) {
-            return Saving::done();
+            return Some(Saving::done());
         }
         session.clients.push(client_id.to_owned());
-        self.save(|| Change::SessionSaved { key_hash, session: session.clone() })
+        Some(self.save(|| Change::SessionSaved { key_hash, session: session.clone() }))
     }
 
     pub fn issue_code(&self, grant: AuthorizationCode) -> String {
@@ -387,6 +387,7 @@ impl Store {
     pub fn redeem_code(
         &self,
         code: &str,
+        client_id: &str,
         now: u64,
         lifetime: u64,
         jti: &str,
@@ -397,6 +398,9 @@ impl Store {
         let Some(record) = codes.get_mut(code) else {
             return (Redemption::Unknown, Saving::done());
         };
+        if record.grant.request.client_id != client_id {
+            return (Redemption::IssuedToAnotherClient, Saving::done());
+        }
         if record.redeemed {
             let mut revoked_rows = Vec::new();
             for jti in &record.issued_tokens {

@@ -185,6 +185,20 @@ impl IntoResponse for InvalidToken {
     }
 }
 
+/// A valid bearer token without the scope a protected endpoint needs (RFC 6750 §3.1): 403.
+#[derive(Debug, thiserror::Error)]
+#[error("insufficient_scope: {0} needed")]
+pub struct InsufficientScope(pub &'static str);
+
+impl IntoResponse for InsufficientScope {
+    fn into_response(self) -> Response {
+        tracing::warn!(error = %self, "bearer token refused");
+        let challenge = format!(r#"Bearer error="insufficient_scope", scope="{}""#, self.0);
+        let challenge = HeaderValue::from_str(&challenge).expect("scopes are ASCII");
+        (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, challenge)], no_store()).into_response()
+    }
+}
+
 /// An authorization request that cannot be answered at the client's redirect URI: the client or
 /// the redirect URI is not trustworthy, so redirecting would make the provider an open
 /// redirector (RFC 6749 §4.1.2.1). Shown to the user as a page.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     claims::{user_claims, AccessTokenClaims, ACCESS_TOKEN_TYP},
-    error::{no_store, BearerRequired, InvalidToken},
+    error::{no_store, BearerRequired, InsufficientScope, InvalidToken},
     keys::ALGORITHM,
     ProviderState,
 };
@@ -31,6 +31,11 @@ fn claims_of(state: &ProviderState, token: &str) -> Result<Response, InvalidToke
     let claims = validate_access_token(state, token)?;
     let user = state.config.user_by_sub(&claims.sub).ok_or(InvalidToken("unknown subject"))?;
     let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
+    // OIDC Core §5.3: userinfo is for tokens of an OpenID request; one narrowed at refresh to
+    // leave `openid` out is valid, but not for this (RFC 6750 §3.1).
+    if !scopes.iter().any(|scope| scope == "openid") {
+        return Ok(InsufficientScope("openid").into_response());
+    }
     let mut body = user_claims(user, &scopes);
     body.insert("sub".into(), Value::String(claims.sub));
     Ok((no_store(), Json(body)).into_response())

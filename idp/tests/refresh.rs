@@ -469,7 +469,18 @@ async fn scope_may_narrow_on_refresh_but_never_widen() {
         .unwrap();
     assert!(userinfo.get("email").is_none(), "the narrowed access token releases no email: {userinfo}");
     // The family keeps its scope: the next refresh without `scope` has all of it.
-    assert_eq!(rp.refreshed(&refresh_token_of(&narrowed)).await["scope"], OFFLINE);
+    let whole = rp.refreshed(&refresh_token_of(&narrowed)).await;
+    assert_eq!(whole["scope"], OFFLINE);
+
+    // Narrowed to leave `openid` out: a valid token, but not for userinfo (OIDC Core §5.3).
+    let token = refresh_token_of(&whole);
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str()), ("scope", "offline_access")];
+    let without_openid: Value = rp.post_as(&DEMO_APP, "/token", &form).await.json().await.unwrap();
+    assert_eq!(without_openid["scope"], "offline_access", "{without_openid}");
+    let refused =
+        rp.http.get(rp.provider.url("/userinfo")).bearer_auth(access_token_of(&without_openid)).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="insufficient_scope""#));
 }
 
 #[tokio::test]

@@ -186,8 +186,7 @@ async fn a_logout_the_store_failed_is_accepted_when_the_provider_retries_the_sam
         Setup::default().var("SESSION_STORE", redis.url()).var("SESSION_SEAL_KEYS", SealKey::generate().to_base64());
     let app = signed_in(setup).await;
     let sid = app.session().await["sid"].as_str().unwrap().to_owned();
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let connection = client.get_multiplexed_async_connection().await.unwrap();
+    let connection = redis.connection().await;
     let keys: Vec<String> = redis.dump().await.into_iter().map(|(key, _)| key).collect();
     let key_named = |part: &str| keys.iter().find(|key| key.contains(part)).unwrap().clone();
     let (index, tokens) = (key_named("sessions-of-sid:"), key_named("tokens:"));

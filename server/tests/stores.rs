@@ -350,12 +350,9 @@ async fn redis_keys_expire_with_their_sessions() {
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let entries = redis.dump().await;
-    assert!(entries.len() >= 2, "a session record and a token set: {entries:?}");
-    for (key, _) in entries {
-        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+    let ttls = redis.ttls().await;
+    assert!(ttls.len() >= 2, "a session record and a token set: {ttls:?}");
+    for (key, ttl) in ttls {
         assert!(ttl > 0 && ttl <= 8 * 3600 * 1000, "{key} expires with its session (PTTL {ttl})");
     }
 }
@@ -369,8 +366,7 @@ async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut connection = redis.connection().await;
     let index = "oidc-session:sessions-of-sub:248289761001";
     let members = |connection: &mut ::redis::aio::MultiplexedConnection| {
         let mut connection = connection.clone();
@@ -420,13 +416,7 @@ async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_
 
 /// The PTTLs of the browser session records in Redis, in milliseconds.
 async fn session_record_ttls(redis: &RedisServer) -> Vec<i64> {
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let mut ttls = Vec::new();
-    for (key, _) in redis.dump().await.into_iter().filter(|(key, _)| key.contains(":session:")) {
-        ttls.push(::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap());
-    }
-    ttls
+    redis.ttls().await.into_iter().filter(|(key, _)| key.contains(":session:")).map(|(_, ttl)| ttl).collect()
 }
 
 /// Anyone can have a session record created: a request to `/auth/login` without a cookie. Such a
@@ -469,13 +459,7 @@ async fn every_renewal_keeps_the_logout_index_alive_as_long_as_the_session() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(outcome(&app.refresh().await), "renewed");
 
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let mut ttls = Vec::new();
-    for (key, _) in redis.dump().await {
-        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
-        ttls.push((key, ttl));
-    }
+    let ttls = redis.ttls().await;
     let ttl_of =
         |kind: &str| ttls.iter().filter(|(key, _)| key.contains(kind)).map(|(_, ttl)| *ttl).collect::<Vec<_>>();
     let tokens = ttl_of("tokens:");
@@ -499,13 +483,7 @@ async fn a_session_in_use_keeps_its_token_set_and_logout_index_as_long_as_its_re
     let page = app.browser.get(app.url("/")).header("Accept", "text/html").send().await.unwrap();
     assert!(page.headers().get("set-cookie").is_some(), "the use moved the session record's expiry");
 
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let mut ttls = Vec::new();
-    for (key, _) in redis.dump().await {
-        let ttl: i64 = ::redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
-        ttls.push((key, ttl));
-    }
+    let ttls = redis.ttls().await;
     let record = ttls.iter().find(|(key, _)| key.contains(":session:")).map(|(_, ttl)| *ttl).unwrap();
     for kind in ["tokens:", "sessions-of-sid:", "sessions-of-sub:"] {
         let (_, ttl) = ttls.iter().find(|(key, _)| key.contains(kind)).unwrap();
@@ -598,8 +576,7 @@ async fn a_renewal_whose_logout_index_cannot_be_written_is_still_a_renewal() {
     let redis = RedisServer::start().await;
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut connection = redis.connection().await;
     // A key of the wrong type where the user's index is: every write to it fails.
     let index = "oidc-session:sessions-of-sub:248289761001";
     let _: i64 = ::redis::cmd("DEL").arg(index).query_async(&mut connection).await.unwrap();
@@ -628,8 +605,7 @@ async fn a_logout_published_while_an_instance_had_lost_its_subscription_still_re
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Every subscription drops, and the user is logged out through the first instance at once.
-    let client = ::redis::Client::open(redis.url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let mut connection = redis.connection().await;
     let _: i64 =
         ::redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query_async(&mut connection).await.unwrap();
     let logout = app.send_logout_token(serde_json::json!({ "sub": "248289761001" })).await;

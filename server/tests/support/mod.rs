@@ -587,6 +587,22 @@ impl RedisServer {
         panic!("redis-server did not come up on port {}", self.port);
     }
 
+    /// A connection of the test's own, for commands the app would never send.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// Every key of the app with the time it has left (`PTTL`, in milliseconds).
+    pub async fn ttls(&self) -> Vec<(String, i64)> {
+        let mut connection = self.connection().await;
+        let mut ttls = Vec::new();
+        for (key, _) in self.dump().await {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+            ttls.push((key, ttl));
+        }
+        ttls
+    }
+
     /// Every key and value of the app, as raw bytes.
     pub async fn dump(&self) -> Vec<(String, Vec<u8>)> {
         let client = redis::Client::open(self.url()).unwrap();

@@ -72,6 +72,9 @@ const LOCK_POLL: Duration = Duration::from_millis(20);
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How long a failing store is tried again with the provider's answer, see above.
 const WRITE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long an answer the store could not take is kept for its session's next renewal here: as
+/// long as a session lasts without a request.
+const KEPT_SECS: u64 = crate::auth::token_store::IDLE_TIMEOUT_SECS;
 
 type InFlight = HashMap<SessionKey, watch::Receiver<Option<RefreshOutcome>>>;
 
@@ -344,7 +347,10 @@ impl Renewer {
                     %error,
                     "the renewed tokens could not be stored; kept in memory for the next renewal of this session"
                 );
-                self.kept().insert(key.clone(), rotation);
+                let mut kept = self.kept();
+                // Not for ever: a session not renewed here again within its idle timeout is over.
+                kept.retain(|_, earlier| earlier.at + KEPT_SECS > now);
+                kept.insert(key.clone(), rotation);
                 return Err(error);
             }
         }

@@ -1,5 +1,5 @@
 import { expect, test, type Page } from '@playwright/test';
-import { signIn, signInAtProvider, waitForHydration } from './helpers';
+import { holdClock, signIn, signInAtProvider, waitForHydration } from './helpers';
 import { USERS } from './users';
 
 /**
@@ -26,7 +26,7 @@ test.describe("the long form's draft", () => {
     await page.clock.install();
     await signIn(page, '/form', USERS.grace);
     // The page's timers stand still: the autosave's pause never ends while typing.
-    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 100);
+    await holdClock(page);
     await page.getByLabel('Title').fill('Lift stuck');
     const details = page.getByLabel('What happened, in detail');
     await details.click();
@@ -47,7 +47,7 @@ test.describe("the long form's draft", () => {
     await page.clock.install();
     await signIn(page, '/form', USERS.grace);
     // The page's timers stand still: the autosave's pause never ends while typing.
-    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 100);
+    await holdClock(page);
     const details = page.getByLabel('What happened, in detail');
     await details.click();
     await page.keyboard.type('Escalator stopped', { delay: 20 });

@@ -103,6 +103,18 @@ export async function signIn(
 }
 
 /**
+ * Stops the page's clock (installed with `page.clock.install()`) a second from now, and returns
+ * that moment: from then on its timers stand still until the clock is resumed. A second ahead,
+ * so that on a loaded machine the page's clock cannot have passed it by the time it is asked to
+ * stop there (Playwright refuses to go back).
+ */
+export async function holdClock(page: Page): Promise<number> {
+  const at = (await page.evaluate(() => Date.now())) + 1_000;
+  await page.clock.pauseAt(at);
+  return at;
+}
+
+/**
  * Makes the page believe it is hidden or visible, as when the user switches tabs: headless
  * Chromium never hides a page by itself. The page sees `document.visibilityState` change and a
  * `visibilitychange` event, as in a real switch.

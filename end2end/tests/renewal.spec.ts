@@ -1,5 +1,6 @@
 import { expect } from '@playwright/test';
 import {
+  holdClock,
   JWT_PATTERN,
   logEntries,
   ownRenewals,
@@ -210,7 +211,7 @@ test.describe('renewal while the user works', () => {
     await page.clock.install();
     await signIn(page, '/form', USERS.frank);
     // The page's timers stand still from here: the autosave's pause never ends.
-    await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
+    await holdClock(page);
     await page.getByLabel('Title').fill('Printer on fire');
     await page.getByLabel('Summary').fill('Smoke, then flames.');
     const stored = () => page.evaluate(() => JSON.stringify({ ...localStorage }));
@@ -238,11 +239,10 @@ test.describe('renewal while the user works', () => {
     await page.clock.install();
     await signIn(page, '/form', USERS.kate);
     await setVisibility(page, 'hidden');
-    const hiddenAt = await page.evaluate(() => Date.now());
-    await page.clock.pauseAt(hiddenAt + 500);
+    const heldAt = await holdClock(page);
     await new Promise((resolve) => setTimeout(resolve, 11_000));
     // The page's clock shows the time outside, but not one of its timers has fired.
-    await page.clock.setSystemTime(hiddenAt + 11_500);
+    await page.clock.setSystemTime(heldAt + 11_000);
     await setVisibility(page, 'visible');
     await expect(logEntries(page, 'accessTokenExpiring', /the tab became visible/)).toHaveCount(1);
     await expect(ownRenewals(page)).toHaveCount(1);
@@ -252,11 +252,10 @@ test.describe('renewal while the user works', () => {
   test('a machine that wakes from sleep after the token expired renews at once', async ({ page }) => {
     await page.clock.install();
     await signIn(page, '/form', USERS.liam);
-    const asleepAt = await page.evaluate(() => Date.now());
-    await page.clock.pauseAt(asleepAt + 500);
+    const heldAt = await holdClock(page);
     await new Promise((resolve) => setTimeout(resolve, 11_000));
     // Waking: the clock jumps, and the first timer to fire (the heartbeat) fires far too late.
-    await page.clock.setSystemTime(asleepAt + 11_500);
+    await page.clock.setSystemTime(heldAt + 11_000);
     await page.clock.resume();
     await expect(logEntries(page, 'accessTokenExpiring', /the machine woke up/)).toHaveCount(1);
     await expect(ownRenewals(page).first()).toBeVisible();

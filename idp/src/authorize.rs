@@ -121,8 +121,6 @@ struct Validated {
     request: AuthorizationRequest,
     prompt: Prompt,
     max_age: Option<u64>,
-    /// The `sub` of a valid `id_token_hint`.
-    hinted_sub: Option<String>,
 }
 
 /// `GET /authorize`.
@@ -195,6 +193,7 @@ fn validate(
         nonce: params.nonce,
         code_challenge: String::new(),
         prompt_consent: false,
+        hinted_sub: None,
     };
     let refuse =
         |request: &AuthorizationRequest, error, description| redirect_error(state, request, error, description);
@@ -252,13 +251,13 @@ fn validate(
     request.prompt_consent = prompt.consent;
     let max_age = parse_max_age(params.max_age.as_deref()).map_err(|why| refuse(&request, "invalid_request", why))?;
 
-    let hinted_sub = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
+    request.hinted_sub = match params.id_token_hint.as_deref().filter(|hint| !hint.is_empty()) {
         None => None,
         Some(hint) => Some(hinted_subject(state, hint, &client.client_id).ok_or_else(|| {
             refuse(&request, "invalid_request", "id_token_hint is not an ID token this provider issued to this client")
         })?),
     };
-    Ok(Validated { request, prompt, max_age, hinted_sub })
+    Ok(Validated { request, prompt, max_age })
 }
 
 /// `max_age` (OIDC Core §3.1.2.1): a non-negative integer of seconds; empty is absent (RFC 6749
@@ -330,7 +329,8 @@ fn is_s256_challenge(challenge: &str) -> bool {
 /// Answers a valid request from the provider session, with a page, or (under `prompt=none`)
 /// with the error that stands for the page.
 fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: &FrameAncestors) -> Response {
-    let Validated { request, prompt, max_age, hinted_sub } = validated;
+    let Validated { request, prompt, max_age } = validated;
+    let hinted_sub = request.hinted_sub.clone();
     let now = state.now();
     let session = login::current_session(state, &jar, now);
     // A session older than `max_age` counts as none (OIDC Core §3.1.2.1); so does a session of

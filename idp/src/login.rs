@@ -220,6 +220,14 @@ pub async fn submit(State(state): State<Arc<ProviderState>>, jar: CookieJar, For
     let jar = jar
         .add(cookie(&state, SESSION_COOKIE, key, Some(max_age)))
         .add(check_session::browser_state_cookie(&state, Some(&session)));
+    // Signed in, but not as the user the client's `id_token_hint` names: no code for them
+    // (OIDC Core §3.1.2.1).
+    if request.hinted_sub.as_ref().is_some_and(|hinted| *hinted != user.sub) {
+        tracing::warn!(client_id = %request.client_id, "the user who signed in is not the one id_token_hint names");
+        let refused =
+            redirect_error(&state, &request, "login_required", "another user than id_token_hint names signed in");
+        return (jar, refused).into_response();
+    }
     // The terms or consent page, if the request needs one, as a page of a form post: not framed.
     proceed(&state, jar, request, &session, now, &FrameAncestors::NONE)
 }

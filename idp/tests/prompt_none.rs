@@ -440,6 +440,22 @@ async fn id_token_hint_of_another_user_shows_the_sign_in_form_instead_of_reusing
     assert!(page.contains(r#"name="username" autocomplete="username" value="bob""#), "bob is filled in: {page}");
 }
 
+/// OIDC Core §3.1.2.1: signed in by the request as another user than the hint names, the answer
+/// is an error, not a code; as that user, a code.
+#[tokio::test]
+async fn signing_in_as_another_user_than_id_token_hint_names_is_answered_login_required() {
+    let provider = TestProvider::start(|_| {}).await;
+    let bobs_hint = Browser::new(&provider).id_token(&DEMO_APP, "bob").await;
+    let browser = Browser::new(&provider);
+    let form = browser.authorize(&DEMO_APP, &[("id_token_hint", &bobs_hint)]).await;
+    let as_alice = browser.sign_in_on(form, "alice").await;
+    assert_eq!(error_of(&as_alice, &DEMO_APP, &provider.issuer), "login_required");
+
+    let form = browser.authorize(&DEMO_APP, &[("id_token_hint", &bobs_hint), ("prompt", "login")]).await;
+    let as_bob = browser.sign_in_on(form, "bob").await;
+    code_of(&as_bob, &DEMO_APP);
+}
+
 #[tokio::test]
 async fn a_valid_id_token_hint_without_a_session_still_answers_prompt_none_with_login_required() {
     let provider = TestProvider::start(|_| {}).await;

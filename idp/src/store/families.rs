@@ -584,6 +584,7 @@ mod tests {
             nonce: None,
             code_challenge: String::new(),
             prompt_consent: false,
+            hinted_sub: None,
         };
         let code = store.issue_code(AuthorizationCode {
             request,

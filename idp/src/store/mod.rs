@@ -79,6 +79,9 @@ pub struct AuthorizationRequest {
     /// `prompt=consent` (OIDC Core §3.1.2.1): the consent page is shown even to a user who
     /// allowed this client before.
     pub prompt_consent: bool,
+    /// The `sub` of a valid `id_token_hint`: the user the client expects, and the only one whose
+    /// sign-in answers it with a code (OIDC Core §3.1.2.1).
+    pub hinted_sub: Option<String>,
 }
 
 /// A request waiting for the user at one of the provider's pages, bound to the browser that

@@ -48,7 +48,7 @@ use crate::{
     terms, ProviderState,
 };
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct AuthorizeParams {
     client_id: Option<String>,
     redirect_uri: Option<String>,
@@ -69,6 +69,40 @@ pub struct AuthorizeParams {
     /// refused rather than ignored, since the parameters inside it would be.
     request: Option<String>,
     request_uri: Option<String>,
+    /// The first of these parameters that came more than once: RFC 6749 §3.1 forbids it, and
+    /// which of the values was meant cannot be known.
+    repeated: Option<&'static str>,
+}
+
+impl AuthorizeParams {
+    /// Each parameter's first value; unknown parameters are ignored (RFC 6749 §3.1).
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut params = Self::default();
+        for (name, value) in pairs {
+            let (name, slot) = match name.as_str() {
+                "client_id" => ("client_id", &mut params.client_id),
+                "redirect_uri" => ("redirect_uri", &mut params.redirect_uri),
+                "response_type" => ("response_type", &mut params.response_type),
+                "scope" => ("scope", &mut params.scope),
+                "state" => ("state", &mut params.state),
+                "nonce" => ("nonce", &mut params.nonce),
+                "code_challenge" => ("code_challenge", &mut params.code_challenge),
+                "code_challenge_method" => ("code_challenge_method", &mut params.code_challenge_method),
+                "prompt" => ("prompt", &mut params.prompt),
+                "max_age" => ("max_age", &mut params.max_age),
+                "id_token_hint" => ("id_token_hint", &mut params.id_token_hint),
+                "request" => ("request", &mut params.request),
+                "request_uri" => ("request_uri", &mut params.request_uri),
+                _ => continue,
+            };
+            if slot.is_some() {
+                params.repeated.get_or_insert(name);
+            } else {
+                *slot = Some(value);
+            }
+        }
+        params
+    }
 }
 
 /// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`): a space-delimited set
@@ -127,18 +161,18 @@ struct Validated {
 pub async fn authorize(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
-    Query(params): Query<AuthorizeParams>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    answer(&state, jar, params).await
+    answer(&state, jar, AuthorizeParams::from_pairs(params)).await
 }
 
 /// `POST /authorize`, form-encoded: OIDC Core §3.1.2.1 requires both methods.
 pub async fn authorize_form(
     State(state): State<Arc<ProviderState>>,
     jar: CookieJar,
-    Form(params): Form<AuthorizeParams>,
+    Form(params): Form<Vec<(String, String)>>,
 ) -> Response {
-    answer(&state, jar, params).await
+    answer(&state, jar, AuthorizeParams::from_pairs(params)).await
 }
 
 async fn answer(state: &ProviderState, jar: CookieJar, params: AuthorizeParams) -> Response {
@@ -169,6 +203,10 @@ fn trusted_client<'a>(
     state: &'a ProviderState,
     params: &AuthorizeParams,
 ) -> Result<&'a ClientConfig, AuthorizePageError> {
+    // Which client, or which redirect URI, was meant cannot be known: nothing is trusted.
+    if let Some(name @ ("client_id" | "redirect_uri")) = params.repeated {
+        return Err(AuthorizePageError::RepeatedParameter(name));
+    }
     let client =
         params.client_id.as_deref().and_then(|id| state.config.client(id)).ok_or(AuthorizePageError::UnknownClient)?;
     // Exact string comparison, no prefix or pattern matching (RFC 9700 §4.1.3).
@@ -198,7 +236,11 @@ fn validate(
     let refuse =
         |request: &AuthorizationRequest, error, description| redirect_error(state, request, error, description);
 
-    // First: the other parameters may be inside the request object (OIDC Core §6.1), so they
+    if let Some(name) = params.repeated {
+        tracing::warn!(parameter = name, "authorization request repeats a parameter");
+        return Err(refuse(&request, "invalid_request", "a request parameter is repeated (RFC 6749 §3.1)"));
+    }
+    // Then: the other parameters may be inside the request object (OIDC Core §6.1), so they
     // cannot be judged without it. A parameter without a value counts as absent (RFC 6749 §3.1).
     let given = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.is_empty());
     if given(&params.request) {

@@ -208,6 +208,9 @@ pub enum AuthorizePageError {
     UnknownClient,
     #[error("the redirect_uri is missing or not registered for this client")]
     UnregisteredRedirectUri,
+    /// RFC 6749 §3.1: which of the values was meant cannot be known.
+    #[error("the sign-in request repeats {0}")]
+    RepeatedParameter(&'static str),
     #[error("this sign-in request is unknown or has expired; return to the application and start again")]
     UnknownInteraction,
     /// The terms or consent page was answered after its provider session ended (signed out

@@ -281,6 +281,33 @@ async fn request_objects_are_refused_not_ignored() {
 }
 
 #[tokio::test]
+async fn a_repeated_parameter_is_refused_and_a_repeated_client_or_redirect_uri_is_not_trusted() {
+    // RFC 6749 §3.1: no parameter may be sent twice; which value was meant cannot be known.
+    let browser = Browser::new().await;
+    let url = browser.authorize_url(&pkce().challenge, &[]);
+    for repeated in ["scope=openid", "nonce=another", "code_challenge_method=S256"] {
+        assert_redirected_error(&browser, &format!("{url}&{repeated}"), "invalid_request").await;
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(url.split_once('?').unwrap().1).unwrap();
+    let posted = browser
+        .http
+        .post(browser.provider.url("/authorize"))
+        .form(&[form.as_slice(), &[("state".into(), "another".into())]].concat())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(query(&location(&posted))["error"], "invalid_request", "POST /authorize too");
+
+    for repeated in [format!("client_id={CLIENT_ID}"), "redirect_uri=https%3A%2F%2Fevil.example%2Fcallback".into()] {
+        let response = browser.get(&format!("{url}&{repeated}")).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{repeated}");
+        assert!(response.headers().get(LOCATION).is_none(), "{repeated}: nothing is redirected to");
+        assert!(response.text().await.unwrap().contains("repeats"), "{repeated}");
+    }
+}
+
+#[tokio::test]
 async fn replayed_code_is_refused_and_its_tokens_revoked() {
     let browser = Browser::new().await;
     let (code, pkce) = browser.code().await;

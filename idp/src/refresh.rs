@@ -35,7 +35,8 @@ use crate::{
 };
 
 /// Starts a refresh token family for a code just redeemed, whose access token is `jti`, and
-/// returns the family's first refresh token once the family is saved.
+/// returns the family's first refresh token once the family is saved; `None` when the code was
+/// replayed meanwhile, so that the family was born revoked and the exchange must be refused too.
 pub(crate) async fn start_family(
     state: &ProviderState,
     client: &ClientConfig,
@@ -43,7 +44,7 @@ pub(crate) async fn start_family(
     jti: &str,
     grant: &AuthorizationCode,
     now: u64,
-) -> Result<String, NotSaved> {
+) -> Result<Option<String>, NotSaved> {
     let token = random_token();
     let new = NewFamily {
         grant: FamilyGrant {
@@ -64,10 +65,10 @@ pub(crate) async fn start_family(
         // The code was replayed between its redemption and now: the replay wins.
         Metrics::increment(&state.metrics.families_revoked);
         tracing::warn!(%family, client_id = %client.client_id, sub = %grant.sub, "refresh token family revoked at birth: its code was replayed");
-    } else {
-        tracing::info!(%family, client_id = %client.client_id, sub = %grant.sub, "refresh token family started");
+        return Ok(None);
     }
-    Ok(token)
+    tracing::info!(%family, client_id = %client.client_id, sub = %grant.sub, "refresh token family started");
+    Ok(Some(token))
 }
 
 /// `grant_type=refresh_token` for the authenticated `client` (RFC 6749 §6). The admin API's

@@ -180,8 +180,14 @@ async fn authorization_code_grant(
 
     // offline_access reached the code only if the client may have it (see `authorize`).
     let offline = client.offline_access && request.scopes.iter().any(|s| s == OFFLINE_ACCESS);
-    let refresh_token =
-        if offline { Some(refresh::start_family(state, client, code, &jti, &grant, now).await?) } else { None };
+    let refresh_token = match offline {
+        false => None,
+        true => match refresh::start_family(state, client, code, &jti, &grant, now).await? {
+            Some(token) => Some(token),
+            // Replayed since its redemption above: its access token is revoked, and so is this.
+            None => return Err(TokenError::InvalidGrant("the authorization code was already used")),
+        },
+    };
     let token_grant = TokenGrant {
         client_id: &request.client_id,
         sub: &grant.sub,

@@ -415,6 +415,39 @@ async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_
 }
 
 /// The PTTLs of the browser session records in Redis, in milliseconds.
+/// The API refuses an access token whose provider session a back-channel logout ended for as
+/// long as such a token could live: two hours here, from the lifetime of the tokens it has seen
+/// (an hour when it has seen none).
+#[tokio::test]
+async fn a_logout_is_remembered_as_long_as_the_access_tokens_the_api_has_seen_live() {
+    let redis = RedisServer::start().await;
+    let two_hours: u64 = 2 * 3600;
+    let setup =
+        redis_setup(&redis, &SealKey::generate()).provider(move |config| config.lifetimes.access_token_secs = two_hours);
+    let app = TestApp::start_with(setup).await;
+    app.sign_in("/").await;
+    let access_token = app.proxy.as_ref().unwrap().access_tokens_seen().pop().unwrap();
+    let report = app
+        .browser
+        .post(app.url("/api/reports"))
+        .bearer_auth(&access_token)
+        .json(&serde_json::json!({ "fields": { "title": "x" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(report.status(), StatusCode::CREATED);
+
+    let sid = app.session().await["sid"].as_str().unwrap().to_owned();
+    let logout = app.send_logout_token(serde_json::json!({ "sub": "248289761001", "sid": sid })).await;
+    assert_eq!(logout["status"], 200, "{logout}");
+    let remembered: Vec<(String, i64)> =
+        redis.ttls().await.into_iter().filter(|(key, _)| key.contains("logged-out")).collect();
+    assert!(!remembered.is_empty(), "the logout is recorded");
+    for (key, ttl) in remembered {
+        assert!(ttl > (two_hours as i64 - 60) * 1000, "{key} is remembered as long as the token lives (PTTL {ttl})");
+    }
+}
+
 async fn session_record_ttls(redis: &RedisServer) -> Vec<i64> {
     redis.ttls().await.into_iter().filter(|(key, _)| key.contains(":session:")).map(|(_, ttl)| ttl).collect()
 }

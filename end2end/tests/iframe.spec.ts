@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { logEntries, ownRenewals, signIn, signInAtProvider, waitForHydration } from './helpers';
+import { holdClock, logEntries, ownRenewals, signIn, signInAtProvider, waitForHydration } from './helpers';
 import { USERS } from './users';
 
 /**
@@ -89,6 +89,33 @@ test.describe('silent renew through the hidden iframe', () => {
     // Neither was acted on: no sign-out.
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
+  });
+
+  test('a report sent as the access token runs out: the server cannot renew, the iframe does, and the report goes on the next try', async ({
+    page,
+  }) => {
+    await page.clock.install();
+    await signIn(page, '/form', USERS.grace, PROVIDER);
+    await page.getByLabel('Title').fill('Fire door propped open');
+    // The page's timers stand still: no renewal is scheduled, and the access token runs low.
+    await holdClock(page);
+    await expect
+      .poll(async () => (await (await page.request.get('/auth/session')).json()).access_token_expires_in, {
+        timeout: 15_000,
+      })
+      .toBeLessThan(5);
+    const renewalsBefore = await ownRenewals(page, 'iframe').count();
+
+    // Too little time left to send it: the server would renew first, and has no refresh token.
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.getByTestId('form-result')).toContainText('the session had to be renewed first');
+    await expect(logEntries(page, 'accessTokenExpiring', /the server could not use the session/)).toHaveCount(1);
+    await expect(ownRenewals(page, 'iframe')).toHaveCount(renewalsBefore + 1);
+    await expect(page.getByTestId('session-ended')).toHaveCount(0);
+    await expect(page.getByLabel('Title')).toHaveValue('Fire door propped open');
+
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.getByTestId('form-result')).toContainText('Received');
   });
 
   test('a slow provider: the timeout fires, retries stay within the bound, the session lasts until expiry', async ({

@@ -76,6 +76,10 @@ impl Watch {
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 pub(crate) const RESYNC_EVENT: &str = "oidc-session:resync";
 
+/// The window event that makes the renewal driver renew at once (see [`AuthContext::renew_now`]).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub(crate) const RENEW_EVENT: &str = "oidc-session:renew";
+
 /// The events, named as oidc-client-ts names its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthEventKind {
@@ -213,13 +217,24 @@ impl AuthContext {
         }
     }
 
+    /// A server function could not act for the user: the session ended, or only the server's own
+    /// renewal failed (it has no refresh token, or the provider refused it), which the iframe may
+    /// still make. The renewal driver finds out which by renewing now, with every fallback, and
+    /// tells every tab if the session has ended.
+    pub fn renew_now(&self) {
+        #[cfg(feature = "hydrate")]
+        if let Ok(event) = web_sys::Event::new(RENEW_EVENT) {
+            let _ = window().dispatch_event(&event);
+        }
+    }
+
     /// Whether the page still acts for a signed-in user (who may need to sign in again).
     pub fn acting_for_user(&self) -> bool {
         self.status.get_untracked() != AuthStatus::SignedOut
     }
 
-    /// The session has ended for good (a refused renewal here or in another tab, or a server
-    /// function that found no session): every page learns it from `status`.
+    /// The session has ended for good (a refused renewal here or in another tab): every page
+    /// learns it from `status`.
     pub(crate) fn end_session(&self, reason: ReauthReason) {
         // Already ended; or the user is signing out here, and nothing must save their draft again.
         if self.reauth_required() || !self.acting_for_user() {

@@ -23,7 +23,7 @@ use web_sys::VisibilityState;
 use super::{
     api::get_session,
     check_session::{CheckSessionMonitor, Verdict},
-    context::{now_ms, AuthContext, AuthEventKind, AuthStatus, Watch, RESYNC_EVENT},
+    context::{now_ms, AuthContext, AuthEventKind, AuthStatus, Watch, RENEW_EVENT, RESYNC_EVENT},
     refresh::{refresh, ReauthReason, RefreshOutcome},
     schedule::{self, RenewalPath},
     session::{RenewStrategy, RenewalPolicy, SessionInfo},
@@ -173,6 +173,11 @@ impl Renewer {
                     }
                 }
             });
+        });
+        let this = self.clone();
+        let _ = window_event_listener_untyped(RENEW_EVENT, move |_| {
+            this.context.log(AuthEventKind::AccessTokenExpiring, "the server could not use the session: renewing now");
+            this.renew();
         });
     }
 
@@ -433,7 +438,7 @@ impl Renewer {
     fn renew(self: &Rc<Self>) {
         {
             let mut state = self.state.borrow_mut();
-            if state.in_flight || state.stopped {
+            if state.in_flight || state.stopped || !self.context.acting_for_user() {
                 return;
             }
             state.in_flight = true;
@@ -515,8 +520,9 @@ impl Renewer {
     fn settle(self: &Rc<Self>, attempt: Attempt) {
         // The session ended while this attempt was on its way (a sign-out in another tab, the
         // server's push): whatever it brings back, the tab stays signed out, and nothing may make
-        // it act for the user again (a draft the user chose to delete would be saved again).
-        if self.state.borrow().stopped {
+        // it act for the user again (a draft the user chose to delete would be saved again). So
+        // with the user signing out in this tab.
+        if self.state.borrow().stopped || !self.context.acting_for_user() {
             // Still worth its line: why the renewal could not have gone on anyway.
             if let Attempt::Outcome(RefreshOutcome::ReauthRequired { reason }, path) = attempt {
                 self.context.log(

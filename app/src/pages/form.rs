@@ -15,7 +15,7 @@
 use leptos::{ev, html, prelude::*};
 
 use crate::{
-    auth::{now_ms, AuthContext, SubmitForm, SubmitOutcome},
+    auth::{now_ms, AuthContext, ReauthReason, SubmitForm, SubmitOutcome},
     components::{EventLog, RequireSignIn, SessionNotice, SessionPanel},
     draft,
     format::utc_time_ms,
@@ -125,7 +125,7 @@ fn ReportForm() -> impl IntoView {
     });
     // After a save: drop the draft, unless the user typed on while it was on its way, here or in
     // another tab (that text is not in the report, so it stays, in the form and in the draft);
-    // after a refusal for want of a session: say so everywhere.
+    // after a refusal for want of a session: renew, and if that fails, say so everywhere.
     Effect::new(move |_| match submit.value().get() {
         Some(Ok(SubmitOutcome::Saved { .. })) => {
             let Some(form) = form.get_untracked() else { return };
@@ -146,13 +146,18 @@ fn ReportForm() -> impl IntoView {
                 set_draft_note.set(String::new());
             }
         }
-        Some(Ok(SubmitOutcome::SessionEnded { reason })) => auth.end_session(reason),
+        // The server could not renew (no refresh token, or a refused one): the browser can still
+        // try the iframe. If the session has ended, the driver says so everywhere.
+        Some(Ok(SubmitOutcome::SessionEnded { .. })) => auth.renew_now(),
         _ => {}
     });
 
     let result = move || {
         submit.value().get().map(|outcome| match outcome {
             Ok(SubmitOutcome::Saved { characters }) => format!("Received {characters} characters."),
+            Ok(SubmitOutcome::SessionEnded { reason: ReauthReason::NoRefreshToken | ReauthReason::InvalidGrant }) => {
+                "Not sent: the session had to be renewed first. Your draft is kept; send it again.".into()
+            }
             Ok(SubmitOutcome::SessionEnded { .. }) => {
                 "Not sent: your session has ended. Your draft is kept on this device.".into()
             }

@@ -17,26 +17,41 @@ pub fn is_draft_of(subject: &str, key: Option<&str>) -> bool {
     key == Some(storage_key(subject).as_str())
 }
 
+/// The browser may have no storage for this page (turned off, or refused to this origin), or none
+/// left (its quota): every access can fail, and none of it may stop the page.
 #[cfg(feature = "hydrate")]
 mod imp {
-    use gloo_storage::{LocalStorage, Storage};
-
     use super::{storage_key, Report};
 
-    pub fn load(subject: &str) -> Option<Report> {
-        LocalStorage::get(storage_key(subject)).ok()
+    fn storage() -> Option<web_sys::Storage> {
+        leptos::prelude::window().local_storage().ok().flatten()
     }
 
-    pub fn save(subject: &str, draft: &Report) {
+    pub fn load(subject: &str) -> Option<Report> {
+        let stored = storage()?.get_item(&storage_key(subject)).ok()??;
+        serde_json::from_str(&stored).ok()
+    }
+
+    /// Whether the draft is now in storage: the user is told when it is not.
+    pub fn save(subject: &str, draft: &Report) -> bool {
+        let Some(storage) = storage() else {
+            leptos::logging::warn!("the draft could not be saved: this page has no storage");
+            return false;
+        };
         if draft.is_empty() {
-            LocalStorage::delete(storage_key(subject));
-        } else if let Err(error) = LocalStorage::set(storage_key(subject), draft) {
-            leptos::logging::warn!("the draft could not be saved: {error}");
+            return storage.remove_item(&storage_key(subject)).is_ok();
         }
+        let saved = serde_json::to_string(draft).map(|json| storage.set_item(&storage_key(subject), &json));
+        if let Ok(Err(error)) = &saved {
+            leptos::logging::warn!("the draft could not be saved: {error:?}");
+        }
+        matches!(saved, Ok(Ok(())))
     }
 
     pub fn clear(subject: &str) {
-        LocalStorage::delete(storage_key(subject));
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(&storage_key(subject));
+        }
     }
 }
 
@@ -49,7 +64,9 @@ mod imp {
         None
     }
 
-    pub fn save(_subject: &str, _draft: &Report) {}
+    pub fn save(_subject: &str, _draft: &Report) -> bool {
+        false
+    }
 
     pub fn clear(_subject: &str) {}
 }

@@ -63,6 +63,49 @@ test.describe("the long form's draft", () => {
     await expect(page.getByTestId('draft-status')).toHaveText('Your draft was restored.');
   });
 
+  test('a browser whose storage is full says the draft is not saved, and saves it once there is room', async ({
+    page,
+  }) => {
+    // The quota is used up, as far as this page can tell: every write throws.
+    await page.addInitScript(() => {
+      const setItem = Storage.prototype.setItem;
+      Storage.prototype.setItem = function (key: string, value: string) {
+        if ((window as unknown as { storageFull?: boolean }).storageFull !== false) {
+          throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+        }
+        setItem.call(this, key, value);
+      };
+    });
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Storage is full');
+    await expect(page.getByTestId('draft-status')).toContainText('could not be saved');
+    // Room again: the next keystroke saves what is there.
+    await page.evaluate(() => ((window as unknown as { storageFull?: boolean }).storageFull = false));
+    await page.getByLabel('Title').press('End');
+    await page.keyboard.type('!');
+    await expect(page.getByTestId('draft-status')).toContainText('Draft saved on this device');
+    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).toContain('Storage is full!');
+  });
+
+  test('a browser that refuses the page any storage still hydrates the form, and says the draft is not saved', async ({
+    page,
+  }) => {
+    // Storage turned off, as a hardened browser does: reading `localStorage` itself throws.
+    await page.addInitScript(() => {
+      Object.defineProperty(window, 'localStorage', {
+        configurable: true,
+        get() {
+          throw new DOMException('The operation is insecure.', 'SecurityError');
+        },
+      });
+    });
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('No storage');
+    await expect(page.getByTestId('draft-status')).toContainText('could not be saved');
+    await page.getByRole('button', { name: 'Submit' }).click();
+    await expect(page.getByTestId('form-result')).toHaveText('Received 10 characters.');
+  });
+
   test('a saved report clears its draft', async ({ page }) => {
     await signIn(page, '/form', USERS.grace);
     await page.getByLabel('Title').fill('Door sticks');

@@ -422,8 +422,8 @@ async fn the_redis_logout_index_drops_expired_sessions_and_keeps_an_older_plain_
 async fn a_logout_is_remembered_as_long_as_the_access_tokens_the_api_has_seen_live() {
     let redis = RedisServer::start().await;
     let two_hours: u64 = 2 * 3600;
-    let setup =
-        redis_setup(&redis, &SealKey::generate()).provider(move |config| config.lifetimes.access_token_secs = two_hours);
+    let setup = redis_setup(&redis, &SealKey::generate())
+        .provider(move |config| config.lifetimes.access_token_secs = two_hours);
     let app = TestApp::start_with(setup).await;
     app.sign_in("/").await;
     let access_token = app.proxy.as_ref().unwrap().access_tokens_seen().pop().unwrap();

@@ -26,6 +26,10 @@ use crate::{
 const AUTOSAVE_DEBOUNCE_MS: u64 = 400;
 /// …and how often it is written anyway while the typing goes on without a pause.
 const AUTOSAVE_MAX_WAIT_MS: f64 = 2_000.0;
+/// Said when the browser would not keep the draft (its storage is off or full): the user must
+/// not trust a sign-in redirect with their text.
+const UNSAVED_NOTE: &str =
+    "Your draft could not be saved on this device (its storage is off or full): keep this page open.";
 
 #[component]
 pub fn FormPage() -> impl IntoView {
@@ -60,10 +64,14 @@ fn ReportForm() -> impl IntoView {
             return;
         }
         if let Some(form) = form.get_untracked().filter(|_| auth.acting_for_user()) {
-            subject.with_value(|subject| draft::save(subject, &fields::read(&form)));
-            edited.set_value(false);
             last_saved_ms.set_value(now_ms());
-            set_draft_note.set(format!("Draft saved on this device at {}.", utc_time_ms(now_ms())));
+            if subject.with_value(|subject| draft::save(subject, &fields::read(&form))) {
+                edited.set_value(false);
+                set_draft_note.set(format!("Draft saved on this device at {}.", utc_time_ms(now_ms())));
+            } else {
+                // Still unwritten: the next keystroke, or leaving the page, tries again.
+                set_draft_note.set(UNSAVED_NOTE.into());
+            }
         }
     };
     let save_draft_soon = move || {

@@ -5,7 +5,7 @@
 //! `sub`), so another user signing in on the same browser never sees it, and it is removed once
 //! the report is saved or the user chooses to drop it at sign-out.
 
-use crate::report::Report;
+use crate::report::{FieldKind, Report, FIELDS};
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 fn storage_key(subject: &str) -> String {
@@ -73,6 +73,21 @@ mod imp {
 
 pub use imp::{clear, load, save};
 
+/// The draft to show in a form that was typed into before the page came alive (the server's form
+/// takes keystrokes before the wasm has loaded): nothing of either is lost. A field typed into
+/// keeps that text after the draft's own, on a new line (a space in a one-line field).
+pub fn with_typed(mut draft: Report, typed: Report) -> Report {
+    for (name, text) in typed.fields.into_iter().filter(|(_, text)| !text.is_empty()) {
+        let one_line = FIELDS.iter().any(|f| f.name == name && f.kind == FieldKind::Line);
+        let merged = match draft.fields.remove(&name).filter(|saved| !saved.is_empty() && *saved != text) {
+            Some(saved) => format!("{saved}{}{text}", if one_line { " " } else { "\n" }),
+            None => text,
+        };
+        draft.fields.insert(name, merged);
+    }
+    draft
+}
+
 /// Whether `subject` has a draft with any text in it.
 pub fn exists(subject: &str) -> bool {
     load(subject).is_some_and(|draft| !draft.is_empty())
@@ -80,6 +95,26 @@ pub fn exists(subject: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::report::Report;
+
+    fn report(fields: &[(&str, &str)]) -> Report {
+        Report { fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn text_typed_before_the_page_came_alive_is_kept_beside_the_draft() {
+        let draft = report(&[("title", "Lift"), ("summary", "Stuck"), ("details", "")]);
+        let typed = report(&[("title", "again"), ("summary", ""), ("details", "Two inside")]);
+        assert_eq!(
+            super::with_typed(draft.clone(), typed),
+            report(&[("title", "Lift again"), ("summary", "Stuck"), ("details", "Two inside")])
+        );
+        let multi = report(&[("summary", "More")]);
+        assert_eq!(super::with_typed(draft.clone(), multi).fields["summary"], "Stuck\nMore");
+        assert_eq!(super::with_typed(draft.clone(), report(&[("title", "")])), draft, "nothing typed");
+        assert_eq!(super::with_typed(draft.clone(), report(&[("title", "Lift")])), draft, "the same text once");
+    }
+
     #[test]
     fn drafts_are_kept_apart_by_subject() {
         assert_ne!(super::storage_key("alice-sub"), super::storage_key("bob-sub"));

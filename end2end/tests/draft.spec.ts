@@ -106,6 +106,31 @@ test.describe("the long form's draft", () => {
     await expect(page.getByTestId('form-result')).toHaveText('Received 10 characters.');
   });
 
+  test('text typed before the page came alive is kept beside the restored draft', async ({ page }) => {
+    await signIn(page, '/form', USERS.grace);
+    await page.getByLabel('Title').fill('Lift');
+    await expect(page.getByTestId('draft-status')).toContainText('Draft saved on this device');
+    // The next load's wasm is held: the server's form takes keystrokes before the page is alive.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/pkg/*.wasm', async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    await page.getByLabel('Title').pressSequentially('again');
+    await page.getByLabel('Summary').pressSequentially('Two inside');
+    await expect(page.locator('body[data-hydrated]')).toHaveCount(0);
+    release();
+    await waitForHydration(page);
+    await expect(page.getByLabel('Title')).toHaveValue('Lift again');
+    await expect(page.getByLabel('Summary')).toHaveValue('Two inside');
+    // And the draft has both.
+    const stored = () => page.evaluate(() => JSON.stringify({ ...localStorage }));
+    await expect.poll(stored).toContain('Two inside');
+    expect(await stored()).toContain('Lift again');
+  });
+
   test('a saved report clears its draft', async ({ page }) => {
     await signIn(page, '/form', USERS.grace);
     await page.getByLabel('Title').fill('Door sticks');

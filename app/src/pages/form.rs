@@ -89,8 +89,14 @@ fn ReportForm() -> impl IntoView {
     Effect::new(move |_| {
         if let Some(form) = form.get() {
             if let Some(saved) = subject.with_value(|subject| draft::load(subject)) {
-                fields::write(&form, &saved);
+                let typed = fields::read(&form);
+                let typed_before = !typed.is_empty();
+                fields::write(&form, &draft::with_typed(saved, typed));
                 set_draft_note.set("Your draft was restored.".into());
+                if typed_before {
+                    edited.set_value(true);
+                    save_draft_soon();
+                }
             }
         }
     });

@@ -617,18 +617,18 @@ impl Renewer {
     }
 
     fn on_tab_message(self: &Rc<Self>, message: TabMessage) {
-        if self.state.borrow().stopped {
-            return;
-        }
+        // A stopped tab takes no renewal and no second ending; but a sign-out reaches it too, so
+        // that it shows nothing of the user, and drops the draft if the user chose that.
+        let stopped = self.state.borrow().stopped;
         match message {
             // A tab waiting for the lock adopts the renewal when it gets it, by reading the session.
             TabMessage::Renewed { subject, expires_at, expires_in }
-                if subject == self.subject && !self.state.borrow().in_flight =>
+                if subject == self.subject && !stopped && !self.state.borrow().in_flight =>
             {
                 self.context.writers().status.set(AuthStatus::SignedIn);
                 self.adopt_expiry(expires_at, expires_in, "renewed in another tab");
             }
-            TabMessage::SessionEnded { subject, reason } if subject == self.subject => self.stop(reason),
+            TabMessage::SessionEnded { subject, reason } if subject == self.subject && !stopped => self.stop(reason),
             // Signed out in another tab: this one shows nothing of the user any more. The draft is
             // kept (saved as the page goes) or dropped, as the user chose there.
             TabMessage::SignedOut { subject, keep_draft, from }

@@ -114,7 +114,8 @@ pub fn FaultPanel(
                 Err(error) => set_result.set(format!("Not injected: {error}")),
             }
             set_busy.set(false);
-            on_injected.run(());
+            // The page may have gone meanwhile, and its callback with it.
+            let _ = on_injected.try_run(());
         });
         #[cfg(not(feature = "hydrate"))]
         let _ = (on, on_injected, fault.resync);

@@ -85,19 +85,19 @@ fn ReportForm() -> impl IntoView {
         pending_save.set_value(handle.ok());
     };
 
-    // Restore the draft once the form is in the page (in the browser: the server has none).
+    // Restore the draft once the form is in the page (in the browser: the server has none), with
+    // whatever was typed into the server's form before the page came alive; that is saved too.
     Effect::new(move |_| {
-        if let Some(form) = form.get() {
-            if let Some(saved) = subject.with_value(|subject| draft::load(subject)) {
-                let typed = fields::read(&form);
-                let typed_before = !typed.is_empty();
-                fields::write(&form, &draft::with_typed(saved, typed));
-                set_draft_note.set("Your draft was restored.".into());
-                if typed_before {
-                    edited.set_value(true);
-                    save_draft_soon();
-                }
-            }
+        let Some(form) = form.get() else { return };
+        let typed = fields::read(&form);
+        let typed_before = !typed.is_empty();
+        if let Some(saved) = subject.with_value(|subject| draft::load(subject)) {
+            fields::write(&form, &draft::with_typed(saved, typed));
+            set_draft_note.set("Your draft was restored.".into());
+        }
+        if typed_before {
+            edited.set_value(true);
+            save_draft_soon();
         }
     });
     // Hidden or left: save now, whatever the debounce was waiting for.

@@ -622,8 +622,12 @@ impl Renewer {
         let stopped = self.state.borrow().stopped;
         match message {
             // A tab waiting for the lock adopts the renewal when it gets it, by reading the session.
+            // One delivered late (this tab was frozen) may be older than the token it knows.
             TabMessage::Renewed { subject, expires_at, expires_in }
-                if subject == self.subject && !stopped && !self.state.borrow().in_flight =>
+                if subject == self.subject
+                    && !stopped
+                    && !self.state.borrow().in_flight
+                    && self.context.expires_at.get_untracked().is_none_or(|known| expires_at > known) =>
             {
                 self.context.writers().status.set(AuthStatus::SignedIn);
                 self.adopt_expiry(expires_at, expires_in, "renewed in another tab");

@@ -7,7 +7,8 @@
 //!
 //! Where Web Locks are missing, a random pause before the re-read spreads tabs apart; and the
 //! server's single-flight renewal means that even two tabs renewing at once make one token
-//! request.
+//! request. Within one tab, tasks under one name still run one at a time (a renewal and a
+//! check_session re-check would each open an iframe, and spoil each other's answer).
 
 use std::{cell::RefCell, future::Future, pin::Pin, rc::Rc};
 
@@ -20,6 +21,30 @@ use super::refresh::ReauthReason;
 
 /// The longest pause of the fallback for browsers without Web Locks.
 const FALLBACK_SPREAD_MS: f64 = 1_000.0;
+
+thread_local! {
+    /// The locks this tab holds, for the fallback without Web Locks.
+    static HELD_HERE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This tab's hold on a lock of the fallback, given back when the task ends or is dropped.
+struct HeldHere(String);
+
+impl HeldHere {
+    async fn take(name: &str) -> Self {
+        while HELD_HERE.with(|held| held.borrow().iter().any(|n| n == name)) {
+            sleep_ms(50.0).await;
+        }
+        HELD_HERE.with(|held| held.borrow_mut().push(name.to_owned()));
+        Self(name.to_owned())
+    }
+}
+
+impl Drop for HeldHere {
+    fn drop(&mut self) {
+        HELD_HERE.with(|held| held.borrow_mut().retain(|n| *n != self.0));
+    }
+}
 
 #[wasm_bindgen]
 extern "C" {
@@ -39,6 +64,7 @@ pub async fn with_lock<T: 'static>(name: &str, task: impl Future<Output = T> + '
     let task: Rc<RefCell<Option<Task<T>>>> = Rc::new(RefCell::new(Some(Box::pin(task))));
     let Some(locks) = lock_manager() else {
         sleep_ms(js_sys::Math::random() * FALLBACK_SPREAD_MS).await;
+        let _held = HeldHere::take(name).await;
         return run(&task).await;
     };
     let result: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));

@@ -15,6 +15,7 @@ use super::{
 };
 
 /// The most events the log keeps; older ones drop off the top.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const MAX_EVENTS: usize = 200;
 
 /// Where the session stands, as the browser knows it.
@@ -180,6 +181,7 @@ impl AuthContext {
     }
 
     /// Records an event, with the browser's time, at the end of the log.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub(crate) fn log(&self, kind: AuthEventKind, detail: impl Into<String>) {
         let detail = detail.into();
         self.writers.events.update(|events| {
@@ -235,6 +237,7 @@ impl AuthContext {
 
     /// The session has ended for good (a refused renewal here or in another tab): every page
     /// learns it from `status`.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub(crate) fn end_session(&self, reason: ReauthReason) {
         // Already ended; or the user is signing out here, and nothing must save their draft again.
         if self.reauth_required() || !self.acting_for_user() {

@@ -35,7 +35,8 @@
 //!   one of them; `jti` random, or `replay_jti`), gives it the chosen defects (see
 //!   [`crate::backchannel::Defect`]: `bad_signature`, `alg_none`, `hs256_with_public_key`,
 //!   `unknown_kid`, `wrong_iss`, `wrong_aud`, `expired`, `iat_future`, `iat_old`, `nonce_present`,
-//!   `events_missing`, `events_wrong`, `no_sub_no_sid`, `typ_wrong`; none: a valid token), POSTs
+//!   `events_missing`, `events_wrong`, `no_sub_no_sid`, `typ_wrong`; none: a valid token; `typ_generic`
+//!   or `typ_absent`: valid, but not explicitly typed), POSTs
 //!   it to the client's `backchannel_logout_uri` once, and answers `{"status": <the client's
 //!   HTTP status>, "body": <its body as text>, "jti": "..."}`. 404 for an unknown client, 409
 //!   for one without a `backchannel_logout_uri`, 400 for an unknown defect or a combination
@@ -243,7 +244,7 @@ struct LogoutTokenRequest {
 async fn logout_token(State(state): State<Arc<ProviderState>>, body: Bytes) -> Result<Response, AdminError> {
     let request: LogoutTokenRequest = serde_json::from_slice(&body).map_err(|_| {
         AdminError::BadRequest(
-            r#"expected {"client_id", "sub"?, "sid"?, "defects"?: [...], "replay_jti"?} with defects among bad_signature, alg_none, hs256_with_public_key, unknown_kid, wrong_iss, wrong_aud, expired, iat_future, iat_old, nonce_present, events_missing, events_wrong, no_sub_no_sid, typ_wrong"#,
+            r#"expected {"client_id", "sub"?, "sid"?, "defects"?: [...], "replay_jti"?} with defects among bad_signature, alg_none, hs256_with_public_key, unknown_kid, wrong_iss, wrong_aud, expired, iat_future, iat_old, nonce_present, events_missing, events_wrong, no_sub_no_sid, typ_wrong, typ_generic, typ_absent"#,
         )
     })?;
     let client = state.config.client(&request.client_id).ok_or(AdminError::NotFound("unknown client"))?;

@@ -280,7 +280,8 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 }
 
 /// One thing wrong with a logout token, each enough for a client that validates as §2.6 says to
-/// refuse it (400).
+/// refuse it (400); and two ways of typing it that are only less than recommended (§2.4), which
+/// such a client accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Defect {
@@ -313,8 +314,13 @@ pub enum Defect {
     EventsWrong,
     /// Neither `sub` nor `sid`, whatever was asked for.
     NoSubNoSid,
-    /// Header `typ: JWT` instead of `logout+jwt`: it could be an ID token.
+    /// Header `typ: at+jwt`: a token of another kind.
     TypWrong,
+    /// Header `typ: JWT`, as Keycloak sent before version 25: not explicitly typed, but not
+    /// wrong (explicit typing is RECOMMENDED, §2.4; `events` and no `nonce` tell it apart, §4.1).
+    TypGeneric,
+    /// No `typ` header at all: likewise.
+    TypAbsent,
 }
 
 /// Another event type, from the RISC profile: an `events` object, but not a logout token's.
@@ -377,10 +383,16 @@ pub(crate) fn forge(state: &ProviderState, forging: &Forging<'_>) -> Result<(Str
         }
     }
 
-    let typ = if has(Defect::TypWrong) { "JWT" } else { LOGOUT_TOKEN_TYP };
+    let typ = if has(Defect::TypWrong) {
+        "at+jwt"
+    } else if has(Defect::TypGeneric) {
+        "JWT"
+    } else {
+        LOGOUT_TOKEN_TYP
+    };
     let key = state.keys.current();
     let throwaway;
-    let (header, signer): (Value, Signer<'_>) = if has(Defect::AlgNone) {
+    let (mut header, signer): (Value, Signer<'_>) = if has(Defect::AlgNone) {
         (json!({ "alg": "none", "typ": typ }), Signer::None)
     } else if has(Defect::Hs256WithPublicKey) {
         (json!({ "alg": "HS256", "typ": typ, "kid": key.kid() }), Signer::Hmac(key.public_key_pem()))
@@ -390,6 +402,9 @@ pub(crate) fn forge(state: &ProviderState, forging: &Forging<'_>) -> Result<(Str
     } else {
         (json!({ "alg": "ES256", "typ": typ, "kid": key.kid() }), Signer::Key(&key))
     };
+    if has(Defect::TypAbsent) {
+        header.as_object_mut().expect("an object").remove("typ");
+    }
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a header serializes")),

@@ -724,6 +724,22 @@ async fn admin_logout_token_without_defects_is_valid_and_reports_the_clients_ans
 }
 
 #[tokio::test]
+async fn admin_logout_token_may_be_typed_only_as_a_jwt_or_not_typed() {
+    let app = BackChannel::start().await;
+    let provider = provider_with(&app, None).await;
+    let browser = Browser::new(&provider.issuer);
+    for (index, (typing, typ)) in [("typ_generic", json!("JWT")), ("typ_absent", Value::Null)].into_iter().enumerate() {
+        let request = json!({ "client_id": "demo-app", "sub": ALICE, "defects": [typing] });
+        let (status, body) = browser.admin("/admin/logout-token", Some(request)).await;
+        assert_eq!(status, StatusCode::OK, "{typing}: {body}");
+        let token = app.wait_for(index + 1).await[index].logout_token().to_owned();
+        assert_eq!(header(&token)["typ"], typ, "{typing}");
+        assert_eq!(header(&token)["alg"], "ES256", "{typing}: signed as ever");
+        assert_eq!(claims(&token)["events"], json!({ "http://schemas.openid.net/event/backchannel-logout": {} }));
+    }
+}
+
+#[tokio::test]
 async fn admin_logout_token_has_exactly_the_defect_asked_for_and_a_spec_true_client_refuses_each() {
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
     use p256::{
@@ -772,7 +788,7 @@ async fn admin_logout_token_has_exactly_the_defect_asked_for_and_a_spec_true_cli
         // The defect itself, and nothing else wrong.
         let (header, claims) = (header(&token), claims(&token));
         let signature = token.rsplit('.').next().unwrap();
-        let typ = if *defect == "typ_wrong" { "JWT" } else { "logout+jwt" };
+        let typ = if *defect == "typ_wrong" { "at+jwt" } else { "logout+jwt" };
         assert_eq!(header["typ"], typ, "{defect}");
         match *defect {
             "alg_none" => {

@@ -61,6 +61,18 @@ async fn every_forged_logout_token_is_refused_with_400_and_ends_no_session() {
     assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
 }
 
+/// Explicit typing is only RECOMMENDED (§2.4): Keycloak before 25 typed logout tokens `JWT`.
+#[tokio::test]
+async fn a_logout_token_typed_only_as_a_jwt_or_not_typed_is_accepted() {
+    for typing in ["typ_generic", "typ_absent"] {
+        let app = signed_in(Setup::default()).await;
+        let sid = app.session().await["sid"].as_str().unwrap().to_owned();
+        let (status, reply) = logout_token(&app, json!({ "sub": ALICE_SUB, "sid": sid, "defects": [typing] })).await;
+        assert_eq!(status, 200, "{typing}: {reply}");
+        assert_eq!(app.session().await["authenticated"], false, "{typing} ended the session");
+    }
+}
+
 #[tokio::test]
 async fn a_replayed_logout_token_is_refused() {
     let app = signed_in(Setup::default()).await;

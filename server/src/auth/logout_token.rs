@@ -1,5 +1,5 @@
 //! The logout token of Back-Channel Logout 1.0, validated per §2.6: a JWS (`alg` asymmetric,
-//! never `none` nor HMAC; `typ` `logout+jwt`) signed by a key of the provider's JWKS (fetched
+//! never `none` nor HMAC; `typ` `logout+jwt`, or only `JWT`, or none) signed by a key of the provider's JWKS (fetched
 //! again for an unknown `kid`); `iss` the provider; `aud` this client; `iat` neither in the
 //! future nor older than [`MAX_AGE_SECS`] (§2.6: "in the same way" as an ID token's, whose age
 //! the client bounds) and `exp` not past; `events` holding the back-channel logout member; `sub` and/or `sid`;
@@ -68,9 +68,12 @@ impl From<&'static str> for Refusal {
 /// Validates `token`.
 pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutClaims, Refusal> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "not a signed JWT (alg none is refused)")?;
-    let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
-    if typ != "logout+jwt" && typ != "application/logout+jwt" {
-        return Err("typ is not logout+jwt".into());
+    // Explicit typing is RECOMMENDED, not required (§2.4): Keycloak before 25 sent `JWT`. A
+    // token typed as anything else is another kind of token; an ID token, typed or not, has no
+    // `events` claim and may have a `nonce`, both checked below (§4.1).
+    let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
+    if !matches!(typ.as_deref(), None | Some("jwt" | "logout+jwt" | "application/logout+jwt")) {
+        return Err("typ is neither logout+jwt nor JWT".into());
     }
     let key = state.oidc.jwks().decoding_key(&header).await?;
     let mut validation = Validation::new(header.alg);
@@ -107,7 +110,7 @@ pub async fn validate(state: &AppState, token: &str, now: u64) -> Result<LogoutC
     }
     // Last, so that a token refused above cannot use up its jti.
     let seen = format!("logout-jti:{}", claims.jti);
-    let remember_until = (claims.exp + LEEWAY_SECS) * 1000;
+    let remember_until = claims.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000);
     match state.kv.compare_and_set(&seen, None, b"1".to_vec(), remember_until.max(now_ms() + 1000)).await {
         Ok(true) => Ok(LogoutClaims { sub: claims.sub, sid: claims.sid, seen }),
         Ok(false) => Err("jti seen before (replay)".into()),

@@ -78,6 +78,9 @@ pub async fn events(State(state): State<AppState>, session: Session) -> Response
         Ok(key) => key,
         Err(error) => return error.into_response(),
     };
+    // Listening first: a logout between the read below and a later subscription would be missed,
+    // and the stream would stay open for a session that has ended.
+    let ended = state.events.subscribe();
     let still_signed_in = match &key {
         Some(key) => match state.tokens.get(key).await {
             Ok(found) => found.is_some(),
@@ -86,7 +89,7 @@ pub async fn events(State(state): State<AppState>, session: Session) -> Response
         None => false,
     };
     let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = match (key, still_signed_in) {
-        (Some(key), true) => Box::pin(watch(state.events.subscribe(), key.public_id())),
+        (Some(key), true) => Box::pin(watch(ended, key.public_id())),
         _ => Box::pin(stream::iter([Ok(Event::default().event("session-ended").data("signed_out"))])),
     };
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()

@@ -232,6 +232,9 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
             userinfo_claims: stored.userinfo_claims.clone(),
             session_state: query.session_state.clone().or_else(|| stored.session_state.clone()),
             journal,
+            // A refresh token kept from before brings ID tokens with its own sign-in's nonce
+            // (oidc-provider and Keycloak put it there, OIDC Core §12.2).
+            nonce: if new_family { renewed.nonce.clone() } else { stored.nonce.clone() },
             ..renewed.clone()
         })
     };

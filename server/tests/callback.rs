@@ -115,6 +115,24 @@ async fn replayed_callback_is_refused_and_the_session_survives() {
     assert_eq!(app.session().await["authenticated"], true, "a bad callback never ends a good session");
 }
 
+/// Two callbacks at once with one `state` (a redirect delivered twice, a quick reload): the code
+/// goes to the provider once, which would otherwise see it replayed and revoke what the first
+/// exchange got (RFC 6749 §4.1.2).
+#[tokio::test]
+async fn the_same_callback_twice_at_once_exchanges_the_code_once() {
+    let app = TestApp::start_with(Setup::default().proxy(ProxyMode::SlowTokens)).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    let callback = app.sign_in_at_provider(&app.begin_login("/").await).await;
+    let before = proxy.token_requests();
+    let (first, second) = tokio::join!(app.get(&callback), app.get(&callback));
+    let mut statuses = [first.status(), second.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::BAD_REQUEST]);
+    assert_eq!(proxy.token_requests() - before, 1, "the code went to the provider once");
+    assert_eq!(app.session().await["authenticated"], true);
+    assert_eq!(app.refresh().await["outcome"], "renewed", "and what it got was not revoked");
+}
+
 #[tokio::test]
 async fn tampered_id_token_is_refused() {
     let app = TestApp::start_with(Setup::default().proxy(ProxyMode::TamperIdToken)).await;

@@ -251,6 +251,11 @@ pub async fn take_pending(
     let Some(found) = pending.iter().position(|p| p.state.secret() == state).map(|i| pending.remove(i)) else {
         return Ok(None);
     };
+    let expires_at = found.created_at + PENDING_LIFETIME_SECS;
+    let first_use = store.use_state_once(state, expires_at.max(now + 1) * 1000).await?;
     write_pending(session, store, &pending).await?;
-    Ok(Some(found).filter(|p| now < p.created_at + PENDING_LIFETIME_SECS))
+    if !first_use {
+        tracing::warn!("a sign-in's state came back a second time while its first callback was under way");
+    }
+    Ok((first_use && now < expires_at).then_some(found))
 }

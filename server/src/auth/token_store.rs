@@ -99,6 +99,14 @@ impl TokenStore {
         self.sealer.seal(&json, key.0.as_bytes())
     }
 
+    /// Marks the `state` of a sign-in as used, once for all instances and requests: `false` if it
+    /// already was. The browser's record alone cannot say so: two callbacks at once (a redirect
+    /// delivered twice, a quick reload) each read it before either writes it back.
+    pub async fn use_state_once(&self, state: &str, until_ms: u64) -> Result<bool, StoreError> {
+        let name = format!("used-state:{}", crate::store::digest_name(state.as_bytes()));
+        self.kv.compare_and_set(&name, None, b"1".to_vec(), until_ms).await
+    }
+
     /// The sign-ins in flight of one browser, sealed for its session record.
     pub fn seal_pending(&self, pending: &[PendingLogin]) -> String {
         let json = serde_json::to_vec(pending).expect("sign-ins in flight always serialise");

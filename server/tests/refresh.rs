@@ -235,6 +235,25 @@ async fn a_provider_key_rotation_mid_session_breaks_neither_renewal_nor_sign_in_
     assert_eq!(app.metrics().await["jwks_requests"].as_u64().unwrap(), jwks_before + 1);
 }
 
+/// A key rotation while the provider's JWKS cannot be fetched for a moment (a CDN's 503): the
+/// renewal tries the fetch again, rather than end a session whose refresh token the provider has
+/// already rotated.
+#[tokio::test]
+async fn a_renewal_after_a_key_rotation_outlasts_a_jwks_briefly_unavailable() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    app.admin_post("/keys/rotate").await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::JwksUnavailable);
+    let back = async {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        proxy.set(ProxyMode::Forward);
+    };
+    let (renewed, ()) = tokio::join!(app.refresh(), back);
+    assert_eq!(outcome(&renewed), "renewed", "{renewed}");
+    assert_eq!(app.session().await["authenticated"], true);
+    assert_eq!(outcome(&app.refresh().await), "renewed", "with the refresh token the provider rotated");
+}
+
 /// Anyone can POST a logout token with a forged `kid`, which makes the app fetch the JWKS again and
 /// then wait an interval before the next re-fetch. That must not make it refuse the provider's own
 /// ID token signed with a key rotated just after: the session would end for nothing.

@@ -14,6 +14,10 @@
 //! The price left: a token *presented to* this app (a logout token, an access token at the API)
 //! signed with a brand-new key, arriving within the interval after a re-fetch that a forged `kid`
 //! could have caused, is refused once, and accepted after the interval.
+//!
+//! A re-fetch for the token endpoint that fails (the JWKS endpoint, or a CDN before it, answers
+//! an error during the rotation) does not start the interval: the renewal tries again at once
+//! rather than end a session whose refresh token the provider has already rotated.
 
 use std::{
     sync::{Arc, RwLock},
@@ -33,6 +37,15 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Keys {
     pub oidc: CoreJsonWebKeySet,
     pub jwt: Vec<jsonwebtoken::jwk::Jwk>,
+}
+
+/// Why no newer key set came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefetchFailed {
+    /// The set was fetched moments ago, and the token's key is not in it.
+    TooSoon,
+    /// The provider's JWKS could not be fetched.
+    Unreachable,
 }
 
 /// Where a token naming an unknown `kid` came from: each source has its own re-fetch allowance.
@@ -65,33 +78,36 @@ impl JwksCache {
     }
 
     /// Called when a token from `source` names a key that `seen` lacks: returns a newer set,
-    /// fetched now or by a concurrent caller, or `None` if the provider could not be asked (and
-    /// so the token cannot be validated).
-    pub async fn refetch_after(&self, seen: &Arc<Keys>, source: KidSource) -> Option<Arc<Keys>> {
+    /// fetched now or by a concurrent caller, or why there is none (and so the token cannot be
+    /// validated, for now at least).
+    pub async fn refetch_after(&self, seen: &Arc<Keys>, source: KidSource) -> Result<Arc<Keys>, RefetchFailed> {
         let mut last_refetch = self.last_refetch[source as usize].lock().await;
         let current = self.current();
         if !Arc::ptr_eq(&current, seen) {
             // Another caller re-fetched while this one waited.
-            return Some(current);
+            return Ok(current);
         }
         if last_refetch.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
             tracing::warn!(
                 ?source,
                 "a token names an unknown kid, and the JWKS was fetched again moments ago: refused"
             );
-            return None;
+            return Err(RefetchFailed::TooSoon);
         }
-        *last_refetch = Some(Instant::now());
+        let before = last_refetch.replace(Instant::now());
         match fetch(&self.http, &self.uri).await {
             Ok(keys) => {
                 let keys = Arc::new(keys);
                 *self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = keys.clone();
                 tracing::info!(keys = keys.jwt.len(), ?source, "fetched the provider's JWKS again for an unknown kid");
-                Some(keys)
+                Ok(keys)
             }
             Err(error) => {
-                tracing::warn!(%error, "could not fetch the provider's JWKS again");
-                None
+                tracing::warn!(%error, ?source, "could not fetch the provider's JWKS again");
+                if source == KidSource::TokenEndpoint {
+                    *last_refetch = before;
+                }
+                Err(RefetchFailed::Unreachable)
             }
         }
     }
@@ -124,7 +140,7 @@ impl JwksCache {
         let jwk = match find_key(&keys.jwt, header.kid.as_deref(), header.alg) {
             Some(jwk) => jwk,
             None => {
-                let keys = self.refetch_after(&keys, KidSource::Presented).await.ok_or("unknown signing key")?;
+                let keys = self.refetch_after(&keys, KidSource::Presented).await.map_err(|_| "unknown signing key")?;
                 find_key(&keys.jwt, header.kid.as_deref(), header.alg).ok_or("unknown signing key")?
             }
         };

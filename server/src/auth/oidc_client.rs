@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    jwks::{JwksCache, Keys, KidSource, ASYMMETRIC_ALGS},
+    jwks::{JwksCache, Keys, KidSource, RefetchFailed, ASYMMETRIC_ALGS},
     record::{AuthenticatedSession, IdTokenJwt, TokenSet},
 };
 use crate::{config::Config, error::AuthError};
@@ -108,6 +108,11 @@ type Client<HasTokenUrl = EndpointSet> = openidconnect::Client<
 
 /// How far an ID token's `iat` may be from now (clock skew either way, plus transit).
 const IAT_TOLERANCE_SECS: i64 = 300;
+/// How often an ID token signed with a new key tries to fetch the JWKS that has it, 1 s then 2 s
+/// apart: the provider has already rotated the refresh token it answers, so giving up ends the
+/// session.
+const JWKS_FETCH_TRIES: u32 = 3;
+const JWKS_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Assumed when a token response leaves out `expires_in` (RFC 6749 §5.1 only recommends it).
 const DEFAULT_ACCESS_TOKEN_SECS: u64 = 300;
 
@@ -481,11 +486,22 @@ impl OidcClient {
         let keys = self.jwks.current();
         let claims = match id_token.claims(&self.verifier(&keys, now), nonce) {
             Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {
-                let keys = self
-                    .jwks
-                    .refetch_after(&keys, KidSource::TokenEndpoint)
-                    .await
-                    .ok_or_else(|| "no key in the provider's JWKS matches the token's kid".to_owned())?;
+                let mut tries = 1;
+                let keys = loop {
+                    match self.jwks.refetch_after(&keys, KidSource::TokenEndpoint).await {
+                        Ok(keys) => break keys,
+                        Err(RefetchFailed::Unreachable) if tries < JWKS_FETCH_TRIES => {
+                            tokio::time::sleep(JWKS_RETRY_DELAY * tries).await;
+                            tries += 1;
+                        }
+                        Err(RefetchFailed::Unreachable) => {
+                            return Err("the provider's JWKS could not be fetched for the token's new key".into())
+                        }
+                        Err(RefetchFailed::TooSoon) => {
+                            return Err("no key in the provider's JWKS matches the token's kid".into())
+                        }
+                    }
+                };
                 id_token.claims(&self.verifier(&keys, now), nonce).map_err(|e| error_chain(&e))
             }
             other => other.map_err(|e| error_chain(&e)),

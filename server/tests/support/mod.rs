@@ -349,6 +349,8 @@ pub enum ProxyMode {
     ForgeKid,
     /// Answers 503 to everything (the provider is down).
     Unavailable,
+    /// Answers 503 to `/jwks` only (a CDN before the key set fails), and passes the rest on.
+    JwksUnavailable,
     /// Replaces `expires_in` in token responses by an hour, so that the app believes access
     /// tokens live longer than they do.
     OverstateExpiry,
@@ -393,7 +395,9 @@ impl Proxy {
                 arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             async move {
-                if mode == ProxyMode::Unavailable {
+                if mode == ProxyMode::Unavailable
+                    || (mode == ProxyMode::JwksUnavailable && request.uri().path() == "/jwks")
+                {
                     let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
                     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                     return response;
@@ -445,6 +449,7 @@ impl Proxy {
                         ProxyMode::OverstateExpiry => json["expires_in"] = 3600.into(),
                         ProxyMode::Forward
                         | ProxyMode::Unavailable
+                        | ProxyMode::JwksUnavailable
                         | ProxyMode::SlowTokens
                         | ProxyMode::SwallowTokens
                         | ProxyMode::StripHint

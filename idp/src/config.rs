@@ -389,8 +389,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_still_refused() {
-        let text = MINIMAL.replace("[access_token]", "refresh_everything = true\n[access_token]");
-        assert!(ProviderConfig::from_toml(&text).is_err());
+    fn unknown_fields_are_refused_in_every_table() {
+        // A misspelt setting must not silently fall back to its default.
+        let misspelt = [
+            ("top level", MINIMAL.replace("users = []", "users = []\nrefresh_everything = true")),
+            ("lifetimes", MINIMAL.replace("[access_token]", "refresh_everything = true\n[access_token]")),
+            ("access_token", MINIMAL.replace("[[clients]]", "refresh_everything = true\n[[clients]]")),
+            ("a client", format!("{MINIMAL}\nrefresh_everything = true")),
+            (
+                "a user",
+                MINIMAL.replace(
+                    "users = []",
+                    "[[users]]\nsub = \"1\"\nusername = \"u\"\npassword = \"p\"\nname = \"U\"\nemail = \"u@example.org\"\nrefresh_everything = true",
+                ),
+            ),
+        ];
+        for (table, text) in misspelt {
+            let error = ProviderConfig::from_toml(&text).expect_err(table).to_string();
+            assert!(error.contains("refresh_everything"), "{table}: {error}");
+        }
     }
 }

@@ -274,8 +274,9 @@ async fn the_op_iframe_runs_only_its_hashed_script_and_may_be_framed_by_every_cl
 /// Runs the OP iframe's script as served, under Node.js, in a stand-in for a browser frame
 /// holding `cookie`: each message is posted from `origin`; after `wait_ms`, and when the script
 /// refreshes, the provider's cookie becomes `server_cookie`. Returns what the script posted back,
-/// with the target origin, and the URLs it fetched. `None` without Node.js.
-fn run_op_iframe(page: &str, steps: &Value) -> Option<Value> {
+/// with the target origin, and the URLs it fetched. Node.js is required: the test command installs
+/// it (npm) before any test runs, and a test that skipped itself would prove nothing.
+fn run_op_iframe(page: &str, steps: &Value) -> Value {
     let (tag, script) = script_of(page);
     let harness = format!(
         r#"
@@ -317,15 +318,13 @@ function post(step) {{
         cookie_name = serde_json::to_string(&attribute(&tag, "data-cookie")).unwrap(),
         clients = serde_json::to_string(&attribute(&tag, "data-clients")).unwrap(),
     );
-    let output = match std::process::Command::new("node").arg("-e").arg(&harness).output() {
-        Ok(output) => output,
-        Err(error) => {
-            eprintln!("skipped: Node.js is not available ({error}); the Rust recomputation stands in for it");
-            return None;
-        }
-    };
+    let output = std::process::Command::new("node")
+        .arg("-e")
+        .arg(&harness)
+        .output()
+        .expect("Node.js runs the OP iframe's script (scripts/setup.sh installs it)");
     assert!(output.status.success(), "node: {}", String::from_utf8_lossy(&output.stderr));
-    Some(serde_json::from_slice(&output.stdout).unwrap())
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -360,7 +359,7 @@ async fn the_op_iframe_script_answers_unchanged_changed_and_error_as_documented(
         // A second later, the refresh learns that the session ended elsewhere.
         { "wait_ms": 1100, "server_cookie": "", "data": message, "origin": app },
     ]);
-    let Some(result) = run_op_iframe(&page, &steps) else { return };
+    let result = run_op_iframe(&page, &steps);
     let answers: Vec<Value> = result["answers"].as_array().unwrap().clone();
     let expected = [
         json!(["unchanged", app]),

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::store::seal::SealKey;
-use support::{location, query, ProxyMode, RedisServer, Setup, TestApp};
+use support::{location, push_channel, query, ProxyMode, RedisServer, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 const BOB_SUB: &str = "248289761002";
@@ -158,14 +158,10 @@ async fn next_event(browser: &reqwest::Client, base: &str, wanted: &str) -> bool
 #[tokio::test]
 async fn every_tab_hears_of_a_backchannel_logout_through_the_push_channel() {
     let app = signed_in(Setup::default()).await;
-    let listening = {
-        let (browser, url) = (app.browser.clone(), app.url.clone());
-        tokio::spawn(async move { next_event(&browser, &url, "session-ended").await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listening = push_channel(&app.browser, &app.url).await;
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
-    assert!(listening.await.unwrap(), "the open stream said session-ended");
+    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "the open stream was told");
     // A tab that connects later is told at once.
     assert!(next_event(&app.browser, &app.url, "session-ended").await);
 }
@@ -177,15 +173,15 @@ async fn with_redis_a_logout_handled_by_one_instance_reaches_tabs_on_another() {
         Setup::default().var("SESSION_STORE", redis.url()).var("SESSION_SEAL_KEYS", SealKey::generate().to_base64());
     let app = signed_in(setup).await;
     let other = app.another_instance(&[]).await;
-    let listening = {
-        let (browser, url) = (app.browser.clone(), other.url.clone());
-        tokio::spawn(async move { next_event(&browser, &url, "session-ended").await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listening = push_channel(&app.browser, &other.url).await;
     // The provider delivers to the first instance (APP_URL); the tab listens on the other.
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
-    assert!(listening.await.unwrap(), "the other instance heard it through Redis");
+    assert_eq!(
+        listening.await.unwrap().as_deref(),
+        Some("ended_elsewhere"),
+        "the other instance heard it through Redis"
+    );
 }
 
 /// A logout that fails half way because the store does (answered 503, so the provider retries)

@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{location, query, with_param, ProxyMode, Setup, TestApp};
+use support::{location, push_channel, query, with_param, ProxyMode, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -112,22 +112,7 @@ async fn a_silent_callback_with_a_malformed_query_is_a_failure_outcome() {
 async fn login_required_is_the_outcome_and_ends_the_session_and_its_refresh_token() {
     let app = signed_in(Setup::default().without_backchannel_logout()).await;
     // Another tab of this browser, listening on the push channel.
-    let listening = {
-        let (browser, url) = (app.browser.clone(), app.url("/auth/events"));
-        tokio::spawn(async move {
-            let response = browser.get(url).send().await.unwrap();
-            let mut stream = response.bytes_stream();
-            let mut seen = String::new();
-            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
-                seen.push_str(&String::from_utf8_lossy(&chunk));
-                if seen.contains("event: session-ended") {
-                    return true;
-                }
-            }
-            false
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let listening = push_channel(&app.browser, &app.url).await;
     let ended = app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
     assert_eq!(ended.status(), StatusCode::OK);
     let callback = silent_authorize(&app).await;
@@ -136,8 +121,7 @@ async fn login_required_is_the_outcome_and_ends_the_session_and_its_refresh_toke
     assert_eq!(outcome_of(&page), "login_required");
     assert_eq!(app.session().await["authenticated"], false);
     assert_eq!(app.refresh().await["outcome"], "reauth_required", "no refresh token renews it");
-    let told = tokio::time::timeout(std::time::Duration::from_secs(5), listening).await;
-    assert!(matches!(told, Ok(Ok(true))), "the open stream said session-ended");
+    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "the open stream was told");
 }
 
 /// A silent renewal started for a session that a sign-in has since replaced: its answer is not

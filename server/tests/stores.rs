@@ -497,6 +497,8 @@ async fn every_renewal_keeps_the_logout_index_alive_as_long_as_the_session() {
         |kind: &str| ttls.iter().filter(|(key, _)| key.contains(kind)).map(|(_, ttl)| *ttl).collect::<Vec<_>>();
     let tokens = ttl_of("tokens:");
     assert_eq!(tokens.len(), 1, "one token set: {ttls:?}");
+    // Renewed 1.5 s after sign-in: a whole idle timeout from the renewal, not from the sign-in.
+    assert!(tokens[0] > 8 * 3600 * 1000 - 1000, "the renewal moved the deadline: {ttls:?}");
     let indexes = [ttl_of("sessions-of-sid:"), ttl_of("sessions-of-sub:")].concat();
     assert_eq!(indexes.len(), 2, "indexed by sid and by sub: {ttls:?}");
     for index in indexes {

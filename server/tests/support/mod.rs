@@ -651,7 +651,9 @@ fn site_root() -> String {
 
 /// A fresh directory under the system's temporary one.
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("oidc-{name}-{}-{}", std::process::id(), free_port()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("oidc-{name}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -730,4 +732,41 @@ pub async fn sign_in_through(browser: &reqwest::Client, app_url: &str) {
         submit_provider_form(browser, &authorize, &[("username", "alice"), ("password", "wonderland")]).await;
     let done = browser.get(&callback).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::SEE_OTHER, "signed in");
+}
+
+/// Opens `/auth/events` for `browser` at `base`, as a tab does, and returns once the server is
+/// listening (its `ready` event), so that nothing the test does next can come before it. The
+/// task then yields the data of the next `session-ended`, or `None` if none comes within 5 s.
+pub async fn push_channel(browser: &reqwest::Client, base: &str) -> tokio::task::JoinHandle<Option<String>> {
+    use futures::StreamExt;
+    let response = browser.get(format!("{base}/auth/events")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: ready") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .expect("the push channel says ready")
+            .expect("the push channel stays open until it is ready")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ended = |seen: &str| {
+        let after = seen.split("event: session-ended\n").nth(1)?;
+        after.lines().find_map(|line| line.strip_prefix("data:")).map(|data| data.trim().to_owned())
+    };
+    tokio::spawn(async move {
+        let next = async {
+            loop {
+                if let Some(data) = ended(&seen) {
+                    return Some(data);
+                }
+                match stream.next().await {
+                    Some(Ok(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => return None,
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), next).await.ok().flatten()
+    })
 }

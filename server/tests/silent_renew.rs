@@ -302,11 +302,13 @@ async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token
     let refused = with_param(&silent_authorize(&app).await, "error", "consent_required");
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set(ProxyMode::SlowTokens);
-    let before = proxy.token_requests();
+    let (before, answered) = (proxy.token_requests(), proxy.access_tokens_seen().len());
     let (refreshed, page) = tokio::join!(app.refresh(), async {
         // The refresh has read the session and its token request is held at the proxy.
         proxy.token_requests_beyond(before).await;
-        silent_callback(&app, &refused).await
+        let page = silent_callback(&app, &refused).await;
+        assert_eq!(proxy.access_tokens_seen().len(), answered, "written while the refresh was at the provider");
+        page
     });
     assert_eq!(outcome_of(&page), "consent_required");
     assert_eq!(refreshed["outcome"], "renewed", "{refreshed}");
@@ -326,11 +328,13 @@ async fn a_journal_line_written_during_a_silent_renew_does_not_fail_it() {
     let refused = with_param(&silent_authorize(&app).await, "error", "consent_required");
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set(ProxyMode::SlowTokens);
-    let before = proxy.token_requests();
+    let (before, answered) = (proxy.token_requests(), proxy.access_tokens_seen().len());
     let (renewed, refused) = tokio::join!(silent_callback(&app, &renewing), async {
         // The code exchange is held at the proxy.
         proxy.token_requests_beyond(before).await;
-        silent_callback(&app, &refused).await
+        let page = silent_callback(&app, &refused).await;
+        assert_eq!(proxy.access_tokens_seen().len(), answered, "written while the code was at the provider");
+        page
     });
     assert_eq!(outcome_of(&refused), "consent_required");
     assert_eq!(outcome_of(&renewed), "renewed");

@@ -494,11 +494,17 @@ impl Proxy {
         self.tokens_seen("id_token")
     }
 
-    /// Waits until more than `count` token requests have reached the proxy.
+    /// Waits until more than `count` token requests have reached the proxy (10 s at most: a
+    /// regression fails the test rather than hang the run).
     pub async fn token_requests_beyond(&self, count: usize) {
-        while self.token_requests.load(std::sync::atomic::Ordering::SeqCst) <= count {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        let arrived = async {
+            while self.token_requests.load(std::sync::atomic::Ordering::SeqCst) <= count {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), arrived)
+            .await
+            .expect("the token request reaches the provider within 10 s");
     }
 
     pub fn token_requests(&self) -> usize {

@@ -319,6 +319,30 @@ async fn a_journal_line_written_during_a_refresh_keeps_the_rotated_refresh_token
     assert_eq!(session["authenticated"], true, "{session}");
 }
 
+/// A silent renew that lands while a refresh of the same session is at the provider: the refresh's
+/// result no longer applies (the session has a new token family) and is dropped, but the session
+/// is alive and renewed, and the browser is told so, not that it was signed out.
+#[tokio::test]
+async fn a_refresh_overtaken_by_a_silent_renew_reports_the_session_renewed() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    let renewing = silent_authorize(&app).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SlowAnswers { token_ms: 1_000, jwks_ms: 0 });
+    let before = proxy.token_requests();
+    let (refreshed, page) = tokio::join!(app.refresh(), async {
+        // The refresh's answer is held; the silent renew's exchange goes straight through.
+        proxy.token_requests_beyond(before).await;
+        proxy.set(ProxyMode::Forward);
+        silent_callback(&app, &renewing).await
+    });
+    assert_eq!(outcome_of(&page), "renewed");
+    assert_eq!(refreshed["outcome"], "renewed", "{refreshed}");
+    let session = app.session().await;
+    assert_eq!(session["authenticated"], true, "{session}");
+    assert_eq!(refreshed["expires_at"], session["access_token_expires_at"], "the silent renew's token");
+    assert_eq!(app.refresh().await["outcome"], "renewed", "with the silent renew's refresh token");
+}
+
 /// The same for a silent renew: a journal line written while its code is exchanged does not turn
 /// the renewal into a failure.
 #[tokio::test]

@@ -336,10 +336,13 @@ impl Renewer {
             Ok(true) => {}
             Ok(false) => {
                 // Signed out while the request was in flight, or given other tokens meanwhile
-                // (past the fencing above): the new tokens are dropped rather than written over
-                // that.
+                // (a silent renew, past the fencing above): the new tokens are dropped rather
+                // than written over that. A session renewed another way is still renewed.
                 tracing::warn!(sub = %session.subject, "the session changed during its renewal; the result is dropped");
-                return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
+                return Ok(match self.tokens.get(key).await? {
+                    Some(now_stored) if now_stored.session.subject == session.subject => renewed(&now_stored),
+                    _ => RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut },
+                });
             }
             Err(error) => {
                 tracing::error!(

@@ -181,7 +181,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("seal-key-{}", std::process::id()));
         let path = dir.join("seal.key");
         let first = SealKey::load_or_create(&path).unwrap();
+        assert!(path.exists(), "kept in the file");
         assert_eq!(SealKey::load_or_create(&path).unwrap(), first);
+        let elsewhere = SealKey::load_or_create(&dir.join("other.key")).unwrap();
+        assert_ne!(elsewhere, first, "generated, not a constant");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -507,13 +507,6 @@ async fn provider_session_is_reused_unless_prompt_is_login() {
 }
 
 #[tokio::test]
-async fn prompt_none_without_a_provider_session_answers_login_required() {
-    let browser = Browser::new().await;
-    let url = browser.authorize_url(&pkce().challenge, &[("prompt", Some("none"))]);
-    assert_redirected_error(&browser, &url, "login_required").await;
-}
-
-#[tokio::test]
 async fn cancelled_sign_in_answers_access_denied() {
     let browser = Browser::new().await;
     let page = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await.text().await.unwrap();

@@ -536,12 +536,7 @@ async fn a_store_that_fails_as_the_provider_answers_loses_no_rotated_refresh_tok
     let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
     let proxy = app.proxy.as_ref().unwrap();
-    let answered = || async {
-        let before = proxy.refresh_tokens_seen().len();
-        while proxy.refresh_tokens_seen().len() == before {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
+    let answered = || refresh_answered(proxy);
 
     // Redis stops as the provider's answer is on its way, and is back two seconds later.
     proxy.set(ProxyMode::SlowAnswers { token_ms: 1_000, jwks_ms: 0 });
@@ -566,13 +561,76 @@ async fn a_store_that_fails_as_the_provider_answers_loses_no_rotated_refresh_tok
     proxy.set(ProxyMode::Forward);
     let requests = proxy.token_requests();
     assert_eq!(outcome(&app.refresh().await), "renewed");
-    assert_eq!(proxy.token_requests(), requests, "the kept answer was written; no token request");
+    // The kept answer was written first (by this renewal, or by the task offering it to the store
+    // in the meantime, after which this renewal is one more token request).
+    assert!(proxy.token_requests() <= requests + 1);
     // The family goes on from the kept refresh token, and no token was ever presented twice.
     assert_eq!(outcome(&app.refresh().await), "renewed");
     let metrics = app.metrics().await;
     assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
     assert_eq!(metrics["families_revoked"], 0, "{metrics}");
-    assert_eq!(app.refresh_grants().await, 3);
+}
+
+/// After Redis restarts, an instance that served nothing during the outage serves its first
+/// request: its connection learns it was dropped from that request's first command, which is
+/// tried once more on the new connection.
+#[tokio::test]
+async fn an_instance_idle_through_a_redis_restart_serves_its_next_request() {
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    app.sign_in("/").await;
+    redis.stop();
+    redis.restart().await;
+    let session = app.browser.get(app.url("/auth/session")).send().await.unwrap();
+    assert_eq!(session.status(), StatusCode::OK);
+    assert_eq!(session.json::<Value>().await.unwrap()["authenticated"], true);
+}
+
+/// Waits until the provider has answered one more refresh (its answer may still be held).
+async fn refresh_answered(proxy: &support::Proxy) {
+    let before = proxy.refresh_tokens_seen().len();
+    while proxy.refresh_tokens_seen().len() == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An answer kept in memory because the store was down is written as soon as the store is back,
+/// without waiting for the session's next renewal on that instance: another instance renewing
+/// first would present the refresh token the answer retired, and the family would be revoked.
+#[tokio::test]
+async fn an_answer_kept_in_memory_is_written_once_the_store_is_back_before_another_instance_renews() {
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let other = app.another_instance(&[]).await;
+    app.sign_in("/").await;
+    // A first renewal, so that the browser's session record has nothing left to write when the
+    // store goes (its answer would be a 500 then, not the renewal's own "transient").
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::SlowAnswers { token_ms: 1_000, jwks_ms: 0 });
+    let outage = async {
+        refresh_answered(proxy).await;
+        redis.stop();
+    };
+    let (renewal, ()) = tokio::join!(app.refresh(), outage);
+    assert_eq!(outcome(&renewal), "transient", "{renewal}");
+    redis.restart().await;
+    proxy.set(ProxyMode::Forward);
+    let token_set =
+        || async { redis.dump().await.into_iter().find(|(key, _)| key.contains(":tokens:")).map(|(_, value)| value) };
+    let before = token_set().await;
+
+    // Nothing renews on the first instance: it writes what it kept by itself.
+    let written = async {
+        while token_set().await == before {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), written).await.expect("the kept answer is written");
+    assert_eq!(outcome(&app.refresh_at(&other.url, &app.browser).await), "renewed");
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
+    assert_eq!(metrics["families_revoked"], 0, "{metrics}");
 }
 
 /// A renewal can outlast its lock's 15 s: a provider slow to answer, then an ID token signed with

@@ -30,8 +30,11 @@
 //! The answer is kept. Once the provider has answered, the refresh token it was given is retired:
 //! losing the new one would mean presenting the old one again, and a revoked family. So a store
 //! that fails at that moment is tried again for [`WRITE_PATIENCE`], and if it still fails the
-//! answer is kept in memory ([`Renewer::kept`]) and written by the next renewal of the session
-//! here, instead of a token request.
+//! answer is kept in memory ([`Renewer::kept`]) and written as soon as the store takes it, by a
+//! task that tries every [`KEPT_RETRY`] and holds the session's renewal lock meanwhile, so that
+//! no renewal, on another instance either, presents the refresh token the answer retired (or by
+//! the next renewal of the session here, instead of a token request, should an outage outlast
+//! the lock and that renewal take it first).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -75,6 +78,8 @@ const WRITE_PATIENCE: Duration = Duration::from_secs(5);
 /// How long an answer the store could not take is kept for its session's next renewal here: as
 /// long as a session lasts without a request.
 const KEPT_SECS: u64 = crate::auth::token_store::IDLE_TIMEOUT_SECS;
+/// How often a kept answer is offered to the store again.
+const KEPT_RETRY: Duration = Duration::from_secs(2);
 
 type InFlight = HashMap<SessionKey, watch::Receiver<Option<RefreshOutcome>>>;
 
@@ -101,6 +106,8 @@ struct Rotation {
     rotated: bool,
     at: u64,
     took_ms: u64,
+    /// Kept in memory, and a task is writing it as soon as it can (see [`Renewer::flush_kept`]).
+    flushing: bool,
 }
 
 impl Rotation {
@@ -237,7 +244,7 @@ impl Renewer {
 
     /// Takes the session's lock in the store, then renews, unless another instance renewed
     /// while this one waited for the lock.
-    async fn renew_across_instances(&self, key: &SessionKey) -> Result<RefreshOutcome, StoreError> {
+    async fn renew_across_instances(self: &Arc<Self>, key: &SessionKey) -> Result<RefreshOutcome, StoreError> {
         let Some(seen) = self.tokens.get(key).await? else {
             return Ok(RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut });
         };
@@ -262,7 +269,15 @@ impl Renewer {
         }
         .await;
         drop(heartbeat);
-        lock.release(&self.kv).await;
+        // An answer the store could not take: the lock goes on being held, by the task that
+        // writes the answer, so that no renewal anywhere starts from the refresh token it retired.
+        let newly_kept =
+            self.kept().get_mut(key).is_some_and(|rotation| !std::mem::replace(&mut rotation.flushing, true));
+        if newly_kept {
+            tokio::spawn(self.clone().flush_kept(key.clone(), lock));
+        } else {
+            lock.release(&self.kv).await;
+        }
         outcome
     }
 
@@ -331,6 +346,7 @@ impl Renewer {
             next_refresh_token,
             at: now,
             took_ms,
+            flushing: false,
         };
         match self.store_rotation(key, current.clone(), &rotation).await {
             Ok(true) => {}
@@ -392,6 +408,38 @@ impl Renewer {
                 written => return written,
             }
         }
+    }
+
+    /// Offers the answer kept for `key` to the store every [`KEPT_RETRY`] until it is written
+    /// (here, or by a renewal of the session on this instance), the session is gone, or it is too
+    /// old to matter; holding the session's `lock` all along (or taking it again, if an outage
+    /// outlasted it), as the renewal that kept the answer did.
+    async fn flush_kept(self: Arc<Self>, key: SessionKey, lock: RenewalLock) {
+        let heartbeat = lock.keep_extended(self.kv.clone());
+        loop {
+            tokio::time::sleep(KEPT_RETRY).await;
+            let Some(at) = self.kept().get(&key).map(|rotation| rotation.at) else { break };
+            if at + KEPT_SECS <= unix_now() {
+                self.kept().remove(&key);
+                break;
+            }
+            if !matches!(lock.hold_or_take(&self.kv).await, Ok(true)) {
+                continue;
+            }
+            let Some(rotation) = self.kept().remove(&key) else { break };
+            match self.tokens.get(&key).await {
+                // On failure `store_kept` keeps it again, for the next round.
+                Ok(Some(current)) => {
+                    let _ = self.store_kept(&key, current, rotation).await;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    self.kept().insert(key.clone(), rotation);
+                }
+            }
+        }
+        drop(heartbeat);
+        lock.release(&self.kv).await;
     }
 
     /// Writes a provider answer the store could not take before. `Some` is the session to go on
@@ -540,6 +588,12 @@ impl RenewalLock {
 
     async fn still_held(&self, kv: &Kv) -> Result<bool, StoreError> {
         Ok(kv.get(&self.key).await?.as_deref() == Some(self.owner.as_slice()))
+    }
+
+    /// Whether this holds the lock now: still, or again if it had expired and nobody took it.
+    async fn hold_or_take(&self, kv: &Kv) -> Result<bool, StoreError> {
+        let expires_at = now_ms() + LOCK_TTL.as_millis() as u64;
+        Ok(self.still_held(kv).await? || kv.compare_and_set(&self.key, None, self.owner.clone(), expires_at).await?)
     }
 
     /// Releases the lock if this still holds it; a failure to release only costs the lock's

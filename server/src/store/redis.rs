@@ -167,23 +167,41 @@ impl RedisKv {
         });
     }
 
+    /// Runs `command` on the connection, and once more if it failed on the connection itself.
+    /// After an outage the connection manager learns that its connection is gone only from a
+    /// command that fails, and connects again for the next: without the second try, the first
+    /// request each instance serves after Redis is back would fail for nothing. A command that
+    /// failed so was not run, or is harmless run twice (a compare-and-set then reads as a lost
+    /// race, which its callers already handle).
+    async fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match command(self.connection.clone()).await {
+            Err(e) if e.is_connection_dropped() || e.is_connection_refusal() => {
+                command(self.connection.clone()).await.map_err(error)
+            }
+            other => other.map_err(error),
+        }
+    }
+
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.connection.clone().get(key(name)).await.map_err(error)
+        self.run(|mut c| async move { c.get(key(name)).await }).await
     }
 
     pub async fn set(&self, name: &str, value: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
-        redis::cmd("SET")
-            .arg(key(name))
-            .arg(value)
-            .arg("PX")
-            .arg(ttl_ms(expires_at_ms))
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(error)
+        let mut command = redis::cmd("SET");
+        command.arg(key(name)).arg(value).arg("PX").arg(ttl_ms(expires_at_ms));
+        self.run(|mut c| {
+            let command = command.clone();
+            async move { command.query_async(&mut c).await }
+        })
+        .await
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
-        self.connection.clone().del(key(name)).await.map_err(error)
+        self.run(|mut c| async move { c.del(key(name)).await }).await
     }
 
     pub async fn compare_and_set(
@@ -193,29 +211,27 @@ impl RedisKv {
         value: Vec<u8>,
         expires_at_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut connection = self.connection.clone();
         match expected {
             None => {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(key(name))
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms(expires_at_ms))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(error)?;
+                let mut command = redis::cmd("SET");
+                command.arg(key(name)).arg(value).arg("NX").arg("PX").arg(ttl_ms(expires_at_ms));
+                let set: Option<String> = self
+                    .run(|mut c| {
+                        let command = command.clone();
+                        async move { command.query_async(&mut c).await }
+                    })
+                    .await?;
                 Ok(set.is_some())
             }
             Some(expected) => {
-                let changed: i64 = COMPARE_AND_SET
-                    .key(key(name))
-                    .arg(expected)
-                    .arg(value)
-                    .arg(ttl_ms(expires_at_ms))
-                    .invoke_async(&mut connection)
-                    .await
-                    .map_err(error)?;
+                let mut invocation = COMPARE_AND_SET.key(key(name));
+                invocation.arg(expected).arg(value).arg(ttl_ms(expires_at_ms));
+                let changed: i64 = self
+                    .run(|mut c| {
+                        let invocation = &invocation;
+                        async move { invocation.invoke_async(&mut c).await }
+                    })
+                    .await?;
                 Ok(changed == 1)
             }
         }
@@ -224,41 +240,54 @@ impl RedisKv {
     /// Adds `member` until `expires_at_ms` (see [`SET_ADD`]); Redis 7's `PEXPIRE NX` gives a new
     /// set its expiry, `GT` only ever moves it later.
     pub async fn set_add(&self, name: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
-        let _: i64 = SET_ADD
-            .key(key(name))
-            .arg(member)
-            .arg(expires_at_ms)
-            .arg(super::now_ms())
-            .arg(ttl_ms(expires_at_ms))
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(error)?;
+        let mut invocation = SET_ADD.key(key(name));
+        invocation.arg(member).arg(expires_at_ms).arg(super::now_ms()).arg(ttl_ms(expires_at_ms));
+        let _: i64 = self
+            .run(|mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn set_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
-        SET_MEMBERS.key(key(name)).arg(super::now_ms()).invoke_async(&mut self.connection.clone()).await.map_err(error)
+        let mut invocation = SET_MEMBERS.key(key(name));
+        invocation.arg(super::now_ms());
+        self.run(|mut c| {
+            let invocation = &invocation;
+            async move { invocation.invoke_async(&mut c).await }
+        })
+        .await
     }
 
     pub async fn set_remove(&self, name: &str, member: &str) -> Result<(), StoreError> {
-        let _: i64 =
-            SET_REMOVE.key(key(name)).arg(member).invoke_async(&mut self.connection.clone()).await.map_err(error)?;
+        let mut invocation = SET_REMOVE.key(key(name));
+        invocation.arg(member);
+        let _: i64 = self
+            .run(|mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
         Ok(())
     }
 
     /// Publishes `message` on `channel` to every instance (Redis pub/sub).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), StoreError> {
-        let _: i64 = self.connection.clone().publish(key(channel), message).await.map_err(error)?;
+        let _: i64 = self.run(|mut c| async move { c.publish(key(channel), message).await }).await?;
         Ok(())
     }
 
     pub async fn compare_and_delete(&self, name: &str, expected: &[u8]) -> Result<bool, StoreError> {
-        let deleted: i64 = COMPARE_AND_DELETE
-            .key(key(name))
-            .arg(expected)
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(error)?;
+        let mut invocation = COMPARE_AND_DELETE.key(key(name));
+        invocation.arg(expected);
+        let deleted: i64 = self
+            .run(|mut c| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut c).await }
+            })
+            .await?;
         Ok(deleted == 1)
     }
 }

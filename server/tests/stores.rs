@@ -310,14 +310,20 @@ async fn while_redis_is_down_requests_get_503_and_everything_recovers_when_it_is
 
 #[tokio::test]
 async fn a_session_in_use_has_its_idle_expiry_moved_without_a_write_per_request() {
-    let app = TestApp::start().await;
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
     app.sign_in("/").await;
     let page = || app.browser.get(app.url("/")).header("Accept", "text/html").send();
     let first = page().await.unwrap();
     let cookie = first.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_owned());
     assert!(cookie.is_some_and(|c| c.contains("Max-Age=28800")), "the first use moves the expiry to 8 h from now");
+    let before = session_record_ttls(&redis).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let second = page().await.unwrap();
     assert!(second.headers().get("set-cookie").is_none(), "and the next ones, minutes apart, write nothing");
+    let after = session_record_ttls(&redis).await;
+    assert_eq!((before.len(), after.len()), (1, 1), "one session record: {before:?} {after:?}");
+    assert!(after[0] <= before[0] - 250, "not even the record in the store: {before:?} then {after:?}");
 }
 
 #[tokio::test]

@@ -166,6 +166,32 @@ async fn every_tab_hears_of_a_backchannel_logout_through_the_push_channel() {
     assert!(next_event(&app.browser, &app.url, "session-ended").await);
 }
 
+/// Another user signing in on this browser replaces the first user's session: the first user's
+/// open tabs are told at once, not at their next renewal. The same user signing in again is not
+/// an ending: their tabs go on with the new session.
+#[tokio::test]
+async fn another_user_signing_in_on_this_browser_tells_the_first_users_tabs() {
+    let app = signed_in(Setup::default()).await;
+    let app = &app;
+    let sign_in_again_as = |username: &'static str, password: &'static str| async move {
+        // The provider forgets the user (and tells the app nothing), so that it asks who signs in.
+        let subject = app.session().await["subject"].as_str().unwrap().to_owned();
+        app.admin_post(&format!("/users/{subject}/end-session?backchannel=false")).await;
+        let authorize = app.begin_login("/").await;
+        let callback = app.submit_provider_form(&authorize, &[("username", username), ("password", password)]).await;
+        assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    };
+
+    let listening = push_channel(&app.browser, &app.url).await;
+    sign_in_again_as("alice", "wonderland").await;
+    assert_eq!(listening.await.unwrap(), None, "alice again: her tabs are not told of an ending");
+
+    let listening = push_channel(&app.browser, &app.url).await;
+    sign_in_again_as("bob", "builder").await;
+    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "bob: alice's tabs are told");
+    assert_eq!(app.session().await["subject"], BOB_SUB);
+}
+
 #[tokio::test]
 async fn with_redis_a_logout_handled_by_one_instance_reaches_tabs_on_another() {
     let redis = RedisServer::start().await;

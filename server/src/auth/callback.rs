@@ -64,7 +64,10 @@ pub async fn callback(
     });
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
-    record::sign_in(&session, &state.tokens, &authenticated).await?;
+    if let Some(replaced) = record::sign_in(&session, &state.tokens, &authenticated).await? {
+        // Another user's tabs in this browser stop showing them at once, not at their next renewal.
+        state.events.ended(&replaced).await;
+    }
     tracing::info!(%sub, ?sid, refresh_token = refresh, "signed in");
     Ok(Redirect::to(pending.return_to.as_str()))
 }

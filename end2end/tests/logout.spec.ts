@@ -209,4 +209,30 @@ test.describe('logout everywhere', () => {
     // From the push channel: a renewal refused later would say "Your session has ended".
     await expect(page.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
   });
+
+  test("another user signing in on this browser tells the first user's tab at once", async ({ context, request }) => {
+    const first = await context.newPage();
+    await signIn(first, '/form', USERS.walt);
+    await first.getByLabel('Title').fill('Handed over');
+    // Only the push channel can tell this tab: its renewals (which read the session first) and
+    // check_session are held.
+    await first.route('**/api/get_session*', () => {});
+    await first.route('**/auth/refresh', () => {});
+    await first.route('**/check-session/state', () => {});
+
+    // The provider forgets walt without telling the app, and bob signs in in another tab.
+    const ended = await request.post(`${PROVIDER}/admin/users/${USERS.walt.sub}/end-session?backchannel=false`);
+    expect(ended.status()).toBe(200);
+    const second = await context.newPage();
+    await second.goto('/auth/login?return_to=%2Fprofile');
+    await signInAtProvider(second, USERS.bob.username, USERS.bob.password);
+    await expect(second).toHaveURL('/profile');
+    await expect(second.getByTestId('claims')).toContainText('Bob the Builder');
+
+    await expect(first.getByTestId('session-ended')).toContainText('You were signed out elsewhere.');
+    await expect(logEntries(first, 'userSessionChanged', /the server ended the session/)).toHaveCount(1);
+    await expect(first.getByTestId('session-badge')).toHaveText('Signed out');
+    await expect(first.locator('main')).not.toContainText('Bob');
+    await expect(first.getByLabel('Title')).toHaveValue('Handed over');
+  });
 });

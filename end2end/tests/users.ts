@@ -22,6 +22,7 @@ export const USERS = {
   tom: { username: 'tom', password: 'latecomer', sub: '248289761020', name: 'Tom Latecomer' },
   una: { username: 'una', password: 'reopened', sub: '248289761021', name: 'Una Reopened' },
   vera: { username: 'vera', password: 'termsagain', sub: '248289761022', name: 'Vera Terms' },
+  walt: { username: 'walt', password: 'handover', sub: '248289761023', name: 'Walt Handover' },
 } as const;
 
 /** The demo users of end2end/provider-faults.toml (the fault panel's app, :3600): one per journey. */

@@ -186,6 +186,19 @@ impl RedisKv {
         }
     }
 
+    /// Runs a command (see [`Self::run`]).
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, StoreError> {
+        self.run(|mut c| async move { command.query_async(&mut c).await }).await
+    }
+
+    /// Runs a script (see [`Self::run`]).
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await
+    }
+
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(|mut c| async move { c.get(key(name)).await }).await
     }
@@ -193,11 +206,7 @@ impl RedisKv {
     pub async fn set(&self, name: &str, value: Vec<u8>, expires_at_ms: u64) -> Result<(), StoreError> {
         let mut command = redis::cmd("SET");
         command.arg(key(name)).arg(value).arg("PX").arg(ttl_ms(expires_at_ms));
-        self.run(|mut c| {
-            let command = command.clone();
-            async move { command.query_async(&mut c).await }
-        })
-        .await
+        self.query(&command).await
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), StoreError> {
@@ -215,23 +224,13 @@ impl RedisKv {
             None => {
                 let mut command = redis::cmd("SET");
                 command.arg(key(name)).arg(value).arg("NX").arg("PX").arg(ttl_ms(expires_at_ms));
-                let set: Option<String> = self
-                    .run(|mut c| {
-                        let command = command.clone();
-                        async move { command.query_async(&mut c).await }
-                    })
-                    .await?;
+                let set: Option<String> = self.query(&command).await?;
                 Ok(set.is_some())
             }
             Some(expected) => {
                 let mut invocation = COMPARE_AND_SET.key(key(name));
                 invocation.arg(expected).arg(value).arg(ttl_ms(expires_at_ms));
-                let changed: i64 = self
-                    .run(|mut c| {
-                        let invocation = &invocation;
-                        async move { invocation.invoke_async(&mut c).await }
-                    })
-                    .await?;
+                let changed: i64 = self.invoke(&invocation).await?;
                 Ok(changed == 1)
             }
         }
@@ -242,34 +241,20 @@ impl RedisKv {
     pub async fn set_add(&self, name: &str, member: &str, expires_at_ms: u64) -> Result<(), StoreError> {
         let mut invocation = SET_ADD.key(key(name));
         invocation.arg(member).arg(expires_at_ms).arg(super::now_ms()).arg(ttl_ms(expires_at_ms));
-        let _: i64 = self
-            .run(|mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let _: i64 = self.invoke(&invocation).await?;
         Ok(())
     }
 
     pub async fn set_members(&self, name: &str) -> Result<Vec<String>, StoreError> {
         let mut invocation = SET_MEMBERS.key(key(name));
         invocation.arg(super::now_ms());
-        self.run(|mut c| {
-            let invocation = &invocation;
-            async move { invocation.invoke_async(&mut c).await }
-        })
-        .await
+        self.invoke(&invocation).await
     }
 
     pub async fn set_remove(&self, name: &str, member: &str) -> Result<(), StoreError> {
         let mut invocation = SET_REMOVE.key(key(name));
         invocation.arg(member);
-        let _: i64 = self
-            .run(|mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let _: i64 = self.invoke(&invocation).await?;
         Ok(())
     }
 
@@ -282,12 +267,7 @@ impl RedisKv {
     pub async fn compare_and_delete(&self, name: &str, expected: &[u8]) -> Result<bool, StoreError> {
         let mut invocation = COMPARE_AND_DELETE.key(key(name));
         invocation.arg(expected);
-        let deleted: i64 = self
-            .run(|mut c| {
-                let invocation = &invocation;
-                async move { invocation.invoke_async(&mut c).await }
-            })
-            .await?;
+        let deleted: i64 = self.invoke(&invocation).await?;
         Ok(deleted == 1)
     }
 }

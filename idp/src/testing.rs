@@ -164,3 +164,31 @@ pub fn es256_kids(jwks: &serde_json::Value) -> Vec<String> {
     let keys = jwks["keys"].as_array().map(Vec::as_slice).unwrap_or_default();
     keys.iter().filter(|key| key["alg"] == "ES256").filter_map(|key| key["kid"].as_str().map(str::to_owned)).collect()
 }
+
+/// A signing key that a test holds as well as the provider (`signing_key_file`): a test signs
+/// with it the tokens this provider would never issue, as a provider that misbehaves would,
+/// to check that a client refuses them for what they say and not for their signature.
+pub struct KnownSigningKey {
+    /// The PKCS#8 PEM file to give the provider as `signing_key_file`.
+    pub path: PathBuf,
+    key: crate::keys::SigningKey,
+}
+
+impl KnownSigningKey {
+    /// A new P-256 key, written to `dir`.
+    pub fn write_to(dir: &Path) -> Self {
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let path = dir.join("known-signing-key.pem");
+        std::fs::write(&path, secret.to_pkcs8_pem(LineEnding::LF).expect("a P-256 key encodes").as_bytes())
+            .expect("write the key file");
+        let key = crate::keys::SigningKey::from_pem_file(&path).expect("a key written here is read back");
+        Self { path, key }
+    }
+
+    /// `claims` signed as an ID token (`typ` JWT), under the `kid` the provider publishes.
+    pub fn sign_id_token(&self, claims: &serde_json::Value) -> String {
+        self.key.sign("JWT", claims)
+    }
+}

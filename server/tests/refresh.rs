@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{header_of, ProxyMode, Setup, TestApp};
+use support::{header_of, IdTokenChange, ProxyMode, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -216,6 +216,29 @@ async fn a_refreshed_id_token_that_fails_validation_ends_the_session() {
     app.proxy.as_ref().unwrap().set(ProxyMode::TamperIdToken);
     assert_eq!(app.refresh().await, json!({ "outcome": "reauth_required", "reason": "id_token_rejected" }));
     assert_eq!(app.session().await["authenticated"], false);
+}
+
+/// OIDC Core §12.2: a refreshed ID token tells of the sign-in its refresh token came from. Each
+/// one here is signed with the provider's own key, so only what it says can have it refused;
+/// the one that says what the provider said is accepted.
+#[tokio::test]
+async fn a_refreshed_id_token_of_another_sign_in_ends_the_session() {
+    for (change, accepted) in [
+        (IdTokenChange::Nothing, true),
+        (IdTokenChange::Subject, false),
+        (IdTokenChange::DropAzp, false),
+        (IdTokenChange::LaterAuthTime, false),
+    ] {
+        let app = signed_in(Setup::default().proxy_signing_id_tokens()).await;
+        app.proxy.as_ref().unwrap().set(ProxyMode::ReissueIdToken(change));
+        let renewed = app.refresh().await;
+        if accepted {
+            assert_eq!(outcome(&renewed), "renewed", "{change:?}: {renewed}");
+        } else {
+            assert_eq!(renewed, json!({ "outcome": "reauth_required", "reason": "id_token_rejected" }), "{change:?}");
+        }
+        assert_eq!(app.session().await["authenticated"], accepted, "{change:?}");
+    }
 }
 
 #[tokio::test]

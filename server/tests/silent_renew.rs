@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{location, push_channel, query, with_param, ProxyMode, Setup, TestApp};
+use support::{claims_of, location, push_channel, query, with_param, ProxyMode, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -158,6 +158,38 @@ async fn bob_signs_in_at_the_provider(app: &TestApp) {
         serde_urlencoded::to_string(params).unwrap()
     });
     app.submit_provider_form(&bob_login, &[("username", "bob"), ("password", "builder")]).await;
+}
+
+/// A silent renew that brings no refresh token keeps the one the session has, and with it what
+/// that token's ID tokens repeat of its sign-in (OIDC Core §12.2): here the user signed in again
+/// at the provider meanwhile, so the silent renew's ID token tells of a later `auth_time` than
+/// the refreshed ones will.
+#[tokio::test]
+async fn a_refresh_token_kept_through_a_silent_renew_renews_after_the_user_signed_in_again_at_the_provider() {
+    let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    app.provider.clock.advance(60);
+    let again = format!("{}/authorize?{}", app.provider.issuer, {
+        let start = app.get(&app.login_url("/")).await;
+        let mut params: Vec<(String, String)> = query(&location(&start)).into_iter().collect();
+        params.push(("prompt".into(), "login".into()));
+        serde_urlencoded::to_string(params).unwrap()
+    });
+    app.submit_provider_form(&again, &[("username", "alice"), ("password", "wonderland")]).await;
+
+    proxy.set(ProxyMode::DropRefreshToken);
+    let callback = silent_authorize(&app).await;
+    assert_eq!(outcome_of(&silent_callback(&app, &callback).await), "renewed");
+    let auth_times: Vec<i64> =
+        proxy.id_tokens_seen().iter().map(|jwt| claims_of(jwt)["auth_time"].as_i64().unwrap()).collect();
+    assert_eq!(auth_times.len(), 2);
+    assert_eq!(auth_times[1], auth_times[0] + 60, "the silent renew's ID token tells of the second sign-in");
+
+    proxy.set(ProxyMode::Forward);
+    let renewed: Value = app.refresh().await;
+    assert_eq!(renewed["outcome"], "renewed", "{renewed}");
+    let refreshed = proxy.id_tokens_seen().last().map(|jwt| claims_of(jwt)["auth_time"].clone());
+    assert_eq!(refreshed, Some(auth_times[0].into()), "the refreshed ID token tells of the first");
 }
 
 #[tokio::test]

@@ -409,6 +409,7 @@ impl OidcClient {
             id_token_claims: claims_map(claims),
             subject,
             nonce,
+            auth_time: claims.auth_time().map(|time| time.timestamp()),
             userinfo_claims,
             session_state: None,
             journal: SessionJournal::starting(now, refresh_expires_in(&response).map(|secs| now + secs)),
@@ -422,7 +423,8 @@ impl OidcClient {
     }
 
     /// The refresh token grant (RFC 6749 §6). A new ID token, if the provider sends one, is
-    /// validated like the first, without expecting a new nonce, and must name the same subject.
+    /// validated like the first, without expecting a new nonce, and must tell of the same
+    /// authentication ([`same_authentication`]).
     pub async fn refresh(
         &self,
         refresh_token: &RefreshToken,
@@ -458,9 +460,7 @@ impl OidcClient {
             Some(id_token) => {
                 let check = NonceCheck::AfterRefresh { original: &session.nonce, ignore: ignore_nonce };
                 let claims = self.verified_claims(id_token, check, now).await.map_err(RefreshError::IdTokenRejected)?;
-                if claims.subject().as_str() != session.subject {
-                    return Err(RefreshError::IdTokenRejected("it names another subject".into()));
-                }
+                same_authentication(session, claims).map_err(RefreshError::IdTokenRejected)?;
                 Some((IdTokenJwt::new(id_token.to_string()), claims_map(claims), display_name(claims)))
             }
         };
@@ -555,6 +555,28 @@ impl OidcClient {
 
 fn expires_in(response: &OidcTokenResponse) -> u64 {
     response.expires_in().map(|d| d.as_secs()).unwrap_or(DEFAULT_ACCESS_TOKEN_SECS)
+}
+
+/// OIDC Core §12.2: a refreshed ID token tells of the authentication its refresh token came
+/// from: the same `sub`; an `azp` exactly when the session's ID token had one; and, when both
+/// state one, the same `auth_time` (a provider that never stated it cannot be held to it). The
+/// verifier has already held `iss` and `aud` to this provider and client.
+fn same_authentication(session: &AuthenticatedSession, refreshed: &OidcIdTokenClaims) -> Result<(), String> {
+    if refreshed.subject().as_str() != session.subject {
+        return Err("it names another subject".into());
+    }
+    let had_azp = session.id_token_claims.contains_key("azp");
+    match (had_azp, refreshed.authorized_party().is_some()) {
+        (true, false) => return Err("it has no azp, and the sign-in's had one".into()),
+        (false, true) => return Err("it has an azp, and the sign-in's had none".into()),
+        _ => {}
+    }
+    match (session.auth_time, refreshed.auth_time().map(|time| time.timestamp())) {
+        (Some(original), Some(refreshed)) if original != refreshed => {
+            Err(format!("its auth_time {refreshed} is not the sign-in's {original}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// OIDC Core §3.1.3.7 step 5: an ID token's `azp`, when present, names this client.

@@ -67,6 +67,11 @@ pub struct AuthenticatedSession {
     /// The sign-in's nonce: a refreshed ID token that carries one must carry this one
     /// (OIDC Core §12.2).
     pub nonce: Nonce,
+    /// The `auth_time` of the sign-in the refresh token came from, which a refreshed ID token
+    /// must repeat (OIDC Core §12.2). Kept with `nonce`: a silent renew that brings no new
+    /// refresh token changes neither, though its ID token may tell of a later authentication.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     pub id_token_claims: IdTokenClaims,
     pub userinfo_claims: Option<Claims>,
     /// OIDC Session Management 1.0: the provider's `session_state` of the last authorization

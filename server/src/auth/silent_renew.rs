@@ -235,6 +235,7 @@ async fn finish(state: &AppState, session: &Session, query: CallbackQuery) -> Re
             // A refresh token kept from before brings ID tokens with its own sign-in's nonce
             // (oidc-provider and Keycloak put it there, OIDC Core §12.2).
             nonce: if new_family { renewed.nonce.clone() } else { stored.nonce.clone() },
+            auth_time: if new_family { renewed.auth_time } else { stored.auth_time },
             ..renewed.clone()
         })
     };

@@ -11,7 +11,7 @@ use std::{
 };
 
 use idp::{
-    testing::{interaction_id, TestProvider},
+    testing::{interaction_id, KnownSigningKey, TestProvider},
     ProviderConfig,
 };
 use leptos::config::LeptosOptions;
@@ -52,6 +52,8 @@ pub struct Setup {
     /// Register demo-app at the provider without a `backchannel_logout_uri`, as with a provider
     /// that has no Back-Channel Logout: nothing tells the app when a provider session ends.
     pub without_backchannel_logout: bool,
+    /// The provider signs with a key the proxy holds too ([`ProxyMode::ReissueIdToken`]).
+    pub proxy_signs_id_tokens: bool,
 }
 
 impl Setup {
@@ -74,6 +76,14 @@ impl Setup {
         self.without_backchannel_logout = true;
         self
     }
+
+    /// A proxy in front of the provider that holds the provider's signing key, so that
+    /// [`ProxyMode::ReissueIdToken`] can change ID tokens and sign them as the provider would.
+    pub fn proxy_signing_id_tokens(mut self) -> Self {
+        self.proxy.get_or_insert(ProxyMode::Forward);
+        self.proxy_signs_id_tokens = true;
+        self
+    }
 }
 
 impl TestApp {
@@ -90,8 +100,10 @@ impl TestApp {
         // both listeners first, then configure each with the other's address.
         let provider_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let provider_addr = provider_listener.local_addr().unwrap();
+        let known_key =
+            setup.proxy_signs_id_tokens.then(|| Arc::new(KnownSigningKey::write_to(&temp_dir("signing-key"))));
         let proxy = match setup.proxy {
-            Some(mode) => Some(Proxy::start(provider_addr, mode).await),
+            Some(mode) => Some(Proxy::start(provider_addr, mode, known_key.clone()).await),
             None => None,
         };
         let issuer = proxy.as_ref().map(|p| p.url.clone());
@@ -111,6 +123,9 @@ impl TestApp {
             }
             if let Some(issuer) = &issuer {
                 config.issuer = issuer.parse().unwrap();
+            }
+            if let Some(key) = &known_key {
+                config.signing_key_file = Some(key.path.clone());
             }
             if let Some(adjust) = adjust {
                 adjust(config);
@@ -363,6 +378,24 @@ pub enum ProxyMode {
     /// Passes requests on at once, but holds the provider's answers to `/token` and `/jwks` for
     /// this many milliseconds (the provider has acted; its answer is slow to arrive).
     SlowAnswers { token_ms: u64, jwks_ms: u64 },
+    /// Makes this change to every ID token at `/token` and signs it again with the provider's
+    /// own key ([`Setup::proxy_signing_id_tokens`]): a provider that issues what it should not.
+    ReissueIdToken(IdTokenChange),
+    /// Removes `refresh_token` from token responses: a provider that grants no new one.
+    DropRefreshToken,
+}
+
+/// What [`ProxyMode::ReissueIdToken`] changes in an ID token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdTokenChange {
+    /// Nothing: only signed again, as the provider signed it.
+    Nothing,
+    /// Another user's `sub`.
+    Subject,
+    /// No `azp`.
+    DropAzp,
+    /// An `auth_time` an hour later.
+    LaterAuthTime,
 }
 
 /// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
@@ -376,7 +409,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    async fn start(upstream: SocketAddr, mode: ProxyMode) -> Self {
+    async fn start(upstream: SocketAddr, mode: ProxyMode, known_key: Option<Arc<KnownSigningKey>>) -> Self {
         use axum::{body::Body, extract::Request, response::Response};
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -391,6 +424,7 @@ impl Proxy {
             let client = client.clone();
             let mode = *current.lock().unwrap();
             let seen = seen.clone();
+            let known_key = known_key.clone();
             if request.uri().path() == "/token" {
                 arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
@@ -446,7 +480,14 @@ impl Proxy {
                             json["id_token"] = tamper_payload(json["id_token"].as_str().unwrap()).into()
                         }
                         ProxyMode::ForgeKid => json["id_token"] = forge_kid(json["id_token"].as_str().unwrap()).into(),
+                        ProxyMode::ReissueIdToken(change) => {
+                            let key = known_key.as_ref().expect("ReissueIdToken needs Setup::proxy_signing_id_tokens");
+                            json["id_token"] = reissue(json["id_token"].as_str().unwrap(), change, key).into()
+                        }
                         ProxyMode::OverstateExpiry => json["expires_in"] = 3600.into(),
+                        ProxyMode::DropRefreshToken => {
+                            json.as_object_mut().unwrap().remove("refresh_token");
+                        }
                         ProxyMode::Forward
                         | ProxyMode::Unavailable
                         | ProxyMode::JwksUnavailable
@@ -530,6 +571,20 @@ fn tamper_payload(jwt: &str) -> String {
     format!("{}.{}.{}", parts[0], encode_part(&claims), parts[2])
 }
 
+/// The ID token with `change` made, signed by `key`.
+fn reissue(jwt: &str, change: IdTokenChange, key: &KnownSigningKey) -> String {
+    let mut claims = claims_of(jwt);
+    match change {
+        IdTokenChange::Nothing => {}
+        IdTokenChange::Subject => claims["sub"] = "248289761002".into(),
+        IdTokenChange::DropAzp => {
+            claims.as_object_mut().unwrap().remove("azp").expect("the embedded provider always sends azp");
+        }
+        IdTokenChange::LaterAuthTime => claims["auth_time"] = (claims["auth_time"].as_i64().unwrap() + 3600).into(),
+    }
+    key.sign_id_token(&claims)
+}
+
 /// Rewrites the JWT header's `kid` to one the provider never had.
 fn forge_kid(jwt: &str) -> String {
     let parts: Vec<&str> = jwt.split('.').collect();
@@ -546,6 +601,11 @@ pub fn kid_of(jwt: &str) -> String {
 /// A JWT's protected header.
 pub fn header_of(jwt: &str) -> Value {
     jwt_part(jwt.split('.').next().unwrap())
+}
+
+/// A JWT's claims, unverified.
+pub fn claims_of(jwt: &str) -> Value {
+    jwt_part(jwt.split('.').nth(1).unwrap())
 }
 
 /// A `redis-server` of Debian's on a free port of 127.0.0.1, with its data in a directory of its

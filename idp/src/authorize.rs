@@ -108,9 +108,9 @@ impl AuthorizeParams {
 /// How the request wants the user treated (OIDC Core §3.1.2.1 `prompt`): a space-delimited set
 /// of values; none of them is the default (reuse the session, else show the sign-in form).
 ///
-/// `select_account` is refused as unsupported, like any unknown value: a browser holds one
-/// provider session here, so there is never an account to choose, and discovery does not
-/// list it.
+/// `select_account` shows the sign-in form as `login` does (and is counted as `login`): a
+/// browser holds one provider session here, so choosing an account is signing in as it, and
+/// a user who picks another account ends the session of the first (see [`crate::login`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Prompt {
     /// Show nothing: answer from the session, or with an error.
@@ -127,9 +127,13 @@ impl Prompt {
         for value in value.unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
             match value {
                 "none" => prompt.none = true,
-                "login" => prompt.login = true,
+                "login" | "select_account" => prompt.login = true,
                 "consent" => prompt.consent = true,
-                _ => return Err("unsupported prompt value; this provider supports none, login and consent"),
+                _ => {
+                    return Err(
+                        "unsupported prompt value; this provider supports none, login, consent and select_account",
+                    )
+                }
             }
         }
         if prompt.none && (prompt.login || prompt.consent) {
@@ -513,7 +517,8 @@ mod tests {
         assert_eq!(parse("consent  login"), Ok(Prompt { login: true, consent: true, none: false }));
         assert_eq!(parse("login login").map(Prompt::metric), Ok("login"));
         assert_eq!(parse("none").map(Prompt::metric), Ok("none"));
-        for refused in ["none login", "consent none", "select_account", "None", "create"] {
+        assert_eq!(parse("select_account"), parse("login"));
+        for refused in ["none login", "consent none", "none select_account", "None", "create"] {
             assert!(parse(refused).is_err(), "{refused}");
         }
     }

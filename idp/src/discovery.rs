@@ -30,8 +30,8 @@ pub async fn configuration(State(state): State<Arc<ProviderState>>) -> Json<Valu
         "revocation_endpoint": config.endpoint("/revoke"),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
-        // OIDC Core §3.1.2.1; `select_account` is refused (see `authorize::Prompt`).
-        "prompt_values_supported": ["none", "login", "consent"],
+        // OIDC Core §3.1.2.1 (see `authorize::Prompt`).
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp",
             "name", "preferred_username", "email", "email_verified"

@@ -493,17 +493,20 @@ async fn id_token_is_not_accepted_as_an_access_token() {
 }
 
 #[tokio::test]
-async fn provider_session_is_reused_unless_prompt_is_login() {
+async fn provider_session_is_reused_unless_prompt_is_login_or_select_account() {
     let browser = Browser::new().await;
     browser.code().await;
     // Signed in at the provider: a second request gets a code straight away.
     let again = browser.get(&browser.authorize_url(&pkce().challenge, &[])).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert!(query(&location(&again)).contains_key("code"));
-    // prompt=login asks for the password again.
-    let forced = browser.get(&browser.authorize_url(&pkce().challenge, &[("prompt", Some("login"))])).await;
-    assert_eq!(forced.status(), StatusCode::OK);
-    assert!(interaction_id(&forced.text().await.unwrap()).is_some());
+    // prompt=login asks for the password again; prompt=select_account shows the same form, where
+    // the user chooses the account by signing in as it (OIDC Core §3.1.2.1).
+    for prompt in ["login", "select_account"] {
+        let forced = browser.get(&browser.authorize_url(&pkce().challenge, &[("prompt", Some(prompt))])).await;
+        assert_eq!(forced.status(), StatusCode::OK, "{prompt}");
+        assert!(interaction_id(&forced.text().await.unwrap()).is_some(), "{prompt}");
+    }
 }
 
 #[tokio::test]

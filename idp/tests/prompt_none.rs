@@ -395,7 +395,7 @@ async fn unknown_prompt_values_are_invalid_request() {
     let provider = TestProvider::start(|_| {}).await;
     let browser = Browser::new(&provider);
     browser.id_token(&DEMO_APP, "alice").await;
-    for prompt in ["select_account", "create", "NONE", "login bogus"] {
+    for prompt in ["create", "NONE", "login bogus"] {
         let response = browser.authorize(&DEMO_APP, &[("prompt", prompt)]).await;
         assert_eq!(error_of(&response, &DEMO_APP, &provider.issuer), "invalid_request", "{prompt}");
     }
@@ -406,7 +406,7 @@ async fn discovery_lists_the_supported_prompt_values() {
     let provider = TestProvider::start(|_| {}).await;
     let metadata: Value =
         reqwest::get(provider.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
-    assert_eq!(metadata["prompt_values_supported"], json!(["none", "login", "consent"]));
+    assert_eq!(metadata["prompt_values_supported"], json!(["none", "login", "consent", "select_account"]));
 }
 
 #[tokio::test]
@@ -727,8 +727,8 @@ async fn admin_metrics_count_authorize_requests_by_prompt() {
     browser.authorize(&DEMO_APP, &[("prompt", "consent")]).await; // consent
     browser.authorize(&DEMO_APP, &[("prompt", "consent login")]).await; // login consent
     browser.authorize(&DEMO_APP, &[("prompt", "none login")]).await; // invalid
-    browser.authorize(&DEMO_APP, &[("prompt", "select_account")]).await; // invalid
-                                                                         // Counted on arrival, whatever the answer: a silent request of an unknown client too.
+    browser.authorize(&DEMO_APP, &[("prompt", "create")]).await; // invalid
+                                                                 // Counted on arrival, whatever the answer: a silent request of an unknown client too.
     browser.http.get(browser.url("/authorize?client_id=intruder&prompt=none")).send().await.unwrap();
 
     let metrics: Value = browser.http.get(browser.url("/admin/metrics")).send().await.unwrap().json().await.unwrap();

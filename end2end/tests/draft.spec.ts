@@ -32,9 +32,11 @@ test.describe("the long form's draft", () => {
     await details.click();
     await page.keyboard.type('Between floors 3 and 4, two people inside', { delay: 20 });
     expect(await page.evaluate(() => JSON.stringify({ ...localStorage }))).not.toContain('two people inside');
-    // Leaving the page saves what is there.
-    await page.clock.resume();
+    // Leaving the page saves what is there: the clock stays held through the reload, so the
+    // autosave's pause cannot end first and only the save on leaving (the page hidden, then
+    // pagehide) can keep it.
     await page.reload();
+    await page.clock.resume();
     await waitForHydration(page);
     await expect(page.getByLabel('Title')).toHaveValue('Lift stuck');
     await expect(details).toHaveValue('Between floors 3 and 4, two people inside');

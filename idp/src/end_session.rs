@@ -29,8 +29,11 @@
 //! `state`, or shows "You are signed out". Another user's sign-in at the same browser ends the
 //! session the same way ([`end`], from [`crate::login`]).
 //!
-//! A cross-site POST carries no `SameSite=Lax` cookie, so it finds no session and ends nothing:
-//! the demo app is the same site as the provider; a relying party on another site uses GET.
+//! A cross-site POST carries no `SameSite=Lax` cookie. A POST without the session cookie is
+//! therefore sent on as the same request by GET (303): a top-level navigation, which the browser
+//! sends the cookie with, so a relying party on another site that posts its logout request ends
+//! the session instead of being told "signed out" by a provider that found none. The hint then
+//! travels in the URL, as with any GET logout request.
 
 use std::{sync::Arc, time::Duration};
 
@@ -105,6 +108,18 @@ pub async fn end_session_form(
     jar: CookieJar,
     Form(params): Form<EndSessionParams>,
 ) -> Response {
+    if login::session_key(&state, &jar).is_none() {
+        // Perhaps cross-site, the cookie withheld (see the module's docs): asked again by GET.
+        let pairs = [
+            ("id_token_hint", &params.id_token_hint),
+            ("client_id", &params.client_id),
+            ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
+            ("state", &params.state),
+        ];
+        let pairs: Vec<(&str, &str)> =
+            pairs.iter().filter_map(|(name, value)| Some((*name, value.as_deref()?))).collect();
+        return redirect_with(&state.config.endpoint("/end-session"), &pairs);
+    }
     answer(&state, jar, params).await
 }
 

@@ -166,6 +166,28 @@ async fn end_session_by_form_post_works_as_by_get_and_client_id_may_accompany_th
     assert!(!browser.has_session(&DEMO_APP).await);
 }
 
+/// A form post from another site comes without the provider's `SameSite=Lax` session cookie:
+/// it is asked again by GET, a top-level navigation the cookie goes with, and so ends the
+/// session rather than answering "signed out" with the session still alive.
+#[tokio::test]
+async fn a_form_post_without_the_session_cookie_is_asked_again_by_get_and_ends_the_session() {
+    let provider = TestProvider::start(|_| {}).await;
+    let browser = Browser::new(&provider.issuer);
+    let id_token = alice_signed_in(&browser).await;
+    let form = [("id_token_hint", id_token.as_str()), ("post_logout_redirect_uri", APP_HOME), ("state", "cross-site")];
+    let cookieless = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let posted = cookieless.post(browser.url("/end-session")).form(&form).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let again = location(&posted).unwrap().to_owned();
+    assert!(again.starts_with(&browser.url("/end-session?")), "{again}");
+    assert!(browser.has_session(&DEMO_APP).await, "nothing ended yet");
+
+    // The browser follows with its cookie.
+    let response = browser.http.get(&again).send().await.unwrap();
+    assert_eq!(location(&response), Some("http://localhost:3000/?state=cross-site"));
+    assert!(!browser.has_session(&DEMO_APP).await);
+}
+
 #[tokio::test]
 async fn without_a_post_logout_redirect_uri_or_state_the_user_sees_the_signed_out_page() {
     let provider = TestProvider::start(|_| {}).await;

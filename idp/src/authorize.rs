@@ -13,7 +13,8 @@
 //! URI (OIDC Core §3.1.2.6), `login_required`, `interaction_required` or `consent_required`.
 //!
 //! A code comes with `session_state` (Session Management 1.0 §2, see [`crate::check_session`]),
-//! and the browser state cookie it was computed from.
+//! and the browser state cookie it was computed from; so do the errors that stand for a page
+//! under `prompt=none`, computed from the cookie as it is (empty without a session).
 //!
 //! Every answer for a trusted client, its redirects and the pages it shows, may be framed by the
 //! origins of that client's redirect URIs (`Content-Security-Policy: frame-ancestors`, see
@@ -379,6 +380,8 @@ fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: 
     let hinted_sub = request.hinted_sub.clone();
     let now = state.now();
     let session = login::current_session(state, &jar, now);
+    // What the browser state cookie holds: this session's, or nothing.
+    let browser_state = session.as_ref().map(|session| session.browser_state.clone()).unwrap_or_default();
     // A session older than `max_age` counts as none (OIDC Core §3.1.2.1); so does a session of
     // another user than the hint names. `max_age=0` is `prompt=login` (OIDC Core 1.0 errata):
     // no session is fresh enough, not even one signed in within the same second.
@@ -389,19 +392,30 @@ fn decide(state: &ProviderState, jar: CookieJar, validated: Validated, framing: 
 
     if prompt.none {
         let Some(session) = usable else {
-            return redirect_error(state, &request, "login_required", "no usable session at the provider")
-                .into_response();
+            return silent_failure(
+                state,
+                &request,
+                &browser_state,
+                "login_required",
+                "no usable session at the provider",
+            );
         };
         return match outstanding(state, &request, &session) {
             Outstanding::Nothing => issue_code(state, jar, request, &session, now),
-            Outstanding::Terms => {
-                redirect_error(state, &request, "interaction_required", "the user must accept updated terms")
-                    .into_response()
-            }
-            Outstanding::Consent => {
-                redirect_error(state, &request, "consent_required", "the user has not allowed this client")
-                    .into_response()
-            }
+            Outstanding::Terms => silent_failure(
+                state,
+                &request,
+                &browser_state,
+                "interaction_required",
+                "the user must accept updated terms",
+            ),
+            Outstanding::Consent => silent_failure(
+                state,
+                &request,
+                &browser_state,
+                "consent_required",
+                "the user has not allowed this client",
+            ),
         };
     }
     match usable {
@@ -504,6 +518,21 @@ pub(crate) fn redirect_error(
         error,
         description,
     }
+}
+
+/// A `prompt=none` request that cannot be answered with a code: `redirect_error`, with the
+/// `session_state` of `browser_state` (Session Management 1.0 §2: it SHOULD come with an
+/// authentication failure too), which the relying party's check_session then compares with
+/// what the browser state cookie holds.
+fn silent_failure(
+    state: &ProviderState,
+    request: &AuthorizationRequest,
+    browser_state: &str,
+    error: &'static str,
+    description: &'static str,
+) -> Response {
+    let session_state = check_session::session_state(&request.client_id, &request.redirect_uri, browser_state);
+    redirect_error(state, request, error, description).with_session_state(Some(&session_state))
 }
 
 #[cfg(test)]

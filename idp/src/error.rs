@@ -279,12 +279,24 @@ pub struct AuthorizeRedirectError {
 
 impl IntoResponse for AuthorizeRedirectError {
     fn into_response(self) -> Response {
+        self.with_session_state(None)
+    }
+}
+
+impl AuthorizeRedirectError {
+    /// The redirect, with a `session_state` when there is one: Session Management 1.0 §2 sends
+    /// it with an authentication failure under `prompt=none` too, so that the relying party
+    /// can go on watching the browser state.
+    pub fn with_session_state(self, session_state: Option<&str>) -> Response {
         tracing::warn!(error = self.error, description = self.description, "authorization request refused");
         let mut pairs = vec![("error", self.error), ("error_description", self.description)];
         if let Some(state) = &self.state {
             pairs.push(("state", state));
         }
         pairs.push(("iss", &self.issuer));
+        if let Some(session_state) = session_state {
+            pairs.push(("session_state", session_state));
+        }
         redirect_with(&self.redirect_uri, &pairs)
     }
 }

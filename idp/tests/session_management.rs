@@ -157,6 +157,23 @@ async fn the_same_user_signing_in_again_keeps_the_sid_and_the_earlier_session_st
     assert!(cookie.contains("Max-Age=28680"), "{cookie}");
 }
 
+/// §2: session state SHOULD be returned upon an authentication failure too. Computed over the
+/// browser state as it is, it checks `unchanged` until a sign-in changes the cookie, and so a
+/// relying party told `login_required` can watch for the user signing in.
+#[tokio::test]
+async fn a_prompt_none_failure_carries_the_session_state_of_the_browser_state_as_it_is() {
+    let provider = TestProvider::start(|_| {}).await;
+    let browser = Browser::new(&provider.issuer);
+    let refused = query_of(&browser.silent(&DEMO_APP).await);
+    assert_eq!(refused.get("error").map(String::as_str), Some("login_required"));
+    let value = refused.get("session_state").unwrap_or_else(|| panic!("session_state in {refused:?}")).clone();
+    assert_eq!(browser.browser_state(), "", "no session: the cookie is empty");
+    assert_eq!(check_session(DEMO_APP.id, DEMO_APP.origin, &value, ""), "unchanged");
+
+    browser.sign_in(&DEMO_APP, "alice").await;
+    assert_eq!(check_session(DEMO_APP.id, DEMO_APP.origin, &value, &browser.browser_state()), "changed");
+}
+
 #[tokio::test]
 async fn signing_out_deletes_the_browser_state_cookie_and_the_session_state_becomes_changed() {
     let provider = TestProvider::start(|_| {}).await;

@@ -220,16 +220,21 @@ async fn a_refreshed_id_token_that_fails_validation_ends_the_session() {
 
 /// OIDC Core §12.2: a refreshed ID token tells of the sign-in its refresh token came from. Each
 /// one here is signed with the provider's own key, so only what it says can have it refused;
-/// the one that says what the provider said is accepted.
+/// the one that says what the provider said is accepted, and so is one that tells of a later
+/// re-authentication of the same user at the provider (as Keycloak's do).
 #[tokio::test]
 async fn a_refreshed_id_token_of_another_sign_in_ends_the_session() {
     for (change, accepted) in [
         (IdTokenChange::Nothing, true),
+        (IdTokenChange::ReauthenticatedAuthTime, true),
         (IdTokenChange::Subject, false),
         (IdTokenChange::DropAzp, false),
-        (IdTokenChange::LaterAuthTime, false),
+        (IdTokenChange::EarlierAuthTime, false),
+        (IdTokenChange::FutureAuthTime, false),
     ] {
         let app = signed_in(Setup::default().proxy_signing_id_tokens()).await;
+        // Two minutes on: a re-authentication just before the refresh is later than the sign-in.
+        app.provider.clock.advance(120);
         app.proxy.as_ref().unwrap().set(ProxyMode::ReissueIdToken(change));
         let renewed = app.refresh().await;
         if accepted {

@@ -558,9 +558,14 @@ fn expires_in(response: &OidcTokenResponse) -> u64 {
 }
 
 /// OIDC Core §12.2: a refreshed ID token tells of the authentication its refresh token came
-/// from: the same `sub`; an `azp` exactly when the session's ID token had one; and, when both
-/// state one, the same `auth_time` (a provider that never stated it cannot be held to it). The
-/// verifier has already held `iss` and `aud` to this provider and client.
+/// from: the same `sub`, and an `azp` exactly when the session's ID token had one. The verifier
+/// has already held `iss` and `aud` to this provider and client.
+///
+/// `auth_time` should be the sign-in's, but a provider that renews its session when the user
+/// signs in again elsewhere (`prompt=login` at another client) sends that later time: Keycloak
+/// does, and Spring Security had to relax its equality check for it (spring-security#18839).
+/// Ending the session for it would cost the user their sign-in for no gain, so what is refused
+/// is an authentication before the sign-in's, or after the token was issued.
 fn same_authentication(session: &AuthenticatedSession, refreshed: &OidcIdTokenClaims) -> Result<(), String> {
     if refreshed.subject().as_str() != session.subject {
         return Err("it names another subject".into());
@@ -571,9 +576,13 @@ fn same_authentication(session: &AuthenticatedSession, refreshed: &OidcIdTokenCl
         (false, true) => return Err("it has an azp, and the sign-in's had none".into()),
         _ => {}
     }
+    let issued_at = refreshed.issue_time().timestamp();
     match (session.auth_time, refreshed.auth_time().map(|time| time.timestamp())) {
-        (Some(original), Some(refreshed)) if original != refreshed => {
-            Err(format!("its auth_time {refreshed} is not the sign-in's {original}"))
+        (Some(original), Some(time)) if time < original => {
+            Err(format!("its auth_time {time} is before the sign-in's {original}"))
+        }
+        (_, Some(time)) if time > issued_at.saturating_add(IAT_TOLERANCE_SECS) => {
+            Err(format!("its auth_time {time} is after it was issued ({issued_at})"))
         }
         _ => Ok(()),
     }

@@ -394,8 +394,12 @@ pub enum IdTokenChange {
     Subject,
     /// No `azp`.
     DropAzp,
-    /// An `auth_time` an hour later.
-    LaterAuthTime,
+    /// The `auth_time` of a re-authentication just before the token was issued (`iat`).
+    ReauthenticatedAuthTime,
+    /// An `auth_time` a minute before the sign-in's.
+    EarlierAuthTime,
+    /// An `auth_time` an hour after the token was issued.
+    FutureAuthTime,
 }
 
 /// A transparent HTTP proxy to the provider whose behaviour a test can switch at any time.
@@ -580,7 +584,9 @@ fn reissue(jwt: &str, change: IdTokenChange, key: &KnownSigningKey) -> String {
         IdTokenChange::DropAzp => {
             claims.as_object_mut().unwrap().remove("azp").expect("the embedded provider always sends azp");
         }
-        IdTokenChange::LaterAuthTime => claims["auth_time"] = (claims["auth_time"].as_i64().unwrap() + 3600).into(),
+        IdTokenChange::ReauthenticatedAuthTime => claims["auth_time"] = claims["iat"].clone(),
+        IdTokenChange::EarlierAuthTime => claims["auth_time"] = (claims["auth_time"].as_i64().unwrap() - 60).into(),
+        IdTokenChange::FutureAuthTime => claims["auth_time"] = (claims["iat"].as_i64().unwrap() + 3600).into(),
     }
     key.sign_id_token(&claims)
 }

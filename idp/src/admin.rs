@@ -6,7 +6,10 @@
 //! It has no authentication of its own. What it does refuse is a request that the browser marks
 //! `Sec-Fetch-Site: cross-site` (Fetch Metadata): a page on another site must not be able to
 //! drive it through a developer's browser. Same-site callers (the demo app on another port of
-//! `localhost`) and non-browser clients, which send no such header, are served.
+//! `localhost`) and non-browser clients, which send no such header, are served. So that a page
+//! on another site cannot reach it as its own origin either, by rebinding its name to this
+//! address (DNS rebinding), a request must name this provider's host, or a loopback one, in
+//! `Host`.
 //!
 //! - `GET  /admin/metrics`: counts since start (see [`crate::metrics`]), among them
 //!   `authorize_requests` by `prompt`: `{"default", "none", "login", "consent", "login consent",
@@ -75,7 +78,7 @@ use crate::{
     ProviderState,
 };
 
-pub fn router() -> Router<Arc<ProviderState>> {
+pub fn router(state: Arc<ProviderState>) -> Router<Arc<ProviderState>> {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/users/{sub}/families", get(families))
@@ -87,14 +90,32 @@ pub fn router() -> Router<Arc<ProviderState>> {
         .route("/logout-token", post(logout_token))
         .route("/delay", post(set_delay))
         .route("/outage", post(set_outage))
-        .layer(middleware::from_fn(refuse_cross_site))
+        .layer(middleware::from_fn_with_state(state, refuse_cross_site))
 }
 
-async fn refuse_cross_site(request: Request, next: Next) -> Response {
+async fn refuse_cross_site(State(state): State<Arc<ProviderState>>, request: Request, next: Next) -> Response {
     if is_cross_site(request.headers()) {
         return AdminError::CrossSite.into_response();
     }
+    let issuer_host = state.config.issuer.host_str().unwrap_or_default();
+    if !names_this_provider(request.headers(), issuer_host) {
+        tracing::warn!("admin API: a request for a foreign Host refused (DNS rebinding?)");
+        return AdminError::ForeignHost.into_response();
+    }
     next.run(request).await
+}
+
+/// Whether `Host` (absent: not a browser) names the issuer's host or a loopback one, whatever
+/// the port.
+fn names_this_provider(headers: &HeaderMap, issuer_host: &str) -> bool {
+    let Some(host) = headers.get(axum::http::header::HOST) else { return true };
+    let Some(authority) = host.to_str().ok().and_then(|host| host.parse::<axum::http::uri::Authority>().ok()) else {
+        return false;
+    };
+    let name = authority.host().trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case(issuer_host.trim_start_matches('[').trim_end_matches(']'))
+        || name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn is_cross_site(headers: &HeaderMap) -> bool {

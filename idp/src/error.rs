@@ -123,6 +123,11 @@ pub enum AdminError {
     /// a page elsewhere must not drive this API through a visitor's browser.
     #[error("cross-site requests are refused")]
     CrossSite,
+    /// 403: the request names another host than this provider's or a loopback one: a page
+    /// whose name was rebound to this address (DNS rebinding) counts as same-origin in the
+    /// browser, and must not drive this API either.
+    #[error("requests for another host are refused")]
+    ForeignHost,
     /// 400: the body is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(&'static str),
@@ -144,7 +149,7 @@ pub enum AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match self {
-            Self::CrossSite => StatusCode::FORBIDDEN,
+            Self::CrossSite | Self::ForeignHost => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,

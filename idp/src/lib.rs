@@ -193,7 +193,7 @@ impl Provider {
             .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }));
         // Off, the admin routes do not exist at all (404), rather than refuse.
         if self.state.config.admin_api {
-            router = router.nest("/admin", admin::router());
+            router = router.nest("/admin", admin::router(self.state.clone()));
         }
         router.with_state(self.state.clone())
     }

@@ -784,3 +784,37 @@ async fn admin_refuses_cross_site_requests() {
         rp.http.get(rp.provider.url("/admin/metrics")).header("sec-fetch-site", "same-site").send().await.unwrap();
     assert_eq!(same_site.status(), StatusCode::OK);
 }
+
+/// DNS rebinding: a page of `rebind.attacker.example` whose name now points at the provider is
+/// same-origin to the browser, so only its `Host` gives it away. The provider's own name and
+/// loopback ones are served, whatever the port.
+#[tokio::test]
+async fn admin_refuses_requests_for_another_host() {
+    let rp = Rp::new().await;
+    let with_host = |host: &str| {
+        rp.http
+            .post(rp.provider.url("/admin/keys/rotate"))
+            .header("host", host)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+    };
+    for foreign in ["rebind.attacker.example:4000", "rebind.attacker.example", "127.0.0.1.nip.io:4000", "[::2]:4000"] {
+        let refused = with_host(foreign).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{foreign}");
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"], "requests for another host are refused");
+    }
+    assert_eq!(es256_kids(&rp.jwks().await).len(), 1, "no key was rotated");
+    for own in ["localhost:4000", "LOCALHOST", "127.0.0.1:1", "[::1]:4000"] {
+        assert_eq!(with_host(own).await.unwrap().status(), StatusCode::OK, "{own}");
+    }
+
+    // A provider known by another name (a container's, say) answers to that name too.
+    let named = TestProvider::start(|config| config.issuer = "http://idp.internal:4000".parse().unwrap()).await;
+    let metrics = format!("http://{}/admin/metrics", named.addr);
+    for (host, status) in
+        [("idp.internal:4000", StatusCode::OK), ("idp.internal.attacker.example", StatusCode::FORBIDDEN)]
+    {
+        let response = reqwest::Client::new().get(&metrics).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), status, "{host}");
+    }
+}

@@ -192,6 +192,44 @@ async fn another_user_signing_in_on_this_browser_tells_the_first_users_tabs() {
     assert_eq!(app.session().await["subject"], BOB_SUB);
 }
 
+/// A sign-in that replaces this browser's session leaves its refresh token to nobody: it is
+/// revoked at the provider, unless the new sign-in goes on in the same provider session (a
+/// provider such as Keycloak would end that session's client session with it).
+#[tokio::test]
+async fn a_replaced_sessions_refresh_token_is_revoked_unless_the_provider_session_goes_on() {
+    let app = signed_in(Setup::default()).await;
+    let families = |sub: &'static str| {
+        let url = app.admin_url(&format!("/users/{sub}/families"));
+        async move {
+            let families: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            let active = |family: &Value| family["active"].as_bool().unwrap();
+            families["families"].as_array().unwrap().iter().map(active).collect::<Vec<bool>>()
+        }
+    };
+    let sign_in_as = |username: &'static str, password: &'static str| async {
+        let authorize = app.begin_login("/").await;
+        let callback = app.submit_provider_form(&authorize, &[("username", username), ("password", password)]).await;
+        assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    };
+
+    // Signed in again within the same provider session (the provider answers at once).
+    let authorize = app.begin_login("/").await;
+    let callback = location(&app.get(&authorize).await);
+    assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(families(ALICE_SUB).await, [true, true], "the provider session goes on: nothing revoked");
+
+    // The provider session ended (and nothing told the app): alice signs in in a new one.
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
+    sign_in_as("alice", "wonderland").await;
+    assert_eq!(families(ALICE_SUB).await, [true, false, true], "the replaced session's family is revoked");
+
+    // Bob signs in on this browser: alice's last family goes too.
+    app.admin_post(&format!("/users/{ALICE_SUB}/end-session?backchannel=false")).await;
+    sign_in_as("bob", "builder").await;
+    assert_eq!(families(ALICE_SUB).await, [false, false, true]);
+    assert_eq!(families(BOB_SUB).await, [true]);
+}
+
 #[tokio::test]
 async fn with_redis_a_logout_handled_by_one_instance_reaches_tabs_on_another() {
     let redis = RedisServer::start().await;

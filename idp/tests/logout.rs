@@ -917,23 +917,3 @@ async fn admin_logout_token_refuses_what_it_cannot_build_or_deliver() {
     let (status, _) = without.admin("/admin/logout-token", Some(json!({ "client_id": "demo-app", "sid": "s" }))).await;
     assert_eq!(status, StatusCode::CONFLICT, "no backchannel_logout_uri");
 }
-
-#[tokio::test]
-async fn the_new_admin_endpoints_refuse_cross_site_requests() {
-    let app = BackChannel::start().await;
-    let provider = provider_with(&app, None).await;
-    let browser = Browser::new(&provider.issuer);
-    let sid = claims(&alice_signed_in(&browser).await)["sid"].as_str().unwrap().to_owned();
-    for (path, body) in [
-        (format!("/admin/sessions/{sid}/end"), None),
-        ("/admin/logout-token".to_owned(), Some(json!({ "client_id": "demo-app", "sid": sid }))),
-    ] {
-        let mut request = browser.http.post(browser.url(&path)).header("sec-fetch-site", "cross-site");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::FORBIDDEN, "{path}");
-    }
-    assert!(browser.has_session(&DEMO_APP).await);
-    assert!(app.received().is_empty());
-}

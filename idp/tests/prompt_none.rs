@@ -737,22 +737,3 @@ async fn admin_metrics_count_authorize_requests_by_prompt() {
         json!({ "default": 1, "none": 3, "login": 1, "consent": 1, "login consent": 1, "invalid": 2 })
     );
 }
-
-#[tokio::test]
-async fn the_new_admin_endpoints_refuse_cross_site_requests() {
-    let provider = TestProvider::start(|_| {}).await;
-    let browser = Browser::new(&provider);
-    browser.id_token(&DEMO_APP, "alice").await;
-    for (path, body) in [
-        (format!("/admin/users/{ALICE}/end-session"), None),
-        ("/admin/delay".to_owned(), Some(json!({ "authorize_ms": 1000 }))),
-    ] {
-        let mut request = browser.http.post(browser.url(&path)).header("sec-fetch-site", "cross-site");
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::FORBIDDEN, "{path}");
-    }
-    // Nothing happened: the session is there, and the provider is not slowed.
-    code_of(&browser.silent(&DEMO_APP, &[]).await, &DEMO_APP);
-}

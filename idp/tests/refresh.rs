@@ -770,44 +770,75 @@ async fn admin_routes_do_not_exist_when_the_admin_api_is_off() {
     rp.refreshed(&token).await;
 }
 
+/// Every admin route refuses, before it does anything, a browser request from another site
+/// (`Sec-Fetch-Site: cross-site`) and one for another host than the provider's: a page whose
+/// name was rebound to the provider's address (DNS rebinding) is same-origin to the browser,
+/// and only its `Host` gives it away. Same-site requests are served, and so are the provider's
+/// own name and loopback ones, whatever the port.
 #[tokio::test]
-async fn admin_refuses_cross_site_requests() {
+async fn every_admin_route_refuses_cross_site_requests_and_foreign_hosts() {
     let rp = Rp::new().await;
-    let cross_site = |request: reqwest::RequestBuilder| request.header("sec-fetch-site", "cross-site").send();
-    let metrics = cross_site(rp.http.get(rp.provider.url("/admin/metrics"))).await.unwrap();
-    assert_eq!(metrics.status(), StatusCode::FORBIDDEN);
-    let rotate = cross_site(rp.http.post(rp.provider.url("/admin/keys/rotate"))).await.unwrap();
-    assert_eq!(rotate.status(), StatusCode::FORBIDDEN);
-    assert_eq!(es256_kids(&rp.jwks().await).len(), 1, "no key was rotated");
+    let signed_in = rp.sign_in(&DEMO_APP, OFFLINE).await;
+    let refresh_token = refresh_token_of(&signed_in);
+    let id_token = signed_in["id_token"].as_str().unwrap();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let sid = claims["sid"].as_str().unwrap().to_owned();
+    let families: Value = rp
+        .http
+        .get(rp.provider.url(&format!("/admin/users/{ALICE}/families")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let family = families["families"][0]["id"].as_str().unwrap().to_owned();
+    let routes = [
+        ("GET", "/admin/metrics".to_owned(), None),
+        ("GET", format!("/admin/users/{ALICE}/families"), None),
+        ("POST", format!("/admin/users/{ALICE}/simulate-reuse"), None),
+        ("POST", format!("/admin/families/{family}/revoke"), None),
+        ("POST", "/admin/keys/rotate".to_owned(), None),
+        ("POST", format!("/admin/users/{ALICE}/end-session"), None),
+        ("POST", format!("/admin/sessions/{sid}/end"), None),
+        ("POST", "/admin/logout-token".to_owned(), Some(json!({ "client_id": "demo-app", "sid": sid }))),
+        ("POST", "/admin/delay".to_owned(), Some(json!({ "authorize_ms": 1000, "token_ms": 1000 }))),
+        ("POST", "/admin/outage".to_owned(), Some(json!({ "token": true }))),
+    ];
+    let refusals =
+        [("sec-fetch-site", "cross-site", "cross-site"), ("host", "rebind.attacker.example:4000", "another host")];
+    for (method, path, body) in &routes {
+        for (header, value, refused) in refusals {
+            let mut request = rp.http.request(method.parse().unwrap(), rp.provider.url(path)).header(header, value);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}, {refused}");
+        }
+    }
+    for foreign in ["rebind.attacker.example", "127.0.0.1.nip.io:4000", "[::2]:4000"] {
+        let response = rp.http.get(rp.provider.url("/admin/metrics")).header("host", foreign).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{foreign}");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"], "requests for another host are refused");
+    }
 
-    let same_site =
-        rp.http.get(rp.provider.url("/admin/metrics")).header("sec-fetch-site", "same-site").send().await.unwrap();
+    // Nothing happened: the family refreshes (not revoked, no reuse simulated, no outage), one
+    // key, no delay, and the provider session is still there to end.
+    rp.refreshed(&refresh_token).await;
+    assert_eq!(es256_kids(&rp.jwks().await).len(), 1, "no key was rotated");
+    let delay = rp.http.post(rp.provider.url("/admin/delay")).json(&json!({ "token_ms": 0 })).send().await.unwrap();
+    assert_eq!(delay.json::<Value>().await.unwrap(), json!({ "authorize_ms": 0, "token_ms": 0 }), "no slow /authorize");
+    let end = rp.http.post(rp.provider.url(&format!("/admin/sessions/{sid}/end"))).send().await.unwrap();
+    assert_eq!(end.status(), StatusCode::OK, "the session was still running");
+
+    let metrics = rp.provider.url("/admin/metrics");
+    let same_site = rp.http.get(&metrics).header("sec-fetch-site", "same-site").send().await.unwrap();
     assert_eq!(same_site.status(), StatusCode::OK);
-}
-
-/// DNS rebinding: a page of `rebind.attacker.example` whose name now points at the provider is
-/// same-origin to the browser, so only its `Host` gives it away. The provider's own name and
-/// loopback ones are served, whatever the port.
-#[tokio::test]
-async fn admin_refuses_requests_for_another_host() {
-    let rp = Rp::new().await;
-    let with_host = |host: &str| {
-        rp.http
-            .post(rp.provider.url("/admin/keys/rotate"))
-            .header("host", host)
-            .header("sec-fetch-site", "same-origin")
-            .send()
-    };
-    for foreign in ["rebind.attacker.example:4000", "rebind.attacker.example", "127.0.0.1.nip.io:4000", "[::2]:4000"] {
-        let refused = with_host(foreign).await.unwrap();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{foreign}");
-        assert_eq!(refused.json::<Value>().await.unwrap()["error"], "requests for another host are refused");
-    }
-    assert_eq!(es256_kids(&rp.jwks().await).len(), 1, "no key was rotated");
     for own in ["localhost:4000", "LOCALHOST", "127.0.0.1:1", "[::1]:4000"] {
-        assert_eq!(with_host(own).await.unwrap().status(), StatusCode::OK, "{own}");
+        assert_eq!(rp.http.get(&metrics).header("host", own).send().await.unwrap().status(), StatusCode::OK, "{own}");
     }
-
     // A provider known by another name (a container's, say) answers to that name too.
     let named = TestProvider::start(|config| config.issuer = "http://idp.internal:4000".parse().unwrap()).await;
     let metrics = format!("http://{}/admin/metrics", named.addr);

@@ -88,6 +88,24 @@ async fn a_replayed_logout_token_is_refused() {
     assert_eq!(app.session_of(&bob).await["authenticated"], true);
 }
 
+/// Which of a user's refresh token families are active at the provider, newest first, once they
+/// read `expected` (the revocations after a back-channel logout run after its answer): 5 s at most.
+async fn families_become(app: &TestApp, sub: &str, expected: &[bool]) {
+    let url = app.admin_url(&format!("/users/{sub}/families"));
+    let mut active = Vec::new();
+    for _ in 0..100 {
+        let families: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        active = families["families"].as_array().unwrap().iter().map(|f| f["active"].as_bool().unwrap()).collect();
+        if active == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(active, expected, "{sub}'s families");
+}
+
+/// The sessions a logout token names end, and nothing else; their refresh tokens, held by no one
+/// now, are revoked at the provider, which may keep them past the session (offline tokens).
 #[tokio::test]
 async fn a_valid_logout_token_ends_exactly_the_sessions_it_names() {
     let app = signed_in(Setup::default()).await;
@@ -101,12 +119,15 @@ async fn a_valid_logout_token_ends_exactly_the_sessions_it_names() {
     assert_eq!(app.session().await["authenticated"], false, "the session of that sid ended");
     assert_eq!(app.session_of(&alice_elsewhere).await["authenticated"], true, "alice's other sid did not");
     assert_eq!(app.session_of(&bob).await["authenticated"], true, "nor bob's");
+    families_become(&app, ALICE_SUB, &[true, false]).await;
 
     // With only `sub`, every session of that user ends.
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
     assert_eq!(app.session_of(&alice_elsewhere).await["authenticated"], false);
     assert_eq!(app.session_of(&bob).await["authenticated"], true);
+    families_become(&app, ALICE_SUB, &[false, false]).await;
+    families_become(&app, BOB_SUB, &[true]).await;
 }
 
 #[tokio::test]

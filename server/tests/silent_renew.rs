@@ -148,16 +148,16 @@ async fn a_provider_that_wants_the_user_is_the_outcome_and_the_session_is_kept()
     assert_eq!(app.refresh().await["outcome"], "renewed", "and its refresh token still renews");
 }
 
-/// Bob signs in at the provider with `prompt=login`, in the browser where alice is signed in to
-/// the app.
-async fn bob_signs_in_at_the_provider(app: &TestApp) {
-    let bob_login = format!("{}/authorize?{}", app.provider.issuer, {
+/// A user signs in at the provider with `prompt=login`, in the browser where alice is signed in
+/// to the app, and the answer is not taken to the app.
+async fn signs_in_at_the_provider(app: &TestApp, username: &str, password: &str) {
+    let login = format!("{}/authorize?{}", app.provider.issuer, {
         let start = app.get(&app.login_url("/")).await;
         let mut params: Vec<(String, String)> = query(&location(&start)).into_iter().collect();
         params.push(("prompt".into(), "login".into()));
         serde_urlencoded::to_string(params).unwrap()
     });
-    app.submit_provider_form(&bob_login, &[("username", "bob"), ("password", "builder")]).await;
+    app.submit_provider_form(&login, &[("username", username), ("password", password)]).await;
 }
 
 /// A silent renew that brings no refresh token keeps the one the session has, and with it what
@@ -169,13 +169,7 @@ async fn a_refresh_token_kept_through_a_silent_renew_renews_after_the_user_signe
     let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
     let proxy = app.proxy.as_ref().unwrap();
     app.provider.clock.advance(60);
-    let again = format!("{}/authorize?{}", app.provider.issuer, {
-        let start = app.get(&app.login_url("/")).await;
-        let mut params: Vec<(String, String)> = query(&location(&start)).into_iter().collect();
-        params.push(("prompt".into(), "login".into()));
-        serde_urlencoded::to_string(params).unwrap()
-    });
-    app.submit_provider_form(&again, &[("username", "alice"), ("password", "wonderland")]).await;
+    signs_in_at_the_provider(&app, "alice", "wonderland").await;
 
     proxy.set(ProxyMode::DropRefreshToken);
     let callback = silent_authorize(&app).await;
@@ -198,7 +192,7 @@ async fn an_answer_for_another_subject_ends_the_session() {
     // app that bob's sign-in ended alice's provider session), and a browser where bob has since
     // signed in there: the app's own check of the subject is its only defence.
     let app = signed_in(Setup::default().proxy(ProxyMode::StripHint).without_backchannel_logout()).await;
-    bob_signs_in_at_the_provider(&app).await;
+    signs_in_at_the_provider(&app, "bob", "builder").await;
     assert_eq!(app.session().await["authenticated"], true, "nothing has told the app yet");
 
     let callback = silent_authorize(&app).await;
@@ -213,7 +207,7 @@ async fn another_user_signing_in_at_the_provider_ends_the_session_by_back_channe
     // With back-channel logout, bob's sign-in ends alice's provider session, and the provider's
     // logout token for it ends the app's session before the sign-in is answered.
     let app = signed_in(Setup::default()).await;
-    bob_signs_in_at_the_provider(&app).await;
+    signs_in_at_the_provider(&app, "bob", "builder").await;
     let session: Value = app.session().await;
     assert_eq!(session["authenticated"], false, "the logout token for alice's sid ended it");
     let response = app.get(&app.url("/auth/silent-renew")).await;

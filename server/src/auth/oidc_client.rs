@@ -642,7 +642,25 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use openidconnect::{core::CoreJwsSigningAlgorithm, Nonce, NonceVerifier};
 
-    use super::{authorized_party_is, is_asymmetric, NonceCheck};
+    use super::{authorized_party_is, claims_map, is_asymmetric, NonceCheck, OidcIdTokenClaims};
+
+    /// The session keeps its ID token's claims as a map, and §12.2's `azp` rule reads from it
+    /// whether the sign-in's had one: an absent claim must not be kept as a `null`.
+    #[test]
+    fn claims_kept_for_the_session_leave_out_what_the_id_token_left_out() {
+        let without: OidcIdTokenClaims = serde_json::from_value(serde_json::json!({
+            "iss": "https://op.example", "sub": "alice", "aud": "demo-app", "exp": 2000000000, "iat": 1700000000
+        }))
+        .unwrap();
+        let kept = claims_map(&without);
+        assert!(!kept.contains_key("azp") && !kept.contains_key("auth_time"), "{kept:?}");
+        let with: OidcIdTokenClaims = serde_json::from_value(serde_json::json!({
+            "iss": "https://op.example", "sub": "alice", "aud": "demo-app", "exp": 2000000000, "iat": 1700000000,
+            "azp": "demo-app", "auth_time": 1699999000
+        }))
+        .unwrap();
+        assert_eq!(claims_map(&with)["azp"], "demo-app");
+    }
 
     #[test]
     fn id_tokens_take_the_algorithms_logout_and_access_tokens_take() {

@@ -98,18 +98,23 @@ async fn refuse_cross_site(State(state): State<Arc<ProviderState>>, request: Req
         return AdminError::CrossSite.into_response();
     }
     let issuer_host = state.config.issuer.host_str().unwrap_or_default();
-    if !names_this_provider(request.headers(), issuer_host) {
+    // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in `Host`.
+    let named = match request.uri().authority() {
+        Some(authority) => Some(authority.as_str().to_owned()),
+        None => request.headers().get(axum::http::header::HOST).map(|host| host.to_str().unwrap_or("?").to_owned()),
+    };
+    if !names_this_provider(named.as_deref(), issuer_host) {
         tracing::warn!("admin API: a request for a foreign Host refused (DNS rebinding?)");
         return AdminError::ForeignHost.into_response();
     }
     next.run(request).await
 }
 
-/// Whether `Host` (absent: not a browser) names the issuer's host or a loopback one, whatever
-/// the port.
-fn names_this_provider(headers: &HeaderMap, issuer_host: &str) -> bool {
-    let Some(host) = headers.get(axum::http::header::HOST) else { return true };
-    let Some(authority) = host.to_str().ok().and_then(|host| host.parse::<axum::http::uri::Authority>().ok()) else {
+/// Whether the host a request names (none: not a browser) is the issuer's host or a loopback
+/// one, whatever the port.
+fn names_this_provider(named: Option<&str>, issuer_host: &str) -> bool {
+    let Some(named) = named else { return true };
+    let Ok(authority) = named.parse::<axum::http::uri::Authority>() else {
         return false;
     };
     let name = authority.host().trim_start_matches('[').trim_end_matches(']');
@@ -335,4 +340,40 @@ async fn set_outage(State(state): State<Arc<ProviderState>>, body: Bytes) -> Res
     state.token_outage.store(outage.token, Ordering::Relaxed);
     tracing::info!(token = outage.token, "token endpoint outage set through the admin API");
     Ok(answer(json!({ "token": outage.token })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_this_provider;
+
+    #[test]
+    fn only_the_issuers_host_and_loopback_names_are_this_provider() {
+        for own in [
+            "idp.internal:4000",
+            "IDP.INTERNAL",
+            "localhost",
+            "localhost:1",
+            "127.0.0.1:4000",
+            "127.9.9.9",
+            "[::1]:4000",
+            "[::1]",
+        ] {
+            assert!(names_this_provider(Some(own), "idp.internal"), "{own}");
+        }
+        // A name rebound to this address, look-alikes, and what is not a host at all.
+        for foreign in [
+            "rebind.example",
+            "localhost.",
+            "localhost.rebind.example",
+            "127.0.0.1.nip.io",
+            "[::ffff:127.0.0.1]",
+            "[::2]",
+            "evil@rebind.example",
+            "",
+            "?",
+        ] {
+            assert!(!names_this_provider(Some(foreign), "idp.internal"), "{foreign}");
+        }
+        assert!(names_this_provider(None, "idp.internal"), "no host at all: not a browser");
+    }
 }

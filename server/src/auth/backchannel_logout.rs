@@ -4,9 +4,7 @@
 //! authenticates it, validated per §2.6 ([`logout_token`](super::logout_token)). Every
 //! signed-in session of that `sid` (or, without one, of that `sub`) ends, on every instance
 //! sharing the store, and every open tab of those sessions hears of it at once
-//! ([`events`](super::events)). Their refresh tokens are nobody's any more, and are revoked
-//! after the answer: a provider may keep a refresh token alive past the session that ended
-//! (Keycloak's offline tokens, the embedded provider's families), held by no one.
+//! ([`events`](super::events)).
 //!
 //! Answers 200, or 400 with a JSON error body (§2.8), or 503 while the session store is down (so
 //! that the provider may retry: a 400 is final); always `Cache-Control: no-store`.
@@ -21,12 +19,7 @@ use axum::{
 };
 use serde_json::json;
 
-use openidconnect::RefreshToken;
-
-use super::{
-    logout_token::{self, Refusal},
-    oidc_client::Revocable,
-};
+use super::logout_token::{self, Refusal};
 use crate::{unix_now, AppState};
 
 /// A body that is not a form (another `Content-Type`, say) gets this endpoint's 400 with
@@ -67,7 +60,6 @@ pub async fn backchannel_logout(
     // jti is released, so that the provider's retry ends the rest (those ended already are
     // simply not found again).
     let (mut ended, mut failed) = (0, 0);
-    let mut orphaned = Vec::new();
     for key in keys {
         let stored = match state.tokens.get(&key).await {
             Ok(Some(stored)) => stored,
@@ -89,9 +81,6 @@ pub async fn backchannel_logout(
             Ok(()) => {
                 state.events.ended(&key).await;
                 ended += 1;
-                if let Some(refresh_token) = &stored.session.tokens.refresh_token {
-                    orphaned.push((stored.session.subject.clone(), refresh_token.clone()));
-                }
             }
             Err(error) => {
                 tracing::error!(%error, "back-channel logout: a session to end cannot be removed");
@@ -99,7 +88,6 @@ pub async fn backchannel_logout(
             }
         }
     }
-    revoke_in_background(&state, orphaned);
     if failed > 0 {
         tracing::error!(sid = ?claims.sid, sub = ?claims.sub, ended, failed, "back-channel logout: not every session ended; asking the provider to retry");
         logout_token::release(&state, &claims).await;
@@ -107,26 +95,6 @@ pub async fn backchannel_logout(
     }
     tracing::info!(sid = ?claims.sid, sub = ?claims.sub, ended, "back-channel logout: sessions ended");
     (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
-}
-
-/// Revokes the refresh tokens of the sessions ended (RFC 7009), in the background: the provider
-/// is waiting for this endpoint's answer, and a failure changes nothing here (it is logged).
-fn revoke_in_background(state: &AppState, refresh_tokens: Vec<(String, RefreshToken)>) {
-    if refresh_tokens.is_empty() {
-        return;
-    }
-    let oidc = state.oidc.clone();
-    tokio::spawn(async move {
-        for (sub, refresh_token) in refresh_tokens {
-            match oidc.revoke(Revocable::RefreshToken(&refresh_token)).await {
-                Ok(true) => tracing::info!(%sub, "back-channel logout: the ended session's refresh token revoked"),
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::warn!(%sub, %error, "back-channel logout: could not revoke the ended session's refresh token")
-                }
-            }
-        }
-    });
 }
 
 fn store_down() -> Response {

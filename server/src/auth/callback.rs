@@ -9,7 +9,7 @@ use axum::{
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::oidc_client::{RedirectTarget, Revocable};
+use super::oidc_client::RedirectTarget;
 use super::record;
 use crate::{error::AuthError, store::now_ms, unix_now, AppState};
 
@@ -65,31 +65,9 @@ pub async fn callback(
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
     if let Some(replaced) = record::sign_in(&session, &state.tokens, &authenticated).await? {
-        settle_replaced(&state, replaced, &sub, sid.as_deref()).await;
+        // Another user's tabs in this browser stop showing them at once, not at their next renewal.
+        state.events.ended(&replaced).await;
     }
     tracing::info!(%sub, ?sid, refresh_token = refresh, "signed in");
     Ok(Redirect::to(pending.return_to.as_str()))
-}
-
-/// The session this sign-in replaced in the browser. Another user's open tabs are told at once,
-/// not at their next renewal. Its refresh token is nobody's any more, and is revoked (RFC 7009),
-/// unless the new sign-in continues the same provider session (the same `sub` and `sid`): a
-/// provider that ends a client session with its refresh token (Keycloak does) would end the
-/// new sign-in's with it. A revocation that fails is logged; the token dies here all the same.
-async fn settle_replaced(state: &AppState, replaced: record::Replaced, sub: &str, sid: Option<&str>) {
-    let earlier = &replaced.session;
-    if earlier.subject != sub {
-        state.events.ended(&replaced.key).await;
-    }
-    let same_provider_session = earlier.subject == sub && (earlier.sid.is_none() || earlier.sid.as_deref() == sid);
-    let Some(refresh_token) = earlier.tokens.refresh_token.as_ref().filter(|_| !same_provider_session) else {
-        return;
-    };
-    match state.oidc.revoke(Revocable::RefreshToken(refresh_token)).await {
-        Ok(true) => tracing::info!(sub = %earlier.subject, "the replaced session's refresh token revoked"),
-        Ok(false) => {}
-        Err(error) => {
-            tracing::warn!(sub = %earlier.subject, %error, "could not revoke the replaced session's refresh token")
-        }
-    }
 }

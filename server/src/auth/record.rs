@@ -150,18 +150,18 @@ pub async fn authenticated(
 
 /// Stores the signed-in session under a new session id, so that an id planted in the browser
 /// before sign-in is worth nothing after it (session fixation). A previous sign-in of this
-/// browser is replaced, and returned: its tabs and its refresh token are the caller's to settle.
+/// browser is replaced; returns its key if it was another user's, whose open tabs must be told.
 pub async fn sign_in(
     session: &Session,
     store: &TokenStore,
     authenticated: &AuthenticatedSession,
-) -> Result<Option<Replaced>, AuthError> {
+) -> Result<Option<SessionKey>, AuthError> {
     let mut replaced = None;
     if let Some(previous) = session.get::<SessionKey>(SESSION_KEY).await? {
-        if let Some(stored) = store.get(&previous).await? {
-            replaced = Some(Replaced { key: previous.clone(), session: stored.session });
-        }
+        let someone_else =
+            store.get(&previous).await?.is_some_and(|stored| stored.session.subject != authenticated.subject);
         store.remove(&previous).await?;
+        replaced = someone_else.then_some(previous.clone());
         // Its silent renewals in flight were for it: an answer to one (a `login_required`,
         // say) must not act on the session made now.
         let pending = read_pending(session, store).await?;
@@ -178,12 +178,6 @@ pub async fn sign_in(
     // that holds only sign-ins in flight; signed in, it lives as long as a session does.
     session.set_expiry(Some(SIGNED_IN_EXPIRY));
     Ok(replaced)
-}
-
-/// The session of this browser that a sign-in replaced.
-pub struct Replaced {
-    pub key: SessionKey,
-    pub session: std::sync::Arc<AuthenticatedSession>,
 }
 
 /// The key of this browser's signed-in session, if it has one (signed in or not any more).

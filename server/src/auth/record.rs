@@ -67,9 +67,10 @@ pub struct AuthenticatedSession {
     /// The sign-in's nonce: a refreshed ID token that carries one must carry this one
     /// (OIDC Core §12.2).
     pub nonce: Nonce,
-    /// The `auth_time` of the sign-in the refresh token came from, which a refreshed ID token
-    /// must repeat (OIDC Core §12.2). Kept with `nonce`: a silent renew that brings no new
-    /// refresh token changes neither, though its ID token may tell of a later authentication.
+    /// The `auth_time` of the sign-in the refresh token came from: a refreshed ID token must not
+    /// tell of an earlier one (OIDC Core §12.2, see `oidc_client::same_authentication`). Kept
+    /// with `nonce`: a silent renew that brings no new refresh token changes neither, though its
+    /// ID token may tell of a later authentication.
     #[serde(default)]
     pub auth_time: Option<i64>,
     pub id_token_claims: IdTokenClaims,

@@ -780,20 +780,9 @@ async fn every_admin_route_refuses_cross_site_requests_and_foreign_hosts() {
     let rp = Rp::new().await;
     let signed_in = rp.sign_in(&DEMO_APP, OFFLINE).await;
     let refresh_token = refresh_token_of(&signed_in);
-    let id_token = signed_in["id_token"].as_str().unwrap();
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let (claims, _) = rp.verified_id_token(signed_in["id_token"].as_str().unwrap()).await;
     let sid = claims["sid"].as_str().unwrap().to_owned();
-    let families: Value = rp
-        .http
-        .get(rp.provider.url(&format!("/admin/users/{ALICE}/families")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let family = families["families"][0]["id"].as_str().unwrap().to_owned();
+    let family = rp.families(ALICE).await[0]["id"].as_str().unwrap().to_owned();
     let routes = [
         ("GET", "/admin/metrics".to_owned(), None),
         ("GET", format!("/admin/users/{ALICE}/families"), None),
@@ -830,8 +819,8 @@ async fn every_admin_route_refuses_cross_site_requests_and_foreign_hosts() {
     assert_eq!(es256_kids(&rp.jwks().await).len(), 1, "no key was rotated");
     let delay = rp.http.post(rp.provider.url("/admin/delay")).json(&json!({ "token_ms": 0 })).send().await.unwrap();
     assert_eq!(delay.json::<Value>().await.unwrap(), json!({ "authorize_ms": 0, "token_ms": 0 }), "no slow /authorize");
-    let end = rp.http.post(rp.provider.url(&format!("/admin/sessions/{sid}/end"))).send().await.unwrap();
-    assert_eq!(end.status(), StatusCode::OK, "the session was still running");
+    let (status, _) = rp.admin_post(&format!("/admin/sessions/{sid}/end")).await;
+    assert_eq!(status, StatusCode::OK, "the session was still running");
 
     let metrics = rp.provider.url("/admin/metrics");
     let same_site = rp.http.get(&metrics).header("sec-fetch-site", "same-site").send().await.unwrap();

@@ -633,6 +633,60 @@ async fn an_answer_kept_in_memory_is_written_once_the_store_is_back_before_anoth
     assert_eq!(metrics["families_revoked"], 0, "{metrics}");
 }
 
+/// The value of the first key whose name contains `part`.
+async fn value_of(redis: &RedisServer, part: &str) -> Option<Vec<u8>> {
+    redis.dump().await.into_iter().find(|(key, _)| key.contains(part)).map(|(_, value)| value)
+}
+
+/// Changes what Redis lets the app's user run (an ACL rule such as `-@scripting`).
+async fn scripts(redis: &RedisServer, rule: &str) {
+    let mut connection = redis.connection().await;
+    let _: String =
+        ::redis::cmd("ACL").arg("SETUSER").arg("default").arg(rule).query_async(&mut connection).await.unwrap();
+}
+
+/// A store that fails again after it was back (a flapping store): the renewal lock of the task
+/// writing a kept answer lapses, and the next renewal on that instance takes it. That renewal
+/// writes the kept answer rather than present the refresh token it retired, and when the store
+/// fails it again, it hands its own lock to a task that writes the answer once the store takes
+/// it, before another instance renews. Here Lua scripts are refused: reads and set-if-absent
+/// (taking a free lock) work, every compare-and-set (writing a token set, extending a lock)
+/// fails.
+#[tokio::test]
+async fn a_kept_answer_is_written_through_a_store_that_fails_again_after_its_lock_lapsed() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_with(redis_setup(&redis, &SealKey::generate())).await;
+    let other = app.another_instance(&[]).await;
+    app.sign_in("/").await;
+    assert_eq!(outcome(&app.refresh().await), "renewed");
+    let grants = app.refresh_grants().await;
+
+    scripts(&redis, "-@scripting").await;
+    assert_eq!(outcome(&app.refresh().await), "transient", "the answer cannot be written");
+    assert_eq!(app.refresh_grants().await, grants + 1, "the provider has rotated the refresh token");
+    let lapsed = async {
+        while value_of(&redis, ":lock:renew:").await.is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), lapsed).await.expect("the lock lapses");
+    assert_eq!(outcome(&app.refresh().await), "transient", "the kept answer cannot be written either");
+    assert_eq!(app.refresh_grants().await, grants + 1, "no token request with the retired refresh token");
+
+    let before = value_of(&redis, ":tokens:").await;
+    scripts(&redis, "+@all").await;
+    let written = async {
+        while value_of(&redis, ":tokens:").await == before {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), written).await.expect("the kept answer is written");
+    assert_eq!(outcome(&app.refresh_at(&other.url, &app.browser).await), "renewed");
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
+    assert_eq!(metrics["families_revoked"], 0, "{metrics}");
+}
+
 /// A renewal can outlast its lock's 15 s: a provider slow to answer, then an ID token signed with
 /// a key the app must fetch first, from a slow key set. The holder keeps its lock extended until
 /// the new tokens are written, so another instance waits for them instead of presenting the

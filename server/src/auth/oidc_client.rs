@@ -159,6 +159,7 @@ pub enum Revocable<'a> {
 }
 
 /// What a refresh brought back, validated.
+#[derive(Clone)]
 pub struct Refreshed {
     pub access_token: AccessToken,
     pub expires_in: u64,

@@ -30,11 +30,13 @@
 //! The answer is kept. Once the provider has answered, the refresh token it was given is retired:
 //! losing the new one would mean presenting the old one again, and a revoked family. So a store
 //! that fails at that moment is tried again for [`WRITE_PATIENCE`], and if it still fails the
-//! answer is kept in memory ([`Renewer::kept`]) and written as soon as the store takes it, by a
-//! task that tries every [`KEPT_RETRY`] and holds the session's renewal lock meanwhile, so that
-//! no renewal, on another instance either, presents the refresh token the answer retired (or by
-//! the next renewal of the session here, instead of a token request, should an outage outlast
-//! the lock and that renewal take it first).
+//! answer is kept in memory ([`Renewer::kept`]) until the store has it. A task tries every
+//! [`KEPT_RETRY`] and holds the session's renewal lock meanwhile, so that no renewal, on another
+//! instance either, presents the refresh token the answer retired. Should an outage outlast the
+//! lock and the next renewal of the session here take it first, that renewal writes the answer
+//! instead of a token request, and its task takes over. What remains: another instance taking
+//! the lapsed lock first, after an outage of nearly [`LOCK_TTL`], or this instance stopping with
+//! the answer unwritten; the provider's reuse detection then fails safe.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -66,8 +68,9 @@ const RETRY_AFTER_SECS: u64 = 2;
 const MIN_ACCESS_TOKEN_SECS: u64 = 5;
 /// How long a renewal lock lives unless its holder extends it, see above.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
-/// How often the holder of a renewal lock extends it.
-const LOCK_HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often the holder of a renewal lock extends it: often, so that the lock lapses only after
+/// a store outage of nearly [`LOCK_TTL`] (a renewal is over in milliseconds, before the first).
+const LOCK_HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often a renewal waiting for another instance's lock looks again.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 /// How long a renewal waits for another's lock before it answers "not now" (a holder that runs
@@ -97,6 +100,7 @@ pub struct Renewer {
 }
 
 /// What a refresh brought, to be written over the session that presented `presented`.
+#[derive(Clone)]
 struct Rotation {
     presented: RefreshToken,
     refreshed: Refreshed,
@@ -106,8 +110,9 @@ struct Rotation {
     rotated: bool,
     at: u64,
     took_ms: u64,
-    /// Kept in memory, and a task is writing it as soon as it can (see [`Renewer::flush_kept`]).
-    flushing: bool,
+    /// Kept in memory: the lock owner of the task that writes it as soon as it can (see
+    /// [`Renewer::flush_kept`]).
+    flusher: Option<Vec<u8>>,
 }
 
 impl Rotation {
@@ -269,11 +274,12 @@ impl Renewer {
         }
         .await;
         drop(heartbeat);
-        // An answer the store could not take: the lock goes on being held, by the task that
-        // writes the answer, so that no renewal anywhere starts from the refresh token it retired.
-        let newly_kept =
-            self.kept().get_mut(key).is_some_and(|rotation| !std::mem::replace(&mut rotation.flushing, true));
-        if newly_kept {
+        // An answer the store could not take: the lock goes on being held, by a task that writes
+        // the answer, so that no renewal anywhere starts from the refresh token it retired. This
+        // renewal's lock is the one held now: its task takes over from one whose lock an outage
+        // let lapse.
+        let kept = self.kept().get_mut(key).map(|rotation| rotation.flusher = Some(lock.owner.clone())).is_some();
+        if kept {
             tokio::spawn(self.clone().flush_kept(key.clone(), lock));
         } else {
             lock.release(&self.kv).await;
@@ -288,9 +294,11 @@ impl Renewer {
         lock: &RenewalLock,
         current: StoredSession,
     ) -> Result<RefreshOutcome, StoreError> {
-        let kept = self.kept().remove(key);
+        // Still kept while it is being written, so that a renewal that takes the lock meanwhile
+        // writes it too rather than present the refresh token it retired.
+        let kept = self.kept().get(key).cloned();
         let current = match kept {
-            Some(rotation) => match self.store_kept(key, current, rotation).await? {
+            Some(rotation) => match self.store_kept(key, current, &rotation).await? {
                 Some(stored) if stored.session.tokens.access_token_expires_at >= unix_now() + MIN_ACCESS_TOKEN_SECS => {
                     return Ok(renewed(&stored));
                 }
@@ -346,7 +354,7 @@ impl Renewer {
             next_refresh_token,
             at: now,
             took_ms,
-            flushing: false,
+            flusher: None,
         };
         match self.store_rotation(key, current.clone(), &rotation).await {
             Ok(true) => {}
@@ -413,54 +421,56 @@ impl Renewer {
     /// Offers the answer kept for `key` to the store every [`KEPT_RETRY`] until it is written
     /// (here, or by a renewal of the session on this instance), the session is gone, or it is too
     /// old to matter; holding the session's `lock` all along (or taking it again, if an outage
-    /// outlasted it), as the renewal that kept the answer did.
+    /// outlasted it), as the renewal that kept the answer did. A renewal here that took the lock
+    /// over meanwhile starts a task of its own, and this one stops.
     async fn flush_kept(self: Arc<Self>, key: SessionKey, lock: RenewalLock) {
         let heartbeat = lock.keep_extended(self.kv.clone());
         loop {
             tokio::time::sleep(KEPT_RETRY).await;
-            let Some(at) = self.kept().get(&key).map(|rotation| rotation.at) else { break };
-            if at + KEPT_SECS <= unix_now() {
-                self.kept().remove(&key);
+            let mine = |rotation: &&Rotation| rotation.flusher.as_ref() == Some(&lock.owner);
+            let Some(rotation) = self.kept().get(&key).filter(mine).cloned() else { break };
+            if rotation.at + KEPT_SECS <= unix_now() {
+                self.forget_kept(&key, &rotation);
                 break;
             }
             if !matches!(lock.hold_or_take(&self.kv).await, Ok(true)) {
                 continue;
             }
-            let Some(rotation) = self.kept().remove(&key) else { break };
             match self.tokens.get(&key).await {
-                // On failure `store_kept` keeps it again, for the next round.
+                // On failure it stays kept, for the next round.
                 Ok(Some(current)) => {
-                    let _ = self.store_kept(&key, current, rotation).await;
+                    let _ = self.store_kept(&key, current, &rotation).await;
                 }
-                Ok(None) => {}
-                Err(_) => {
-                    self.kept().insert(key.clone(), rotation);
-                }
+                Ok(None) => self.forget_kept(&key, &rotation),
+                Err(_) => {}
             }
         }
         drop(heartbeat);
         lock.release(&self.kv).await;
     }
 
-    /// Writes a provider answer the store could not take before. `Some` is the session to go on
-    /// with (with the answer's tokens, or as it was if it has moved on to others since); `None`
-    /// if it is gone.
+    /// Writes a provider answer the store could not take before; it stays kept if the store
+    /// fails again. `Some` is the session to go on with (with the answer's tokens, or as it was
+    /// if it has moved on to others since); `None` if it is gone.
     async fn store_kept(
         &self,
         key: &SessionKey,
         current: StoredSession,
-        rotation: Rotation,
+        rotation: &Rotation,
     ) -> Result<Option<StoredSession>, StoreError> {
-        match self.store_rotation(key, current.clone(), &rotation).await {
-            Ok(true) => {
-                tracing::info!(sub = %current.session.subject, "the renewed tokens kept in memory are stored");
-                self.tokens.get(key).await
-            }
-            Ok(false) => self.tokens.get(key).await,
-            Err(error) => {
-                self.kept().insert(key.clone(), rotation);
-                Err(error)
-            }
+        if self.store_rotation(key, current.clone(), rotation).await? {
+            tracing::info!(sub = %current.session.subject, "the renewed tokens kept in memory are stored");
+        }
+        self.forget_kept(key, rotation);
+        self.tokens.get(key).await
+    }
+
+    /// Drops the answer kept for `key`, written or of no more use, unless a later one has
+    /// replaced it meanwhile.
+    fn forget_kept(&self, key: &SessionKey, rotation: &Rotation) {
+        let mut kept = self.kept();
+        if kept.get(key).is_some_and(|now| now.presented.secret() == rotation.presented.secret()) {
+            kept.remove(key);
         }
     }
 
@@ -590,10 +600,12 @@ impl RenewalLock {
         Ok(kv.get(&self.key).await?.as_deref() == Some(self.owner.as_slice()))
     }
 
-    /// Whether this holds the lock now: still, or again if it had expired and nobody took it.
+    /// Whether this holds the lock now, for another [`LOCK_TTL`]: still (extended), or again if
+    /// it had expired and nobody took it.
     async fn hold_or_take(&self, kv: &Kv) -> Result<bool, StoreError> {
         let expires_at = now_ms() + LOCK_TTL.as_millis() as u64;
-        Ok(self.still_held(kv).await? || kv.compare_and_set(&self.key, None, self.owner.clone(), expires_at).await?)
+        Ok(kv.compare_and_set(&self.key, Some(&self.owner), self.owner.clone(), expires_at).await?
+            || kv.compare_and_set(&self.key, None, self.owner.clone(), expires_at).await?)
     }
 
     /// Releases the lock if this still holds it; a failure to release only costs the lock's

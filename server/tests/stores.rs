@@ -193,6 +193,37 @@ async fn a_tampered_record_or_one_sealed_with_an_unknown_key_ends_that_session_o
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A browser session record that does not decode (damaged, or of another version) is no session:
+/// that browser is signed out and signs in again at once, where it was answered 503 until the
+/// record expired, sign-in included. Other browsers keep theirs.
+#[tokio::test]
+async fn a_browser_session_record_that_does_not_decode_starts_a_new_session() {
+    let dir = temp_dir("undecodable");
+    let db = dir.join("sessions.sqlite3");
+    let app = TestApp::start_with(Setup::default().var("SESSION_STORE", db.display().to_string())).await;
+    let (bob, _) = sign_in_and_find_key(&app, &db, "bob", "builder").await;
+    let bobs =
+        sqlite(&db).query_row("SELECT key FROM kv WHERE key LIKE 'session:%'", [], |row| row.get::<_, String>(0));
+    let bobs = bobs.unwrap();
+    app.sign_in("/").await;
+    let damaged =
+        sqlite(&db).execute("UPDATE kv SET value = x'7b' WHERE key LIKE 'session:%' AND key != ?1", [&bobs]).unwrap();
+    assert_eq!(damaged, 1, "the record of this test's browser");
+
+    let session = app.get(&app.url("/auth/session")).await;
+    assert_eq!(session.status(), StatusCode::OK, "no 503");
+    assert_eq!(session.json::<Value>().await.unwrap()["authenticated"], false);
+    // The provider still knows the browser: it sends it straight back.
+    let authorize = app.begin_login("/").await;
+    let callback = app.get(&authorize).await;
+    assert_eq!(callback.status(), StatusCode::SEE_OTHER);
+    app.get(callback.headers()["location"].to_str().unwrap()).await;
+    assert!(authenticated_at(&app.url, &app.browser).await, "signed in again");
+    assert!(authenticated_at(&app.url, &bob).await, "and the other browser still is");
+    drop(app);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// The tokens the provider issued, as a browser never sees them: captured at the proxy.
 fn assert_no_token_in(bytes: &[u8], refresh_tokens: &[String], what: &str) {
     assert!(!bytes.windows(JWT_SHAPE.len()).any(|w| w == JWT_SHAPE), "a JWT in clear text in {what}");
@@ -323,24 +354,30 @@ async fn a_session_in_use_has_its_idle_expiry_moved_without_a_write_per_request(
 #[tokio::test]
 async fn seal_keys_rotate_without_signing_anyone_out_and_a_dropped_key_ends_its_sessions() {
     let dir = temp_dir("seal-rotation");
-    let db = dir.join("sessions.sqlite3").display().to_string();
+    let db = dir.join("sessions.sqlite3");
     let (old, new) = (SealKey::generate(), SealKey::generate());
+    let store = db.display().to_string();
     let app =
-        TestApp::start_with(Setup::default().var("SESSION_STORE", db).var("SESSION_SEAL_KEYS", old.to_base64())).await;
+        TestApp::start_with(Setup::default().var("SESSION_STORE", store).var("SESSION_SEAL_KEYS", old.to_base64()))
+            .await;
     app.sign_in("/").await;
 
-    // The new key first, the old one kept: still signed in, and the renewal reseals with the new.
+    // The new key first, the old one kept: still signed in, and the session's keep-alive (due at
+    // the first page after sign-in) reseals it with the new key, with no renewal (a provider
+    // whose access tokens outlive the idle timeout leaves nothing to renew).
     let rotated = format!("{},{}", new.to_base64(), old.to_base64());
     let both = app.another_instance(&[("SESSION_SEAL_KEYS", &rotated)]).await;
+    let page = app.browser.get(format!("{}/", both.url)).header("Accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
     assert!(authenticated_at(&both.url, &app.browser).await, "the old key still opens the record");
-    assert_eq!(outcome(&app.refresh_at(&both.url, &app.browser).await), "renewed");
 
-    // Only the new key now: the renewed record opens. An instance that never had the new key
+    // Only the new key now: the kept-alive record opens. An instance that never had the new key
     // cannot open it, and leaves it for those that can.
     let only_new = app.another_instance(&[("SESSION_SEAL_KEYS", &new.to_base64())]).await;
-    assert!(authenticated_at(&only_new.url, &app.browser).await, "resealed with the new key at the renewal");
+    assert!(authenticated_at(&only_new.url, &app.browser).await, "resealed with the new key when kept alive");
     assert!(!authenticated_at(&app.url, &app.browser).await, "an instance without the new key signs the session out");
     assert!(authenticated_at(&only_new.url, &app.browser).await, "without destroying it");
+    assert_eq!(outcome(&app.refresh_at(&only_new.url, &app.browser).await), "renewed", "and it renews");
     drop((app, both, only_new));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::{AuthenticatedSession, PendingLogin};
 use crate::store::{
-    now_ms,
+    decode_error, now_ms,
     seal::{Sealer, UnsealError},
     Kv, StoreError,
 };
@@ -125,6 +125,7 @@ impl TokenStore {
         match opened {
             Ok(Ok(pending)) => pending,
             Ok(Err(error)) => {
+                let error = decode_error(&error);
                 tracing::warn!(%error, "the sign-ins in flight opened but are not sign-ins; they are dropped");
                 Vec::new()
             }
@@ -164,6 +165,7 @@ impl TokenStore {
         match serde_json::from_slice::<AuthenticatedSession>(&json) {
             Ok(session) => Ok(Some(StoredSession { session: Arc::new(session), sealed: Arc::new(sealed) })),
             Err(error) => {
+                let error = decode_error(&error);
                 tracing::warn!(%error, "a token set opened but is not one; that session is signed out");
                 self.kv.delete(&key.store_key()).await?;
                 Ok(None)
@@ -202,9 +204,11 @@ impl TokenStore {
     /// Moves the idle expiry of the token set and its logout index to [`IDLE_TIMEOUT_SECS`] from
     /// now, as the browser's session record's is moved: a provider whose access tokens outlive
     /// the session's idle timeout leaves nothing to renew, so nothing else would. Only over
-    /// `stored` as it was read: a record signed out or renewed meanwhile is left as it is.
+    /// `stored` as it was read: a record signed out or renewed meanwhile is left as it is. Sealed
+    /// again, with the first seal key: a session kept alive without renewals must not stay under
+    /// a key that a rotation drops after the longest idle time.
     pub async fn touch(&self, key: &SessionKey, stored: &StoredSession) -> Result<(), StoreError> {
-        let sealed = stored.sealed.to_vec();
+        let sealed = self.seal(key, &stored.session);
         if self.kv.compare_and_set(&key.store_key(), Some(&stored.sealed), sealed, Self::expiry()).await? {
             if let Err(error) = self.index(key, &stored.session).await {
                 tracing::warn!(%error, "a session's logout index could not be kept alive; it is at the next write");

@@ -32,11 +32,18 @@ use std::{
 /// How long any one store operation may take before it fails (and the request with it).
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The store could not be used: down, unreachable, timed out, or its data unreadable. What the
-/// browser sees is a 503 with `Retry-After`; the detail goes to the log.
+/// The store could not be used: down, unreachable or timed out. What the browser sees is a 503
+/// with `Retry-After`; the detail goes to the log. (A record that does not open or decode is no
+/// error: its session is signed out, see [`sessions`] and `auth::token_store`.)
 #[derive(Debug, thiserror::Error)]
 #[error("session store: {0}")]
 pub struct StoreError(pub String);
+
+/// Why JSON from the store did not decode, for a log line: where and what kind of error, never
+/// serde_json's message, which quotes the value it met (a token, in a record of another shape).
+pub fn decode_error(error: &serde_json::Error) -> String {
+    format!("{:?} error at line {} column {}", error.classify(), error.line(), error.column())
+}
 
 /// Where `SESSION_STORE` says the sessions are.
 #[derive(Clone, PartialEq, Eq)]
@@ -211,4 +218,19 @@ pub fn digest_name(secret: &[u8]) -> String {
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decode_error_says_where_but_never_quotes_the_value() {
+        let secret = "a-refresh-token-where-a-number-belongs";
+        let error = serde_json::from_str::<u64>(&format!("\"{secret}\"")).unwrap_err();
+        assert!(error.to_string().contains(secret), "serde_json's own message quotes it");
+        let logged = decode_error(&error);
+        assert!(!logged.contains(secret), "{logged}");
+        assert!(logged.contains("Data") && logged.contains("column"), "{logged}");
+    }
 }

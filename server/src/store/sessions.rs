@@ -90,10 +90,21 @@ impl SessionStore for SessionRecords {
         self.kv.set(&key(&record.id), encode(record)?, expires_at_ms(record)).await.map_err(backend)
     }
 
+    /// A record that does not decode (damaged, or of an older tower-sessions) is no session: it
+    /// is deleted, and the browser starts a new one. As an error it would answer every request
+    /// of that browser with a 503 until the record expired, sign-in included.
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        match self.kv.get(&key(id)).await.map_err(backend)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode(e.to_string())),
-            None => Ok(None),
+        let Some(bytes) = self.kv.get(&key(id)).await.map_err(backend)? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(record) => Ok(Some(record)),
+            Err(error) => {
+                let error = super::decode_error(&error);
+                tracing::warn!(%error, "a browser session record does not decode; it is deleted, and the browser starts anew");
+                self.kv.delete(&key(id)).await.map_err(backend)?;
+                Ok(None)
+            }
         }
     }
 

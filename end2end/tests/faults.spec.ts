@@ -99,8 +99,11 @@ test('a slow provider: the renewal waits for it, and says so meanwhile', async (
   await expect(journal(page, 'fault')).toHaveCount(3); // on, expire, off
 });
 
-test('the provider down: transient failures, retried with backoff, and the session survives', async ({ page }) => {
+test('the provider down: transient failures, retried with backoff, and the session survives in every tab', async ({
+  page,
+}) => {
   await openDashboard(page, FAULT_USERS.victor);
+  const form = await page.context().newPage();
   try {
     await inject(page, 'provider-down');
     await inject(page, 'expire-access-token');
@@ -113,12 +116,19 @@ test('the provider down: transient failures, retried with backoff, and the sessi
     expect(Math.min(...delays)).toBe(2);
     expect(Math.max(...delays)).toBeGreaterThanOrEqual(4);
     await expect(page.getByTestId('dash-status')).not.toHaveText('sign-in required');
+    // A second tab fails too, and says so.
+    await form.goto('/form');
+    await waitForHydration(form);
+    await expect(form.getByTestId('renewal-trouble')).toBeVisible();
   } finally {
     await switchOff(page, 'provider-down');
   }
-  // The next retry goes through.
+  // The next retry goes through, in one tab; the other adopts it, and neither says any longer
+  // that renewal is failing.
   await expect(journal(page, 'refresh_token', 'ok')).toHaveCount(1, { timeout: 20_000 });
-  await expect(page.getByTestId('renewal-trouble')).toHaveCount(0);
+  for (const tab of [page, form]) {
+    await expect(tab.getByTestId('renewal-trouble')).toHaveCount(0);
+  }
   await expect(page.getByTestId('dash-status')).toHaveText('signed in');
 });
 

@@ -52,9 +52,14 @@ test.describe('logout everywhere', () => {
     await expect(page).toHaveURL(new RegExp(`^${PROVIDER}/authorize\\?`));
   });
 
-  test('a provider session renewed for the same user does not sign out', async ({ page, context }) => {
+  test('a provider session renewed for the same user does not sign out; a re-check that fails pauses the next', async ({
+    page,
+    context,
+  }) => {
     await signIn(page, '/form', USERS.quinn);
     await expect(page.getByTestId('session-panel')).toHaveAttribute('data-check-session', 'watching');
+    // The first re-check cannot reach the server (its iframe's request fails).
+    await page.route('**/auth/silent-renew**', (route) => route.abort());
     // Quinn signs in at the provider again, through another client: the same provider session,
     // re-authenticated, with a new browser state, so check_session answers `changed`.
     const elsewhere = await context.newPage();
@@ -67,7 +72,16 @@ test.describe('logout everywhere', () => {
     await signInAtProvider(elsewhere, USERS.quinn.username, USERS.quinn.password);
     await elsewhere.close();
 
-    await expect(logEntries(page, 'userSessionChanged', /same user: carrying on/)).toHaveCount(1, { timeout: 8_000 });
+    const rechecks = logEntries(page, 'userSessionChanged', /re-checking with prompt=none/);
+    const failed = logEntries(page, 'userSessionChanged', /re-check failed for now; check_session asks again in 10 s/);
+    await expect(failed).toHaveCount(1, { timeout: 25_000 });
+    await page.unroute('**/auth/silent-renew**');
+    // check_session, asked every 5 s, would answer `changed` again at once: no re-check during
+    // the pause (the only wait of its kind here: what must not happen has no event to wait on).
+    await page.waitForTimeout(7_000);
+    await expect(rechecks).toHaveCount(1);
+    await expect(logEntries(page, 'userSessionChanged', /same user: carrying on/)).toHaveCount(1, { timeout: 15_000 });
+    await expect(rechecks).toHaveCount(2);
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });

@@ -16,7 +16,9 @@
 //! believed, only counted; so is a `changed` that the re-check contradicts. After
 //! [`BREAKER_LIMIT`] of them monitoring stops, and the app relies on the server's signals
 //! (back-channel logout, pushed to every tab) instead. It never signs anyone out on a `changed`
-//! alone.
+//! alone. A re-check that fails for now (the provider or the server in trouble) is followed by
+//! a pause that doubles with each failure in a row ([`recheck_pause_ms`]), not by another
+//! re-check at the next `changed`.
 
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
@@ -24,7 +26,7 @@ use leptos::prelude::*;
 use wasm_bindgen::{prelude::*, JsCast};
 use web_sys::{HtmlIFrameElement, MessageEvent};
 
-use super::session::CheckSession;
+use super::{schedule::recheck_pause_ms, session::CheckSession};
 
 /// `changed` answers not believed (never after an `unchanged`, or contradicted by the re-check)
 /// after which monitoring stops.
@@ -50,6 +52,9 @@ struct State {
     trusted: bool,
     doubted: u32,
     rechecking: bool,
+    /// Re-checks in a row that failed for now, and until when the iframe is not asked after them.
+    failed_rechecks: u32,
+    quiet_until_ms: f64,
     stopped: bool,
 }
 
@@ -77,6 +82,8 @@ impl CheckSessionMonitor {
             trusted: false,
             doubted: 0,
             rechecking: false,
+            failed_rechecks: 0,
+            quiet_until_ms: 0.0,
             stopped: false,
         }));
         let listener = {
@@ -112,11 +119,12 @@ impl CheckSessionMonitor {
     }
 
     fn ask(&self) {
-        let (stopped, rechecking, session_state) = {
+        let (stopped, waiting, session_state) = {
             let state = self.state.borrow();
-            (state.stopped, state.rechecking, state.session_state.clone())
+            let waiting = state.rechecking || js_sys::Date::now() < state.quiet_until_ms;
+            (state.stopped, waiting, state.session_state.clone())
         };
-        if stopped || rechecking {
+        if stopped || waiting {
             return;
         }
         if let Some(frame) = self.iframe.content_window() {
@@ -131,7 +139,19 @@ impl CheckSessionMonitor {
     pub fn rechecked(&self, same_user: Option<String>) -> Option<Verdict> {
         let mut state = self.state.borrow_mut();
         state.rechecking = false;
-        let new_state = same_user?;
+        let Some(new_state) = same_user else {
+            if state.stopped {
+                return None;
+            }
+            state.failed_rechecks += 1;
+            let pause = recheck_pause_ms(state.failed_rechecks);
+            state.quiet_until_ms = js_sys::Date::now() + pause;
+            return Some(Verdict::Note(format!(
+                "the re-check failed for now; check_session asks again in {} s",
+                (pause / 1000.0).round()
+            )));
+        };
+        state.failed_rechecks = 0;
         if new_state == state.session_state {
             state.doubted += 1;
         }

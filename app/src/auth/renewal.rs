@@ -348,6 +348,12 @@ impl Renewer {
         if new_token {
             self.context
                 .log(AuthEventKind::UserLoaded, format!("{why}; access token expires {}", utc_time(expires_at)));
+            // Renewed, here or in another tab: a failure this tab last saw is over, and its
+            // notice with it.
+            if matches!(self.context.last_outcome.get_untracked(), Some(RefreshOutcome::Transient { .. })) {
+                writers.last_outcome.set(Some(RefreshOutcome::Renewed { expires_at, expires_in }));
+                writers.last_error.set(None);
+            }
         }
         writers.expires_at.set(Some(expires_at));
         let now = now_ms();

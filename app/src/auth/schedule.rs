@@ -52,6 +52,9 @@ const MAX_LEAD_FRACTION: f64 = 0.5;
 /// Backoff after a transient failure: 1 s, 2 s, 4 s, … capped at 30 s.
 const BACKOFF_BASE_MS: f64 = 1_000.0;
 const BACKOFF_CAP_MS: f64 = 30_000.0;
+/// Pause after a check_session re-check that failed for now: 10 s, 20 s, 40 s, … capped at 5 min.
+const RECHECK_PAUSE_BASE_MS: f64 = 10_000.0;
+const RECHECK_PAUSE_CAP_MS: f64 = 300_000.0;
 /// A timer that fires this much later than asked means the tab was frozen or the machine slept.
 pub const LATE_TIMER_MS: f64 = 10_000.0;
 
@@ -93,6 +96,14 @@ pub fn retry_delay_ms(attempt: u32, retry_after_secs: u64, random: f64) -> f64 {
     jittered.max(retry_after_secs as f64 * 1000.0)
 }
 
+/// How long check_session keeps quiet after `failures` (1, 2, …) re-checks in a row failed for
+/// now (the iframe timed out, the provider or the server erred): each `changed` would otherwise
+/// start another re-check every few seconds, in every tab, at a provider already in trouble.
+pub fn recheck_pause_ms(failures: u32) -> f64 {
+    let exponent = failures.saturating_sub(1).min(16) as i32;
+    (RECHECK_PAUSE_BASE_MS * 2f64.powi(exponent)).min(RECHECK_PAUSE_CAP_MS)
+}
+
 /// Whether a timer that should have fired after `expected_ms` but fired after `actual_ms` was
 /// held up by a frozen tab or a sleeping machine.
 pub fn fired_late(expected_ms: f64, actual_ms: f64) -> bool {
@@ -109,6 +120,13 @@ mod tests {
         strategy: RenewStrategy::Auto,
         silent_renew_timeout_secs: 10,
     };
+
+    #[test]
+    fn failed_rechecks_pause_longer_each_time_up_to_five_minutes() {
+        let pauses: Vec<f64> = (1..=7).map(recheck_pause_ms).collect();
+        assert_eq!(pauses, [10_000.0, 20_000.0, 40_000.0, 80_000.0, 160_000.0, 300_000.0, 300_000.0]);
+        assert_eq!(recheck_pause_ms(u32::MAX), 300_000.0);
+    }
 
     #[test]
     fn renewal_is_due_the_lead_time_before_expiry_with_jitter_on_top() {

@@ -132,6 +132,23 @@ test('the provider down: transient failures, retried with backoff, and the sessi
   await expect(page.getByTestId('dash-status')).toHaveText('signed in');
 });
 
+test('a renewal request never answered (a dead connection) is given up after a minute, and the retry renews', async ({
+  page,
+}) => {
+  await page.clock.install();
+  await openDashboard(page, FAULT_USERS.bea);
+  // The request is sent and nothing ever comes back. Every tab's renewal waits behind it, for the
+  // lock it holds: the app must let go.
+  await page.route('**/auth/refresh', () => {});
+  await inject(page, 'expire-access-token');
+  await expect(page.getByTestId('dash-status')).toHaveText('renewing');
+  await page.unroute('**/auth/refresh'); // the request already sent stays unanswered
+  await page.clock.fastForward('01:01');
+  await expect(logEntries(page, 'silentRenewError', /transient \(refresh token\): the server did not answer in time/)).toHaveCount(1);
+  await expect(journal(page, 'refresh_token', 'ok')).toHaveCount(1);
+  await expect(page.getByTestId('dash-status')).toHaveText('signed in');
+});
+
 test('a lost token response: the retry presents the retired token, and reuse detection ends the session', async ({
   page,
   request,

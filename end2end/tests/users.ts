@@ -35,6 +35,7 @@ export const FAULT_USERS = {
   xavier: { username: 'xavier', password: 'replayer', sub: '248289762006', name: 'Xavier Replayed' },
   yara: { username: 'yara', password: 'provider', sub: '248289762007', name: 'Yara Elsewhere' },
   zoe: { username: 'zoe', password: 'backchannel', sub: '248289762008', name: 'Zoe Backchannel' },
+  bea: { username: 'bea', password: 'unanswered', sub: '248289762009', name: 'Bea Unanswered' },
 } as const;
 
 export type User = (typeof USERS)[keyof typeof USERS];

@@ -36,6 +36,12 @@ const RENEWAL_LOCK: &str = "oidc-session-renewal";
 pub(super) const TAB_CHANNEL: &str = "oidc-session";
 const EVENTS_PATH: &str = "/auth/events";
 const HEARTBEAT_MS: f64 = 5_000.0;
+/// How long one renewal attempt may hold the tabs' lock. Longer than anything the server takes
+/// (it waits up to 30 s for another instance's renewal), so that only a request that will never
+/// be answered (a connection that died without a word, after a sleep) is given up: every tab
+/// would wait behind it for ever. The retry goes on, and the server's single flight absorbs a
+/// request that was answered after all.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Used if the server sent no policy (it always does for a signed-in session).
 const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy {
     before_expiry_secs: 15,
@@ -453,12 +459,19 @@ impl Renewer {
         self.context.writers().status.set(AuthStatus::Renewing);
         let this = self.clone();
         spawn_local(async move {
-            let attempt = tabs::with_lock(RENEWAL_LOCK, this.clone().attempt()).await;
+            let attempt = tabs::with_lock(RENEWAL_LOCK, within(ATTEMPT_TIMEOUT, this.clone().attempt())).await;
             this.state.borrow_mut().in_flight = false;
-            let outcome = attempt.unwrap_or_else(|| {
-                let lost = RefreshOutcome::Transient { retry_after: 0, detail: "the browser lost the task".into() };
-                Attempt::Outcome(lost, RenewalPath::RefreshToken)
-            });
+            let outcome = match attempt {
+                Some(Some(attempt)) => attempt,
+                Some(None) => {
+                    let detail = "the server did not answer in time".into();
+                    Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail }, RenewalPath::RefreshToken)
+                }
+                None => {
+                    let detail = "the browser lost the task".into();
+                    Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail }, RenewalPath::RefreshToken)
+                }
+            };
             this.settle(outcome);
         });
     }
@@ -680,6 +693,15 @@ fn unreachable(error: &ServerFnError) -> String {
         "the server cannot be reached (offline?)".into()
     } else {
         "the server is unavailable".into()
+    }
+}
+
+/// `future`'s output, or `None` if it takes longer than `limit` (it is dropped then).
+async fn within<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let (future, timer) = (std::pin::pin!(future), std::pin::pin!(sleep(limit)));
+    match futures::future::select(future, timer).await {
+        futures::future::Either::Left((output, _)) => Some(output),
+        futures::future::Either::Right(_) => None,
     }
 }
 

@@ -641,10 +641,12 @@ impl Renewer {
         let stopped = self.state.borrow().stopped;
         match message {
             // A tab waiting for the lock adopts the renewal when it gets it, by reading the session.
-            // One delivered late (this tab was frozen) may be older than the token it knows.
+            // One delivered late (this tab was frozen) may be older than the token it knows. A tab
+            // whose user is signing out stays signed out, as `settle` keeps it.
             TabMessage::Renewed { subject, expires_at, expires_in }
                 if subject == self.subject
                     && !stopped
+                    && self.context.acting_for_user()
                     && !self.state.borrow().in_flight
                     && self.context.expires_at.get_untracked().is_none_or(|known| expires_at > known) =>
             {

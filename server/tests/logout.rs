@@ -10,7 +10,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::store::seal::SealKey;
-use support::{location, push_channel, query, ProxyMode, RedisServer, Setup, TestApp};
+use support::{location, push_channel, query, ProxyMode, Pushed, RedisServer, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 const BOB_SUB: &str = "248289761002";
@@ -161,14 +161,15 @@ async fn every_tab_hears_of_a_backchannel_logout_through_the_push_channel() {
     let listening = push_channel(&app.browser, &app.url).await;
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
-    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "the open stream was told");
+    assert_eq!(listening.await.unwrap(), Pushed::Ended("ended_elsewhere".into()), "the open stream was told");
     // A tab that connects later is told at once.
     assert!(next_event(&app.browser, &app.url, "session-ended").await);
 }
 
 /// Another user signing in on this browser replaces the first user's session: the first user's
 /// open tabs are told at once, not at their next renewal. The same user signing in again is not
-/// an ending: their tabs go on with the new session.
+/// an ending: their tabs go on with the new session, their push channels closed so that they
+/// reconnect to it (left on the old session, they would hear of no later logout).
 #[tokio::test]
 async fn another_user_signing_in_on_this_browser_tells_the_first_users_tabs() {
     let app = signed_in(Setup::default()).await;
@@ -184,11 +185,12 @@ async fn another_user_signing_in_on_this_browser_tells_the_first_users_tabs() {
 
     let listening = push_channel(&app.browser, &app.url).await;
     sign_in_again_as("alice", "wonderland").await;
-    assert_eq!(listening.await.unwrap(), None, "alice again: her tabs are not told of an ending");
+    assert_eq!(listening.await.unwrap(), Pushed::Closed, "alice again: not an ending, the tab reconnects");
 
+    // Reconnected, it watches the new session: its end reaches the tab.
     let listening = push_channel(&app.browser, &app.url).await;
     sign_in_again_as("bob", "builder").await;
-    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "bob: alice's tabs are told");
+    assert_eq!(listening.await.unwrap(), Pushed::Ended("ended_elsewhere".into()), "bob: alice's tabs are told");
     assert_eq!(app.session().await["subject"], BOB_SUB);
 }
 
@@ -204,8 +206,8 @@ async fn with_redis_a_logout_handled_by_one_instance_reaches_tabs_on_another() {
     let (status, _) = logout_token(&app, json!({ "sub": ALICE_SUB })).await;
     assert_eq!(status, 200);
     assert_eq!(
-        listening.await.unwrap().as_deref(),
-        Some("ended_elsewhere"),
+        listening.await.unwrap(),
+        Pushed::Ended("ended_elsewhere".into()),
         "the other instance heard it through Redis"
     );
 }

@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::{claims_of, location, push_channel, query, with_param, ProxyMode, Setup, TestApp};
+use support::{claims_of, location, push_channel, query, with_param, ProxyMode, Pushed, Setup, TestApp};
 
 const ALICE_SUB: &str = "248289761001";
 
@@ -121,7 +121,7 @@ async fn login_required_is_the_outcome_and_ends_the_session_and_its_refresh_toke
     assert_eq!(outcome_of(&page), "login_required");
     assert_eq!(app.session().await["authenticated"], false);
     assert_eq!(app.refresh().await["outcome"], "reauth_required", "no refresh token renews it");
-    assert_eq!(listening.await.unwrap().as_deref(), Some("ended_elsewhere"), "the open stream was told");
+    assert_eq!(listening.await.unwrap(), Pushed::Ended("ended_elsewhere".into()), "the open stream was told");
 }
 
 /// A silent renewal started for a session that a sign-in has since replaced: its answer is not

@@ -64,9 +64,12 @@ pub async fn callback(
     });
     let (sub, sid, refresh) =
         (authenticated.subject.clone(), authenticated.sid.clone(), authenticated.tokens.refresh_token.is_some());
-    if let Some(replaced) = record::sign_in(&session, &state.tokens, &authenticated).await? {
+    match record::sign_in(&session, &state.tokens, &authenticated).await? {
         // Another user's tabs in this browser stop showing them at once, not at their next renewal.
-        state.events.ended(&replaced).await;
+        Some(record::Replaced::ByAnotherUser(key)) => state.events.ended(&key).await,
+        // The same user's go on, their push channels now watching the new session.
+        Some(record::Replaced::BySameUser(key)) => state.events.moved(&key).await,
+        None => {}
     }
     tracing::info!(%sub, ?sid, refresh_token = refresh, "signed in");
     Ok(Redirect::to(pending.return_to.as_str()))

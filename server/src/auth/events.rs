@@ -8,7 +8,9 @@
 //!
 //! The stream sends `ready` when it is open, then `session-ended` (once, then it closes) when the
 //! session this browser holds ends; a comment every 15 s keeps proxies from closing it. A
-//! browser whose session has already ended is told so at once.
+//! browser whose session has already ended is told so at once. When the same user signs in again
+//! in this browser, the session goes on under a new key: the streams watching the old one close
+//! without a word, and each browser reconnects to watch the new one.
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -30,6 +32,8 @@ const CHANNEL: &str = "session-ended";
 /// On the local bus, in place of a session's id: "news may have been missed" (never a
 /// [`SessionKey::public_id`], which is never empty).
 const MISSED: &str = "";
+/// On the bus, before a session's id: that session goes on under another key (see the module).
+const MOVED: &str = "moved:";
 
 /// The bus of ended sessions, named by [`SessionKey::public_id`].
 pub struct SessionEvents {
@@ -59,11 +63,20 @@ impl SessionEvents {
 
     /// Tells every tab of `key`'s session, on every instance, that it has ended.
     pub async fn ended(&self, key: &SessionKey) {
-        let id = key.public_id();
-        let _ = self.local.send(id.clone());
+        self.publish(key.public_id()).await;
+    }
+
+    /// Tells every tab of `key`'s session, on every instance, to watch the session its browser
+    /// holds now: the same user signed in again, under a new key.
+    pub async fn moved(&self, key: &SessionKey) {
+        self.publish(format!("{MOVED}{}", key.public_id())).await;
+    }
+
+    async fn publish(&self, message: String) {
+        let _ = self.local.send(message.clone());
         if let Some(redis) = self.kv.redis() {
-            if let Err(error) = redis.publish(CHANNEL, &id).await {
-                tracing::warn!(%error, "could not tell the other instances that a session ended");
+            if let Err(error) = redis.publish(CHANNEL, &message).await {
+                tracing::warn!(%error, "could not tell the other instances of a session's end or move");
             }
         }
     }
@@ -109,6 +122,7 @@ fn watch(receiver: broadcast::Receiver<String>, id: String) -> impl Stream<Item 
                 // while): close, and the browser's EventSource reconnects, which checks the store
                 // afresh.
                 Ok(missed) if missed == MISSED => return None,
+                Ok(moved) if moved.strip_prefix(MOVED) == Some(id.as_str()) => return None,
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return None,
             }

@@ -149,20 +149,32 @@ pub async fn authenticated(
     Ok(store.get(&key).await?.map(|stored| (key, stored)))
 }
 
+/// A previous sign-in of this browser that a new one replaced: its open tabs must be told.
+pub enum Replaced {
+    /// Another user's: their tabs stop showing them.
+    ByAnotherUser(SessionKey),
+    /// The same user's (or one already over): the tabs go on, with the new session.
+    BySameUser(SessionKey),
+}
+
 /// Stores the signed-in session under a new session id, so that an id planted in the browser
 /// before sign-in is worth nothing after it (session fixation). A previous sign-in of this
-/// browser is replaced; returns its key if it was another user's, whose open tabs must be told.
+/// browser is replaced, and returned.
 pub async fn sign_in(
     session: &Session,
     store: &TokenStore,
     authenticated: &AuthenticatedSession,
-) -> Result<Option<SessionKey>, AuthError> {
+) -> Result<Option<Replaced>, AuthError> {
     let mut replaced = None;
     if let Some(previous) = session.get::<SessionKey>(SESSION_KEY).await? {
         let someone_else =
             store.get(&previous).await?.is_some_and(|stored| stored.session.subject != authenticated.subject);
         store.remove(&previous).await?;
-        replaced = someone_else.then_some(previous.clone());
+        replaced = Some(if someone_else {
+            Replaced::ByAnotherUser(previous.clone())
+        } else {
+            Replaced::BySameUser(previous.clone())
+        });
         // Its silent renewals in flight were for it: an answer to one (a `login_required`,
         // say) must not act on the session made now.
         let pending = read_pending(session, store).await?;

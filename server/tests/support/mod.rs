@@ -806,10 +806,21 @@ pub async fn sign_in_through(browser: &reqwest::Client, app_url: &str) {
     assert_eq!(done.status(), StatusCode::SEE_OTHER, "signed in");
 }
 
+/// What a tab's push channel heard after `ready`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// `session-ended`, with its data (`ended_elsewhere`, `signed_out`).
+    Ended(String),
+    /// The stream closed without a word: the browser reconnects.
+    Closed,
+    /// Nothing within 5 s: the stream is still open.
+    Nothing,
+}
+
 /// Opens `/auth/events` for `browser` at `base`, as a tab does, and returns once the server is
 /// listening (its `ready` event), so that nothing the test does next can come before it. The
-/// task then yields the data of the next `session-ended`, or `None` if none comes within 5 s.
-pub async fn push_channel(browser: &reqwest::Client, base: &str) -> tokio::task::JoinHandle<Option<String>> {
+/// task then yields what it hears next, within 5 s.
+pub async fn push_channel(browser: &reqwest::Client, base: &str) -> tokio::task::JoinHandle<Pushed> {
     use futures::StreamExt;
     let response = browser.get(format!("{base}/auth/events")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -831,14 +842,14 @@ pub async fn push_channel(browser: &reqwest::Client, base: &str) -> tokio::task:
         let next = async {
             loop {
                 if let Some(data) = ended(&seen) {
-                    return Some(data);
+                    return Pushed::Ended(data);
                 }
                 match stream.next().await {
                     Some(Ok(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-                    _ => return None,
+                    _ => return Pushed::Closed,
                 }
             }
         };
-        tokio::time::timeout(std::time::Duration::from_secs(5), next).await.ok().flatten()
+        tokio::time::timeout(std::time::Duration::from_secs(5), next).await.unwrap_or(Pushed::Nothing)
     })
 }

@@ -503,10 +503,17 @@ async fn a_client_that_got_no_tokens_in_the_session_or_has_no_back_channel_uri_i
     // The app (no back-channel URI) received tokens; the SPA only a code it never exchanged.
     let id_token = alice_signed_in(&browser).await;
     assert!(query_of(&browser.silent(&DEMO_SPA).await).contains_key("code"));
-    browser.end_session(&[("id_token_hint", &id_token)]).await;
+    assert!(browser.end_session(&[("id_token_hint", &id_token)]).await.status().is_success());
+    assert!(!browser.has_session(&DEMO_APP).await, "the session ended");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(spa.received().is_empty());
     assert_eq!(browser.metrics().await["backchannel_logouts"]["sent"], 0);
+
+    // The control: in a session where the SPA exchanged its code, it is told.
+    let id_token = alice_signed_in(&browser).await;
+    browser.tokens_for(&DEMO_SPA, "alice", "openid").await;
+    assert!(browser.end_session(&[("id_token_hint", &id_token)]).await.status().is_success());
+    assert_eq!(spa.wait_for(1).await.len(), 1);
 }
 
 #[tokio::test]

@@ -103,6 +103,9 @@ async fn callback_from_another_browser_is_refused() {
     let other = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let response = other.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let metrics = app.metrics().await;
+    assert_eq!(metrics["token_requests"]["authorization_code"], 0, "refused before the code is exchanged: {metrics}");
+    assert_eq!(app.get(&callback).await.status(), StatusCode::SEE_OTHER, "the browser it was for still signs in");
 }
 
 #[tokio::test]

@@ -292,10 +292,16 @@ async fn sign_out_revokes_the_refresh_token_and_ends_the_provider_session_too() 
 #[tokio::test]
 async fn a_failed_revocation_still_signs_out() {
     let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
-    app.proxy.as_ref().unwrap().set(ProxyMode::Unavailable);
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set(ProxyMode::Unavailable);
     let response = app.browser.post(app.url("/auth/logout")).header("Origin", &app.url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(proxy.refused() >= 1, "the revocation was tried");
+    assert!(location(&response).contains("/end-session?"), "and the provider's logout still follows");
     assert_eq!(app.session().await["authenticated"], false);
+    let families: Value =
+        reqwest::get(app.admin_url(&format!("/users/{ALICE_SUB}/families"))).await.unwrap().json().await.unwrap();
+    assert_eq!(families["families"][0]["active"], true, "the provider never heard of it");
 }
 
 #[tokio::test]

@@ -89,6 +89,9 @@ async fn server_functions_that_need_a_fresh_access_token_share_one_renewal() {
     // left before it hands a token to an API; a renewed one has three seconds of slack.
     let app = signed_in(Setup::default().provider(|c| c.lifetimes.access_token_secs = 8)).await;
     tokio::time::sleep(Duration::from_millis(4100)).await;
+    // The provider's clock stands still unless moved: moved with the wall clock, the renewed
+    // token expires eight seconds from now, not from the provider's start.
+    app.provider.clock.advance(4);
     let submits = (0..30).map(|_| app.submit_form(&[("title", "Flood"), ("details", "Water everywhere")]));
     for saved in join_all(submits).await {
         assert_eq!(saved, json!({ "outcome": "saved", "characters": 21 }));
@@ -269,11 +272,17 @@ async fn a_provider_key_rotation_mid_session_breaks_neither_renewal_nor_sign_in_
 #[tokio::test]
 async fn a_renewal_after_a_key_rotation_outlasts_a_jwks_briefly_unavailable() {
     let app = signed_in(Setup::default().proxy(ProxyMode::Forward)).await;
-    app.admin_post("/keys/rotate").await;
+    assert!(app.admin_post("/keys/rotate").await.status().is_success());
     let proxy = app.proxy.as_ref().unwrap();
     proxy.set(ProxyMode::JwksUnavailable);
+    // Back once the renewal's fetch of the new key has been refused.
     let back = async {
-        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let refused = async {
+            while proxy.refused() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), refused).await.expect("the key set fetch is refused");
         proxy.set(ProxyMode::Forward);
     };
     let (renewed, ()) = tokio::join!(app.refresh(), back);
@@ -334,7 +343,9 @@ async fn an_api_401_triggers_one_renewal_and_one_retry() {
     let setup = Setup::default().proxy(ProxyMode::OverstateExpiry).provider(|c| c.lifetimes.access_token_secs = 2);
     let app = signed_in(setup).await;
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    app.provider.clock.advance(3); // The provider's clock stands still unless moved.
+    // The provider's clock stands still unless moved: well ahead, so that the renewed token
+    // cannot expire on the way however slow the machine (its `iat` is within the app's tolerance).
+    app.provider.clock.advance(30);
     let saved = app.submit_form(&[("title", "Late")]).await;
     assert_eq!(saved, json!({ "outcome": "saved", "characters": 4 }));
     assert_eq!(app.refresh_grants().await, 1);

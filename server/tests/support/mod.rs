@@ -277,7 +277,7 @@ impl TestApp {
 
     /// Refresh-token requests the provider has answered so far.
     pub async fn refresh_grants(&self) -> u64 {
-        self.metrics().await["token_requests"]["refresh_token"].as_u64().unwrap_or(0)
+        self.metrics().await["token_requests"]["refresh_token"].as_u64().expect("the provider counts refresh grants")
     }
 
     pub async fn admin_post(&self, path: &str) -> reqwest::Response {
@@ -410,6 +410,8 @@ pub struct Proxy {
     token_responses: Arc<Mutex<Vec<Value>>>,
     /// How many token requests have reached the proxy (answered or not yet).
     token_requests: Arc<std::sync::atomic::AtomicUsize>,
+    /// How many requests it answered 503 itself (`Unavailable`, `JwksUnavailable`).
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -424,6 +426,8 @@ impl Proxy {
         let token_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (current, seen) = (mode.clone(), token_responses.clone());
         let arrived = token_requests.clone();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let refusing = refused.clone();
         let forward = move |request: Request| {
             let client = client.clone();
             let mode = *current.lock().unwrap();
@@ -436,6 +440,7 @@ impl Proxy {
                 if mode == ProxyMode::Unavailable
                     || (mode == ProxyMode::JwksUnavailable && request.uri().path() == "/jwks")
                 {
+                    refusing.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let mut response = Response::new(Body::from("<h1>503 Service Unavailable</h1>"));
                     *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                     return response;
@@ -513,7 +518,7 @@ impl Proxy {
         tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { url, mode, token_responses, token_requests }
+        Self { url, mode, token_responses, token_requests, refused }
     }
 
     pub fn set(&self, mode: ProxyMode) {
@@ -525,6 +530,11 @@ impl Proxy {
     fn tokens_seen(&self, name: &str) -> Vec<String> {
         let responses = self.token_responses.lock().unwrap();
         responses.iter().filter_map(|response| response[name].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Requests the proxy answered 503 itself so far.
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn refresh_tokens_seen(&self) -> Vec<String> {
@@ -656,6 +666,10 @@ impl RedisServer {
             .expect("redis-server runs (scripts/setup.sh installs it)");
         self.child = Some(child);
         for _ in 0..200 {
+            // Not fooled by another process that took the port meanwhile.
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().unwrap()) {
+                panic!("redis-server exited on restart: {status} (port {} taken?)", self.port);
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
@@ -687,7 +701,23 @@ impl RedisServer {
         let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut connection).await.unwrap();
         let mut entries = Vec::new();
         for key in keys {
-            let value: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut connection).await.unwrap_or_default();
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut connection).await.unwrap();
+            let value: Vec<u8> = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).query_async(&mut connection).await.unwrap_or_default(),
+                // Sets and sorted sets (the logout indexes): their members, one per line.
+                "set" | "zset" => {
+                    let mut read = if kind == "set" { redis::cmd("SMEMBERS") } else { redis::cmd("ZRANGE") };
+                    read.arg(&key);
+                    if kind == "zset" {
+                        read.arg(0).arg(-1);
+                    }
+                    let members: Vec<Vec<u8>> = read.query_async(&mut connection).await.unwrap();
+                    members.join(&b'\n')
+                }
+                // Gone since KEYS (expired): nothing to read.
+                "none" => continue,
+                other => panic!("a Redis key of an unexpected type: {key} ({other})"),
+            };
             entries.push((key, value));
         }
         entries

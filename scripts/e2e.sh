@@ -25,10 +25,20 @@ for port in 3000 4000 3100 4100 3200 4200 3300 4300 3500 4500 3600 4600; do
 done
 
 SERVER="$(realpath "${SERVER_BIN:-target/debug/server}")"
+# The standalone provider beside the server, or the debug one (a release build makes no idp).
 IDP="$(dirname "$SERVER")/idp"
+[ -x "$IDP" ] || IDP="$PWD/target/debug/idp"
+for binary in "$SERVER" "$IDP"; do
+  [ -x "$binary" ] || { echo "$binary is missing: run ./scripts/test.sh (or cargo leptos build; cargo build -p idp)" >&2; exit 1; }
+done
+# Waits until something listens on 127.0.0.1:$1, or fails.
+listening() {
+  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on 127.0.0.1:$1 after 10 s (see target/e2e-*.log)" >&2
+  return 1
+}
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-rm -rf target/e2e target/e2e-redis
-rm -rf target/e2e-faults
+rm -rf target/e2e target/e2e-redis target/e2e-iframe target/e2e-cross-site target/e2e-interop target/e2e-faults
 mkdir -p target/e2e-redis/work target/e2e-iframe target/e2e-cross-site target/e2e-interop target/e2e-faults
 
 PIDS=()
@@ -61,7 +71,7 @@ PIDS+=($!)
 RUST_LOG=info "$IDP" --config end2end/provider-cross-site.toml --addr 127.0.0.1:4300 \
   --state target/e2e-cross-site/provider.sqlite3 >target/e2e-idp-cross-site.log 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/4300) 2>/dev/null && break; sleep 0.05; done
+listening 4300
 (cd target/e2e-cross-site && LEPTOS_SITE_ADDR=127.0.0.1:3300 APP_URL=http://localhost:3300 \
   OIDC_ISSUER=http://127.0.0.1:4300 OIDC_CLIENT_ID=demo-app OIDC_CLIENT_SECRET=demo-app-secret \
   SESSION_STORE=memory RENEW_STRATEGY=refresh_token exec "$SERVER" >"$OLDPWD/target/e2e-server-cross-site.log" 2>&1) &
@@ -71,7 +81,7 @@ PIDS+=($!)
 INTEROP_ADDR=127.0.0.1:4500 INTEROP_APP_URL=http://localhost:3500 \
   node end2end/interop/provider.mjs >target/e2e-idp-interop.log 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/4500) 2>/dev/null && break; sleep 0.05; done
+listening 4500
 (cd target/e2e-interop && LEPTOS_SITE_ADDR=127.0.0.1:3500 APP_URL=http://localhost:3500 \
   OIDC_ISSUER=http://localhost:4500 OIDC_CLIENT_ID=demo-app OIDC_CLIENT_SECRET=demo-app-secret \
   SESSION_STORE=memory RENEW_STRATEGY=refresh_token exec "$SERVER" >"$OLDPWD/target/e2e-server-interop.log" 2>&1) &

@@ -17,6 +17,22 @@ as_root() {
   fi
 }
 
+# What the machine brings: Node.js 20 or later with npm (Playwright 1.65 needs it; Debian 12's
+# own nodejs is 18), and python3, make and perl (free ports; cargo-leptos builds OpenSSL), which
+# Debian provides if they are missing.
+MISSING=()
+for tool in python3 make perl; do command -v "$tool" >/dev/null || MISSING+=("$tool"); done
+if [ ${#MISSING[@]} -gt 0 ]; then
+  say "installing Debian's ${MISSING[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${MISSING[@]}"
+fi
+NODE_MAJOR="$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')"
+if [ -z "$NODE_MAJOR" ] || [ "$NODE_MAJOR" -lt 20 ] || ! command -v npm >/dev/null; then
+  echo "Node.js 20 or later, with npm, is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -41,6 +57,11 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (in the background)"
   env "${TOOL_PROFILE[@]}" cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --quiet &
   INSTALLS+=("$!:wasm-bindgen-cli")
+fi
+
+# A background job ignores Ctrl-C: the installs stop with this script, whatever stops it.
+if [ ${#INSTALLS[@]} -gt 0 ]; then
+  trap 'for install in "${INSTALLS[@]}"; do kill "${install%%:*}" 2>/dev/null || true; done' EXIT INT TERM
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
@@ -75,4 +96,5 @@ for install in "${INSTALLS[@]}"; do
   fi
   say "${install#*:} installed"
 done
+trap - EXIT INT TERM
 

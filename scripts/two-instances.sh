@@ -7,14 +7,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
+for port in 3000 3001 4000; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use; stop what listens there first" >&2
+    exit 1
+  fi
+done
+
 DIR="$PWD/target/two-instances"
 mkdir -p "$DIR"
+# The flags of scripts/test.sh, so that the two share one build.
+export RUSTFLAGS="--cfg erase_components" LEPTOS_OUTPUT_NAME=oidc-session
 cargo leptos build
-cargo build -p idp
+cargo build -p idp --bin idp
 
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# The built-in provider.toml registers only :3000's callback; this one adds :3001's.
-sed 's|redirect_uris = \["http://localhost:3000/auth/callback"\]|redirect_uris = ["http://localhost:3000/auth/callback", "http://localhost:3001/auth/callback"]|' \
+# The built-in provider.toml registers only :3000's callback and home page; this one adds :3001's.
+sed -e 's|redirect_uris = \["http://localhost:3000/auth/callback"\]|redirect_uris = ["http://localhost:3000/auth/callback", "http://localhost:3001/auth/callback"]|' \
+  -e 's|post_logout_redirect_uris = \["http://localhost:3000/"\]|post_logout_redirect_uris = ["http://localhost:3000/", "http://localhost:3001/"]|' \
   idp/provider.toml >"$DIR/provider.toml"
 # One seal key for both instances: either can open what the other sealed.
 SEAL_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
@@ -30,7 +40,11 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --d
 PIDS+=($!)
 target/debug/idp --config "$DIR/provider.toml" --addr 127.0.0.1:4000 --state "$DIR/provider.sqlite3" &
 PIDS+=($!)
-sleep 1
+# The apps discover the provider at start, and use Redis at once.
+for port in 4000 "$REDIS_PORT"; do
+  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "nothing listens on 127.0.0.1:$port" >&2; exit 1; }
+done
 
 for port in 3000 3001; do
   LEPTOS_OUTPUT_NAME=oidc-session LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \

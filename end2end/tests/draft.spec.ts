@@ -133,11 +133,18 @@ test.describe("the long form's draft", () => {
     expect(await stored()).toContain('Lift again');
   });
 
-  test('a saved report clears its draft', async ({ page }) => {
+  test('a saved report clears its draft; Enter in a line does not send it half written', async ({ page }) => {
     await signIn(page, '/form', USERS.grace);
-    await page.getByLabel('Title').fill('Door sticks');
-    await page.getByRole('button', { name: 'Submit' }).click();
+    const title = page.getByLabel('Title');
+    await title.fill('Door');
+    // Sent now, it would be four characters, and the form emptied under the user's hands.
+    await title.press('Enter');
+    await title.pressSequentially(' sticks');
+    const submit = page.getByRole('button', { name: 'Submit' });
+    await submit.focus();
+    await page.keyboard.press('Enter');
     await expect(page.getByTestId('form-result')).toHaveText('Received 11 characters.');
+    await expect(submit, 'the button keeps the focus while it sends').toBeFocused();
     await expect(page.getByLabel('Title')).toHaveValue('');
     // Cleared by the save itself, not only emptied by a later autosave of the reset form.
     expect(await page.evaluate(() => Object.keys(localStorage).filter((key) => key.includes('draft')))).toEqual([]);

@@ -18,6 +18,9 @@ test.describe('sessions in Redis', () => {
     await details.click();
     await page.keyboard.type('The fire alarm went off at noon. ', { delay: 20 });
     await expect(ownRenewals(page).first()).toBeVisible({ timeout: 15_000 });
+    // Where the text is in the page (the browser's scroll anchoring would hide a shift on screen).
+    const top = () => details.evaluate((element) => element.getBoundingClientRect().top + window.scrollY);
+    const before = await top();
 
     redis('stop');
     try {
@@ -27,6 +30,7 @@ test.describe('sessions in Redis', () => {
       await expect(trouble).toBeVisible({ timeout: 15_000 });
       await expect(trouble).toContainText('the server is unavailable');
       await expect(trouble).toContainText('Your draft is saved on this device.');
+      expect(await top(), 'the notice does not move the text being typed').toBe(before);
       const direct = await page.request.get('/auth/session');
       expect(direct.status()).toBe(503);
       expect(direct.headers()['retry-after']).toBe('5');

@@ -11,7 +11,9 @@ pub fn EventLog() -> impl IntoView {
     view! {
         <section class="event-log" aria-labelledby="event-log-title">
             <h2 id="event-log-title">"Session events"</h2>
-            <ol data-testid="event-log" aria-live="polite">
+            // Not a live region: every renewal adds lines, and the notices say what matters.
+            // Focusable, so that the keyboard can scroll it.
+            <ol data-testid="event-log" tabindex="0">
                 <For
                     each=move || events.get()
                     key=|event| event.id

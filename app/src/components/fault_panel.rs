@@ -139,8 +139,14 @@ pub fn FaultPanel(
                                     class="secondary"
                                     data-fault=fault.name
                                     aria-pressed=pressed
-                                    disabled=move || busy.get() || auth.reauth_required()
-                                    on:click=move |_| inject(fault)
+                                    // Busy: `aria-disabled`, so that the pressed button keeps the focus.
+                                    aria-disabled=move || busy.get().then_some("true")
+                                    disabled=move || auth.reauth_required()
+                                    on:click=move |_| {
+                                        if !busy.get_untracked() {
+                                            inject(fault)
+                                        }
+                                    }
                                 >
                                     {fault.label}
                                 </button>

@@ -133,7 +133,7 @@ pub fn RenewalTimeline(
                 Some(view! { <line class="mark ended" x1=x x2=x y1=6.0 y2=AXIS_Y data-testid="timeline-ended"/> })
             }}
         </svg>
-        <ol class="journal" data-testid="journal" aria-label="Renewals, newest first">
+        <ol class="journal" data-testid="journal" aria-label="Renewals, newest first" tabindex="0">
             {move || {
                 ended_at.get().map(|at| {
                     view! {

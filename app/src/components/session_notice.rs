@@ -3,7 +3,7 @@
 //! ended (with the way back, which returns to this very page). Either way, what the page keeps
 //! safe meanwhile.
 
-use leptos::{either::Either, prelude::*};
+use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
 use crate::auth::{login_url, AuthContext, AuthStatus, ReauthReason, RefreshOutcome};
@@ -29,8 +29,8 @@ pub fn SessionNotice(
         _ => None,
     };
     let kept = StoredValue::new(kept);
-    move || {
-        if auth.reauth_required() {
+    let ended = move || {
+        auth.reauth_required().then(|| {
             let what = match auth.status.get() {
                 AuthStatus::ReauthRequired(ReauthReason::EndedElsewhere) => "You were signed out elsewhere.",
                 AuthStatus::ReauthRequired(ReauthReason::ConsentRequired | ReauthReason::InteractionRequired) => {
@@ -38,23 +38,29 @@ pub fn SessionNotice(
                 }
                 _ => "Your session has ended.",
             };
-            Some(Either::Left(view! {
+            view! {
                 <div class="notice" role="alert" data-testid="session-ended">
                     <strong>{what}</strong>
                     " " {kept.get_value()} " "
                     <a href=move || login_url(&here()) rel="external">"Sign in again"</a>
                     " to carry on where you left off."
                 </div>
-            }))
-        } else {
-            trouble().map(|detail| {
-                Either::Right(view! {
-                    <div class="notice" role="status" data-testid="renewal-trouble">
-                        <strong>"Your session cannot be renewed right now"</strong>
-                        " (" {detail} "). It will retry by itself. " {kept.get_value()}
-                    </div>
-                })
-            })
-        }
+            }
+        })
+    };
+    let trouble = move || {
+        trouble().map(|detail| {
+            view! {
+                <div class="notice" data-testid="renewal-trouble">
+                    <strong>"Your session cannot be renewed right now"</strong>
+                    " (" {detail} "). It will retry by itself. " {kept.get_value()}
+                </div>
+            }
+        })
+    };
+    view! {
+        {ended}
+        // There from the start, empty: a live region that appears already filled is often not read.
+        <div role="status">{trouble}</div>
     }
 }

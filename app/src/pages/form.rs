@@ -182,7 +182,6 @@ fn ReportForm() -> impl IntoView {
     };
 
     view! {
-        <SessionNotice kept="Your draft is saved on this device."/>
         <div class="form-layout">
             <form
                 class="long-form"
@@ -191,8 +190,18 @@ fn ReportForm() -> impl IntoView {
                     edited.set_value(true);
                     save_draft_soon();
                 }
+                // Enter in a one-line field would send the report as it stands (implicit
+                // submission) and empty the form: only the button sends.
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Enter" && event_target::<leptos::web_sys::Element>(&ev).tag_name() == "INPUT" {
+                        ev.prevent_default();
+                    }
+                }
                 on:submit=move |ev| {
                     ev.prevent_default();
+                    if submit.pending().get_untracked() {
+                        return;
+                    }
                     save_draft();
                     if let Some(form) = form.get_untracked() {
                         let report = fields::read(&form);
@@ -219,9 +228,15 @@ fn ReportForm() -> impl IntoView {
                         }
                     })
                     .collect_view()}
-                <button type="submit" disabled=move || submit.pending().get()>"Submit"</button>
+                // Not `disabled`: a disabled button loses the keyboard's focus while it sends.
+                <button type="submit" aria-disabled=move || submit.pending().get().then_some("true")>
+                    "Submit"
+                </button>
             </form>
             <aside class="form-aside">
+                // Beside the form, not above it: a notice that comes and goes must not move the
+                // text being typed.
+                <SessionNotice kept="Your draft is saved on this device."/>
                 <SessionPanel/>
                 <EventLog/>
             </aside>

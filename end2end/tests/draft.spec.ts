@@ -156,10 +156,18 @@ test.describe("the long form's draft", () => {
   test('signing out asks whether to keep the draft, and another user never sees it', async ({ page, context }) => {
     await signIn(page, '/form', USERS.heidi);
     await page.getByLabel('Title').fill('Heidi’s report');
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    const signOut = page.getByRole('button', { name: 'Sign out', exact: true });
+    await signOut.click();
     const question = page.getByRole('dialog', { name: 'Keep your draft?' });
     await expect(question).toBeVisible();
-    await question.getByRole('button', { name: 'Keep draft and sign out' }).click();
+    // By keyboard: the question has the focus, Escape closes it and gives the focus back.
+    const keep = question.getByRole('button', { name: 'Keep draft and sign out' });
+    await expect(keep).toBeFocused();
+    await page.keyboard.press('Escape');
+    await expect(question).toHaveCount(0);
+    await expect(signOut).toBeFocused();
+    await signOut.click();
+    await keep.click();
     await expect(page.getByTestId('session-badge')).toHaveText('Signed out');
 
     // Another user signs in on the same browser (after the provider's session is gone too).

@@ -10,6 +10,20 @@ use crate::{auth::AuthContext, draft};
 pub fn SignOutButton(subject: String) -> impl IntoView {
     let (asking, set_asking) = signal(false);
     let form = NodeRef::<html::Form>::new();
+    let (button, keep) = (NodeRef::<html::Button>::new(), NodeRef::<html::Button>::new());
+    // The question takes the keyboard's focus when it opens, and gives it back when it closes
+    // unanswered: a button that disappears with focus leaves it nowhere.
+    Effect::new(move |_| {
+        if let Some(keep) = keep.get() {
+            let _ = keep.focus();
+        }
+    });
+    let cancel = move || {
+        set_asking.set(false);
+        if let Some(button) = button.get_untracked() {
+            let _ = button.focus();
+        }
+    };
     let subject = StoredValue::new(subject);
     let auth = expect_context::<AuthContext>();
     let sign_out = move |keep_draft: bool| {
@@ -39,15 +53,30 @@ pub fn SignOutButton(subject: String) -> impl IntoView {
                 }
             }
         >
-            <button type="submit">"Sign out"</button>
+            <button type="submit" node_ref=button>
+                "Sign out"
+            </button>
             <Show when=move || asking.get()>
-                <div class="sign-out-question" role="dialog" aria-label="Keep your draft?">
+                <div
+                    class="sign-out-question"
+                    role="dialog"
+                    aria-label="Keep your draft?"
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Escape" {
+                            cancel();
+                        }
+                    }
+                >
                     <p>"You have an unsent draft on this device. Keep it for when you sign in again?"</p>
-                    <button type="button" on:click=move |_| sign_out(true)>"Keep draft and sign out"</button>
+                    <button type="button" node_ref=keep on:click=move |_| sign_out(true)>
+                        "Keep draft and sign out"
+                    </button>
                     <button type="button" class="secondary" on:click=move |_| sign_out(false)>
                         "Delete draft and sign out"
                     </button>
-                    <button type="button" class="secondary" on:click=move |_| set_asking.set(false)>"Cancel"</button>
+                    <button type="button" class="secondary" on:click=move |_| cancel()>
+                        "Cancel"
+                    </button>
                 </div>
             </Show>
         </form>

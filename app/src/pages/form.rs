@@ -237,11 +237,17 @@ fn ReportForm() -> impl IntoView {
                 // Beside the form, not above it: a notice that comes and goes must not move the
                 // text being typed.
                 <SessionNotice kept="Your draft is saved on this device."/>
+                // In sight while typing; a draft that could not be saved stands out.
+                <p
+                    class=move || draft_note.with(|note| if note == UNSAVED_NOTE { "notice unsaved" } else { "muted" })
+                    data-testid="draft-status"
+                >
+                    {draft_note}
+                </p>
                 <SessionPanel/>
                 <EventLog/>
             </aside>
         </div>
-        <p class="muted" data-testid="draft-status">{draft_note}</p>
         <p role="status" data-testid="form-result">{result}</p>
     }
 }

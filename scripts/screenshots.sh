@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-export LEPTOS_OUTPUT_NAME=oidc-session
+# The flags of scripts/test.sh, so that the two share one build.
+export LEPTOS_OUTPUT_NAME=oidc-session RUSTFLAGS="--cfg erase_components"
 cargo leptos build
-RUSTFLAGS="--cfg erase_components" cargo build -p idp --bin idp
+cargo build -p idp --bin idp
 SCREENSHOTS_DIR="$PWD/docs/screenshots" scripts/e2e.sh --project faults -g "a tour"
 ls -l docs/screenshots

@@ -137,12 +137,19 @@ test('a renewal request never answered (a dead connection) is given up after a m
 }) => {
   await page.clock.install();
   await openDashboard(page, FAULT_USERS.bea);
-  // The request is sent and nothing ever comes back. Every tab's renewal waits behind it, for the
-  // lock it holds: the app must let go.
-  await page.route('**/auth/refresh', () => {});
+  // The first request is sent and nothing ever comes back (the route is never let go: removing
+  // it would let the request through). Every tab's renewal waits behind it, for the lock it
+  // holds: the app must let go. The retry goes through.
+  let held = false;
+  await page.route('**/auth/refresh', async (route) => {
+    if (held) {
+      await route.continue();
+    }
+    held = true;
+  });
   await inject(page, 'expire-access-token');
   await expect(page.getByTestId('dash-status')).toHaveText('renewing');
-  await page.unroute('**/auth/refresh'); // the request already sent stays unanswered
+  await expect.poll(() => held).toBe(true);
   await page.clock.fastForward('01:01');
   await expect(logEntries(page, 'silentRenewError', /transient \(refresh token\): the server did not answer in time/)).toHaveCount(1);
   await expect(journal(page, 'refresh_token', 'ok')).toHaveCount(1);

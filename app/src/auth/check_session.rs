@@ -17,8 +17,8 @@
 //! [`BREAKER_LIMIT`] of them monitoring stops, and the app relies on the server's signals
 //! (back-channel logout, pushed to every tab) instead. It never signs anyone out on a `changed`
 //! alone. A re-check that fails for now (the provider or the server in trouble) is followed by
-//! a pause that doubles with each failure in a row ([`recheck_pause_ms`]), not by another
-//! re-check at the next `changed`.
+//! a pause, during which the iframe is not asked, that doubles with each failure in a row
+//! ([`recheck_pause_ms`]), not by another re-check at the next `changed`.
 
 use std::{cell::RefCell, rc::Rc, time::Duration};
 

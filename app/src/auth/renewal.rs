@@ -36,12 +36,14 @@ const RENEWAL_LOCK: &str = "oidc-session-renewal";
 pub(super) const TAB_CHANNEL: &str = "oidc-session";
 const EVENTS_PATH: &str = "/auth/events";
 const HEARTBEAT_MS: f64 = 5_000.0;
-/// How long one renewal attempt may hold the tabs' lock. Longer than anything the server takes
-/// (it waits up to 30 s for another instance's renewal), so that only a request that will never
-/// be answered (a connection that died without a word, after a sleep) is given up: every tab
-/// would wait behind it for ever. The retry goes on, and the server's single flight absorbs a
-/// request that was answered after all.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a renewal waits for the server's answer to one request while it holds the tabs'
+/// lock: a request that will never be answered (a connection that died without a word, after a
+/// sleep) would keep every tab waiting behind it for ever. Longer than a renewal takes at the
+/// server but in the worst case; one given up early is harmless, since the retry joins the
+/// renewal still in flight there (single flight). The iframe has a timeout of its own.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a request given up after [`ANSWER_TIMEOUT`] fails with.
+const NO_ANSWER: &str = "the server did not answer in time";
 /// Used if the server sent no policy (it always does for a signed-in session).
 const DEFAULT_POLICY: RenewalPolicy = RenewalPolicy {
     before_expiry_secs: 15,
@@ -459,19 +461,12 @@ impl Renewer {
         self.context.writers().status.set(AuthStatus::Renewing);
         let this = self.clone();
         spawn_local(async move {
-            let attempt = tabs::with_lock(RENEWAL_LOCK, within(ATTEMPT_TIMEOUT, this.clone().attempt())).await;
+            let attempt = tabs::with_lock(RENEWAL_LOCK, this.clone().attempt()).await;
             this.state.borrow_mut().in_flight = false;
-            let outcome = match attempt {
-                Some(Some(attempt)) => attempt,
-                Some(None) => {
-                    let detail = "the server did not answer in time".into();
-                    Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail }, RenewalPath::RefreshToken)
-                }
-                None => {
-                    let detail = "the browser lost the task".into();
-                    Attempt::Outcome(RefreshOutcome::Transient { retry_after: 0, detail }, RenewalPath::RefreshToken)
-                }
-            };
+            let outcome = attempt.unwrap_or_else(|| {
+                let lost = RefreshOutcome::Transient { retry_after: 0, detail: "the browser lost the task".into() };
+                Attempt::Outcome(lost, RenewalPath::RefreshToken)
+            });
             this.settle(outcome);
         });
     }
@@ -479,7 +474,7 @@ impl Renewer {
     async fn attempt(self: Rc<Self>) -> Attempt {
         // Another tab may have renewed while this one waited for the lock: adopting its renewal
         // costs a read of the session and no token request.
-        if let Ok(info) = get_session().await {
+        if let Ok(info) = in_time(get_session()).await {
             if !info.authenticated || info.subject.as_deref() != Some(self.subject.as_str()) {
                 let signed_out = RefreshOutcome::ReauthRequired { reason: ReauthReason::SignedOut };
                 return Attempt::Outcome(signed_out, RenewalPath::RefreshToken);
@@ -492,7 +487,7 @@ impl Renewer {
         }
         let strategy = self.policy.strategy;
         if schedule::first_path(strategy, self.state.borrow().has_refresh_token) == RenewalPath::RefreshToken {
-            match refresh().await {
+            match in_time(refresh()).await {
                 Ok(RefreshOutcome::ReauthRequired { reason }) if schedule::iframe_after_refresh(strategy, reason) => {
                     self.context.log(
                         AuthEventKind::SilentRenewError,
@@ -517,7 +512,7 @@ impl Renewer {
         }
         let timeout = Duration::from_secs(self.policy.silent_renew_timeout_secs);
         match self.silent.run(timeout).await {
-            IframeOutcome::Renewed => match get_session().await {
+            IframeOutcome::Renewed => match in_time(get_session()).await {
                 Ok(SessionInfo {
                     authenticated: true,
                     access_token_expires_at: Some(expires_at),
@@ -691,19 +686,21 @@ impl Renewer {
 /// not send it), or the server answered with an error (a 503 while its session store is down).
 fn unreachable(error: &ServerFnError) -> String {
     let text = error.to_string();
-    if text.contains("Failed to fetch") || text.contains("NetworkError") {
+    if text.contains(NO_ANSWER) {
+        NO_ANSWER.into()
+    } else if text.contains("Failed to fetch") || text.contains("NetworkError") {
         "the server cannot be reached (offline?)".into()
     } else {
         "the server is unavailable".into()
     }
 }
 
-/// `future`'s output, or `None` if it takes longer than `limit` (it is dropped then).
-async fn within<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
-    let (future, timer) = (std::pin::pin!(future), std::pin::pin!(sleep(limit)));
-    match futures::future::select(future, timer).await {
-        futures::future::Either::Left((output, _)) => Some(output),
-        futures::future::Either::Right(_) => None,
+/// A server function's answer, or [`NO_ANSWER`] after [`ANSWER_TIMEOUT`] (the request is dropped).
+async fn in_time<T>(call: impl std::future::Future<Output = Result<T, ServerFnError>>) -> Result<T, ServerFnError> {
+    let (call, timer) = (std::pin::pin!(call), std::pin::pin!(sleep(ANSWER_TIMEOUT)));
+    match futures::future::select(call, timer).await {
+        futures::future::Either::Left((answer, _)) => answer,
+        futures::future::Either::Right(_) => Err(ServerFnError::new(NO_ANSWER)),
     }
 }
 

@@ -90,9 +90,10 @@ impl SessionStore for SessionRecords {
         self.kv.set(&key(&record.id), encode(record)?, expires_at_ms(record)).await.map_err(backend)
     }
 
-    /// A record that does not decode (damaged, or of an older tower-sessions) is no session: it
-    /// is deleted, and the browser starts a new one. As an error it would answer every request
-    /// of that browser with a 503 until the record expired, sign-in included.
+    /// A record that does not decode (damaged, or of another tower-sessions) is no session: the
+    /// browser starts a new one, under a new id. As an error it would answer every request of
+    /// that browser with a 503 until the record expired, sign-in included. The record is left to
+    /// expire: an instance of another version may still read it.
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let Some(bytes) = self.kv.get(&key(id)).await.map_err(backend)? else {
             return Ok(None);
@@ -101,8 +102,7 @@ impl SessionStore for SessionRecords {
             Ok(record) => Ok(Some(record)),
             Err(error) => {
                 let error = super::decode_error(&error);
-                tracing::warn!(%error, "a browser session record does not decode; it is deleted, and the browser starts anew");
-                self.kv.delete(&key(id)).await.map_err(backend)?;
+                tracing::warn!(%error, "a browser session record does not decode; the browser starts anew");
                 Ok(None)
             }
         }

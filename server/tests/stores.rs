@@ -656,17 +656,25 @@ async fn an_answer_kept_in_memory_is_written_once_the_store_is_back_before_anoth
     assert_eq!(outcome(&renewal), "transient", "{renewal}");
     redis.restart().await;
     proxy.set(ProxyMode::Forward);
-    let token_set =
-        || async { redis.dump().await.into_iter().find(|(key, _)| key.contains(":tokens:")).map(|(_, value)| value) };
-    let before = token_set().await;
+    let before = value_of(&redis, ":tokens:").await;
 
     // Nothing renews on the first instance: it writes what it kept by itself.
+    kept_answer_written(&redis, before, Duration::from_secs(10)).await;
+    another_instance_renews_from_it(&app, &other).await;
+}
+
+/// Waits, at most `limit`, until the token set in Redis is no longer `before`.
+async fn kept_answer_written(redis: &RedisServer, before: Option<Vec<u8>>, limit: Duration) {
     let written = async {
-        while token_set().await == before {
+        while value_of(redis, ":tokens:").await == before {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), written).await.expect("the kept answer is written");
+    tokio::time::timeout(limit, written).await.expect("the kept answer is written");
+}
+
+/// Another instance renews from the written answer: no refresh token was presented twice.
+async fn another_instance_renews_from_it(app: &TestApp, other: &support::Instance) {
     assert_eq!(outcome(&app.refresh_at(&other.url, &app.browser).await), "renewed");
     let metrics = app.metrics().await;
     assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
@@ -715,18 +723,10 @@ async fn a_kept_answer_is_written_through_a_store_that_fails_again_after_its_loc
 
     let before = value_of(&redis, ":tokens:").await;
     scripts(&redis, "+@all").await;
-    let written = async {
-        while value_of(&redis, ":tokens:").await == before {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
     // Within one round of the task that holds the renewal's lock: the earlier task, had it kept
     // the answer, could only take the lock once the renewal's lapsed, some 10 s from now.
-    tokio::time::timeout(Duration::from_secs(5), written).await.expect("the kept answer is written");
-    assert_eq!(outcome(&app.refresh_at(&other.url, &app.browser).await), "renewed");
-    let metrics = app.metrics().await;
-    assert_eq!(metrics["refresh_tokens_reused"], 0, "{metrics}");
-    assert_eq!(metrics["families_revoked"], 0, "{metrics}");
+    kept_answer_written(&redis, before, Duration::from_secs(5)).await;
+    another_instance_renews_from_it(&app, &other).await;
 }
 
 /// A renewal can outlast its lock's 15 s: a provider slow to answer, then an ID token signed with

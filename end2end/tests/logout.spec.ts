@@ -75,6 +75,8 @@ test.describe('logout everywhere', () => {
     const rechecks = logEntries(page, 'userSessionChanged', /re-checking with prompt=none/);
     const failed = logEntries(page, 'userSessionChanged', /re-check failed for now; check_session asks again in 10 s/);
     await expect(failed).toHaveCount(1, { timeout: 25_000 });
+    const panel = page.getByTestId('session-panel');
+    await expect(panel).toHaveAttribute('data-check-session', 'paused');
     await page.unroute('**/auth/silent-renew**');
     // check_session, asked every 5 s, would answer `changed` again at once: no re-check during
     // the pause (the only wait of its kind here: what must not happen has no event to wait on).
@@ -82,6 +84,7 @@ test.describe('logout everywhere', () => {
     await expect(rechecks).toHaveCount(1);
     await expect(logEntries(page, 'userSessionChanged', /same user: carrying on/)).toHaveCount(1, { timeout: 15_000 });
     await expect(rechecks).toHaveCount(2);
+    await expect(panel).toHaveAttribute('data-check-session', 'watching');
     await expect(page.getByTestId('session-ended')).toHaveCount(0);
     await expect(logEntries(page, 'userSignedOut')).toHaveCount(0);
   });

@@ -55,6 +55,8 @@ struct State {
     /// Re-checks in a row that failed for now, and until when the iframe is not asked after them.
     failed_rechecks: u32,
     quiet_until_ms: f64,
+    /// In such a pause: the first answer after it makes the watch live again.
+    paused: bool,
     stopped: bool,
 }
 
@@ -84,6 +86,7 @@ impl CheckSessionMonitor {
             rechecking: false,
             failed_rechecks: 0,
             quiet_until_ms: 0.0,
+            paused: false,
             stopped: false,
         }));
         let listener = {
@@ -146,6 +149,7 @@ impl CheckSessionMonitor {
             state.failed_rechecks += 1;
             let pause = recheck_pause_ms(state.failed_rechecks);
             state.quiet_until_ms = js_sys::Date::now() + pause;
+            state.paused = true;
             return Some(Verdict::Note(format!(
                 "the re-check failed for now; check_session asks again in {} s",
                 (pause / 1000.0).round()
@@ -194,8 +198,9 @@ fn answered(state: &Rc<RefCell<State>>, answer: &str) -> Option<Verdict> {
     if state.stopped {
         return None;
     }
+    let resumed = std::mem::take(&mut state.paused);
     match answer {
-        "unchanged" if state.trusted => None,
+        "unchanged" if state.trusted && !resumed => None,
         "unchanged" => {
             state.trusted = true;
             Some(Verdict::Trusted)

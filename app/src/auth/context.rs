@@ -56,6 +56,8 @@ pub enum Watch {
     Watching,
     /// check_session said `changed`; the provider is being asked with `prompt=none`.
     Rechecking,
+    /// check_session's re-check failed for now: the iframe is not asked until a pause is over.
+    Paused,
     /// Gave up (check_session's breaker, an `error`), or the session ended.
     Stopped,
 }
@@ -67,6 +69,7 @@ impl Watch {
             Self::Connecting => "connecting",
             Self::Watching => "watching",
             Self::Rechecking => "re-checking",
+            Self::Paused => "paused",
             Self::Stopped => "stopped",
         }
     }

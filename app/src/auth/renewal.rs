@@ -333,7 +333,7 @@ impl Renewer {
             let monitor = this.monitor.borrow().clone();
             if monitor.is_some() && !this.state.borrow().stopped {
                 // With a new session_state trust starts over: live again at its first `unchanged`.
-                let watch = if same_user.is_some() { Watch::Connecting } else { Watch::Watching };
+                let watch = if same_user.is_some() { Watch::Connecting } else { Watch::Paused };
                 this.context.writers().check_session.set(watch);
             }
             if let Some(verdict) = monitor.and_then(|monitor| monitor.rechecked(same_user)) {

@@ -1,5 +1,5 @@
-//! The auth context's events, oldest first, each with the browser's time: renewals, expiries,
-//! errors and sign-outs as they happen.
+//! The auth context's events, newest first (in sight at the top of its scroll box), each with
+//! the browser's time: renewals, expiries, errors and sign-outs as they happen.
 
 use leptos::prelude::*;
 
@@ -13,9 +13,9 @@ pub fn EventLog() -> impl IntoView {
             <h2 id="event-log-title">"Session events"</h2>
             // Not a live region: every renewal adds lines, and the notices say what matters.
             // Focusable, so that the keyboard can scroll it.
-            <ol data-testid="event-log" tabindex="0">
+            <ol data-testid="event-log" aria-label="Session events, newest first" tabindex="0">
                 <For
-                    each=move || events.get()
+                    each=move || events.get().into_iter().rev()
                     key=|event| event.id
                     children=|event| {
                         view! {

@@ -680,8 +680,7 @@ async fn a_client_that_refuses_the_token_with_400_is_not_asked_again() {
 
 #[tokio::test]
 async fn a_client_that_is_down_is_tried_three_times_and_the_sign_out_does_not_wait() {
-    // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_held, closed) = refusing_port();
     let provider = TestProvider::start(|config| {
         config.register_backchannel_logout_uri("demo-app", &format!("http://{closed}/backchannel-logout"));
     })
@@ -892,7 +891,7 @@ async fn admin_logout_token_reuses_a_jti_on_request_so_that_replay_can_be_tested
 #[tokio::test]
 async fn admin_logout_token_refuses_what_it_cannot_build_or_deliver() {
     let app = BackChannel::start().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (_held, closed) = refusing_port();
     let provider = TestProvider::start(|config| {
         back_channel_of(config, "demo-app", &app);
         config.register_backchannel_logout_uri("demo-spa", &format!("http://{closed}/backchannel-logout"));

@@ -202,6 +202,16 @@ impl Browser {
 }
 
 /// The query of a redirect.
+/// A port of 127.0.0.1 held but not listened on, for as long as the socket lives: a connection
+/// to it is refused, and nothing else can take the port meanwhile (a port bound and released can
+/// be taken by another test's server, which then answers).
+pub fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = socket.local_addr().unwrap();
+    (socket, address)
+}
+
 pub fn query_of(response: &reqwest::Response) -> HashMap<String, String> {
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "a redirect");
     let location = response.headers()[LOCATION].to_str().unwrap();

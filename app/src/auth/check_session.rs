@@ -52,11 +52,10 @@ struct State {
     trusted: bool,
     doubted: u32,
     rechecking: bool,
-    /// Re-checks in a row that failed for now, and until when the iframe is not asked after them.
+    /// Re-checks in a row that failed for now, and until when the iframe is not asked after them
+    /// (0 once it has answered again: the first answer after a pause makes the watch live again).
     failed_rechecks: u32,
     quiet_until_ms: f64,
-    /// In such a pause: the first answer after it makes the watch live again.
-    paused: bool,
     stopped: bool,
 }
 
@@ -86,7 +85,6 @@ impl CheckSessionMonitor {
             rechecking: false,
             failed_rechecks: 0,
             quiet_until_ms: 0.0,
-            paused: false,
             stopped: false,
         }));
         let listener = {
@@ -149,7 +147,6 @@ impl CheckSessionMonitor {
             state.failed_rechecks += 1;
             let pause = recheck_pause_ms(state.failed_rechecks);
             state.quiet_until_ms = js_sys::Date::now() + pause;
-            state.paused = true;
             return Some(Verdict::Note(format!(
                 "the re-check failed for now; check_session asks again in {} s",
                 (pause / 1000.0).round()
@@ -198,7 +195,7 @@ fn answered(state: &Rc<RefCell<State>>, answer: &str) -> Option<Verdict> {
     if state.stopped {
         return None;
     }
-    let resumed = std::mem::take(&mut state.paused);
+    let resumed = std::mem::take(&mut state.quiet_until_ms) > 0.0;
     match answer {
         "unchanged" if state.trusted && !resumed => None,
         "unchanged" => {

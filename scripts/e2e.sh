@@ -31,10 +31,11 @@ IDP="$(dirname "$SERVER")/idp"
 for binary in "$SERVER" "$IDP"; do
   [ -x "$binary" ] || { echo "$binary is missing: run ./scripts/test.sh (or cargo leptos build; cargo build -p idp)" >&2; exit 1; }
 done
-# Waits until something listens on 127.0.0.1:$1, or fails.
+# Waits until something listens on 127.0.0.1:$1, or fails after 120 s, as Playwright's global
+# setup would (oidc-provider took more than 10 s to start from a fresh clone).
 listening() {
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listens on 127.0.0.1:$1 after 10 s (see target/e2e-*.log)" >&2
+  for _ in $(seq 1 2400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on 127.0.0.1:$1 after 120 s (see target/e2e-*.log)" >&2
   return 1
 }
 REDIS_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -74,7 +74,7 @@ test.describe('logout everywhere', () => {
 
     const rechecks = logEntries(page, 'userSessionChanged', /re-checking with prompt=none/);
     const failed = logEntries(page, 'userSessionChanged', /re-check failed for now; check_session asks again in 10 s/);
-    await expect(failed).toHaveCount(1, { timeout: 25_000 });
+    await expect(failed).toHaveCount(1, { timeout: 45_000 });
     const panel = page.getByTestId('session-panel');
     await expect(panel).toHaveAttribute('data-check-session', 'paused');
     await page.unroute('**/auth/silent-renew**');
